@@ -1,0 +1,38 @@
+"""Build the compiled core. All metadata lives in pyproject.toml."""
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+# CBACKPROP_DEBUG=1 builds with bounds checks on, for hunting memory errors.
+DEBUG = os.environ.get("CBACKPROP_DEBUG", "") not in ("", "0")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+# -fno-math-errno lets the compiler treat exp/log as pure (no errno side effect),
+# which it needs to vectorize and hoist them; it does not change any result.
+compile_args = ["-O3", "-fno-math-errno", "-fopenmp"]
+link_args = ["-fopenmp"]
+if os.name == "nt":
+    compile_args, link_args = ["/O2", "/openmp"], []
+
+extensions = [
+    Extension(
+        "cbackprop._kernels",
+        ["src/cbackprop/_kernels.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -1,0 +1,2 @@
+from cbackprop import reference
+from cbackprop.network import Network

@@ -1,0 +1,441 @@
+# cython: language_level=3
+"""The compiled core: forward pass, cost and backpropagation (DESIGN.md section 1).
+
+Python (network.py, _validation.py) checks and converts every input once; the
+functions here trust their arguments. Each works on row blocks of X: forward,
+output error and backward for a block while it is in cache, with one
+workspace per thread allocated before any `nogil` code. A block of one row uses
+BLAS level 2 (the derivation's per-sample loop); larger blocks use level 3.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf
+
+from cbackprop._blas cimport gemm_nt, gemm_tn, gemm_nn, gemv_n, gemv_t, ger
+
+
+cdef enum:
+    SIGMOID = 0
+    TANH = 1
+    RELU = 2
+    IDENTITY = 3
+    SOFTMAX = 4
+
+cdef enum:
+    CROSS_ENTROPY = 0
+    SQUARED_ERROR = 1
+
+ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
+                    "identity": IDENTITY, "softmax": SOFTMAX}
+LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR}
+
+
+cdef struct Net:
+    int n_layers                # L, input layer included
+    const int* sizes            # s_1 .. s_L
+    const Py_ssize_t* offsets   # where Theta(l) starts in the flat parameters
+    const int* acts             # activation of layers 2 .. L (the last is the output's)
+    int loss
+
+
+# ---------------------------------------------------------------- scalar math
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+cdef inline floating _log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+cdef inline floating _log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+cdef inline floating _tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+cdef inline floating _fabs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    # exp(-|z|) never overflows, so neither does sigmoid for any z.
+    cdef floating e = _exp(-_fabs(z))
+    cdef floating s = 1 / (1 + e)
+    return s if z >= 0 else e * s
+
+cdef inline floating _softplus(floating z) noexcept nogil:
+    """log(1 + e^z), finite for every finite z."""
+    return (z if z > 0 else 0) + _log1p(_exp(-_fabs(z)))
+
+
+# ---------------------------------------------------------- elementwise layers
+
+cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int ldt,
+                         int act) noexcept nogil:
+    """Z (mb x s) = g(Z + bias) in place; the bias is column 0 of Theta (row stride ldt)."""
+    cdef int i, j
+    cdef floating* row
+    for i in range(mb):
+        row = Z + <Py_ssize_t>i * s
+        if act == SIGMOID:
+            for j in range(s):
+                row[j] = _sigmoid(row[j] + theta[j * ldt])
+        elif act == TANH:
+            for j in range(s):
+                row[j] = _tanh(row[j] + theta[j * ldt])
+        elif act == RELU:
+            for j in range(s):
+                row[j] = row[j] + theta[j * ldt]
+                if not row[j] > 0:
+                    row[j] = 0
+        else:
+            for j in range(s):
+                row[j] = row[j] + theta[j * ldt]
+
+
+cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
+    """D *= g'(z), with g' computed from the activation a = g(z)."""
+    cdef Py_ssize_t k
+    if act == SIGMOID:
+        for k in range(n):
+            D[k] = D[k] * (A[k] * (1 - A[k]))
+    elif act == TANH:
+        for k in range(n):
+            D[k] = D[k] * (1 - A[k] * A[k])
+    elif act == RELU:
+        for k in range(n):
+            if not A[k] > 0:
+                D[k] = 0
+
+
+cdef double _output_layer(const Net* net, const floating* Z, floating* H, const floating* Y,
+                          const floating* w, int mb, floating* D) noexcept nogil:
+    """h = g_out(z) row by row; with targets Y also the loss (returned, weighted) and
+    delta(L) into D (weighted). Log terms come from z, never from h."""
+    cdef int K = net.sizes[net.n_layers - 1]
+    cdef int act = net.acts[net.n_layers - 2]
+    cdef int i, k
+    cdef const floating* z
+    cdef floating* h
+    cdef const floating* y
+    cdef floating* d
+    cdef floating zmax = 0, r, wi
+    cdef double total = 0, row_loss, norm = 1, lse, ysum, dot
+    for i in range(mb):
+        z = Z + <Py_ssize_t>i * K
+        h = H + <Py_ssize_t>i * K
+        row_loss = 0
+        if act == SOFTMAX:
+            zmax = z[0]
+            for k in range(1, K):
+                if z[k] > zmax:
+                    zmax = z[k]
+            norm = 0
+            for k in range(K):
+                h[k] = _exp(z[k] - zmax)
+                norm += h[k]
+            for k in range(K):
+                h[k] = <floating>(h[k] / norm)
+        elif act == SIGMOID:
+            for k in range(K):
+                h[k] = _sigmoid(z[k])
+        else:
+            for k in range(K):
+                h[k] = z[k]
+        if Y == NULL:
+            continue
+
+        y = Y + <Py_ssize_t>i * K
+        d = D + <Py_ssize_t>i * K
+        wi = w[i] if w != NULL else 1
+        if net.loss == CROSS_ENTROPY and act == SOFTMAX:
+            # J_i = sum_k y_k (logsumexp(z) - z_k); dJ_i/dz = h sum(y) - y, which is
+            # the usual h - y when the targets of a row sum to one.
+            lse = zmax + log(norm)
+            ysum = 0
+            for k in range(K):
+                row_loss += y[k] * (lse - z[k])
+                ysum += y[k]
+            for k in range(K):
+                d[k] = wi * (h[k] * <floating>ysum - y[k])
+        elif net.loss == CROSS_ENTROPY:
+            # -[y log h + (1-y) log(1-h)] = softplus(z) - y z; dJ_i/dz = h - y.
+            for k in range(K):
+                row_loss += _softplus(z[k]) - y[k] * z[k]
+                d[k] = wi * (h[k] - y[k])
+        elif act == SOFTMAX:
+            # squared error through the softmax Jacobian: dJ_i/dz = h (r - r.h), r = h - y
+            dot = 0
+            for k in range(K):
+                r = h[k] - y[k]
+                row_loss += 0.5 * r * r
+                dot += r * h[k]
+            for k in range(K):
+                d[k] = wi * h[k] * ((h[k] - y[k]) - <floating>dot)
+        elif act == SIGMOID:
+            for k in range(K):
+                r = h[k] - y[k]
+                row_loss += 0.5 * r * r
+                d[k] = wi * r * (h[k] * (1 - h[k]))
+        else:
+            for k in range(K):
+                r = h[k] - y[k]
+                row_loss += 0.5 * r * r
+                d[k] = wi * r
+        total += wi * row_loss
+    return total
+
+
+# ------------------------------------------------------------------ one block
+
+cdef Py_ssize_t _workspace_size(const Net* net, int mb_max) noexcept nogil:
+    """Activations of layers 2..L, z(L), and two delta buffers, for mb_max rows."""
+    cdef Py_ssize_t total = 0, widest = 0
+    cdef int l
+    for l in range(1, net.n_layers):
+        total += net.sizes[l]
+        if net.sizes[l] > widest:
+            widest = net.sizes[l]
+    return mb_max * (total + net.sizes[net.n_layers - 1] + 2 * widest)
+
+
+cdef double _block(const Net* net, const floating* X, const floating* Y, const floating* w,
+                   int mb, const floating* params, floating* H_out,
+                   floating* target, floating alpha, floating decay,
+                   floating* ws, int mb_max) noexcept nogil:
+    """Forward, output error and backward for the mb rows starting at X.
+
+    H_out: where to write the outputs h (NULL: into the workspace).
+    Y: targets (NULL: forward only; returns 0).
+    target: where the backward pass accumulates alpha * delta(l+1) [1 a(l)]^T
+            (the gradient sum with alpha = 1, or the parameters themselves with
+            alpha = -learning_rate for online updates; NULL: no backward pass).
+            Before accumulating into a layer, its weights are scaled by decay
+            (1 leaves them; online regularization uses 1 - rate * lambda / m).
+    Returns the weighted loss summed over the block.
+    """
+    cdef int L = net.n_layers
+    cdef int l, j, i, s_in, s_out, ldt
+    cdef Py_ssize_t widest = 0
+    cdef const floating* a_in = X
+    cdef const floating* theta
+    cdef floating* a_out
+    cdef floating* slot
+    cdef floating* Z
+    cdef floating* H
+    cdef floating* D
+    cdef floating* Dn
+    cdef floating* tmp
+    cdef floating* tgt
+    cdef floating* row
+    cdef floating bsum
+    cdef double loss
+
+    # workspace: a(2) .. a(L) | z(L) | D | Dn   (a(1) is X itself)
+    for l in range(1, L):
+        if net.sizes[l] > widest:
+            widest = net.sizes[l]
+    Z = ws
+    for l in range(1, L):
+        Z += <Py_ssize_t>mb_max * net.sizes[l]
+    D = Z + <Py_ssize_t>mb_max * net.sizes[L - 1]
+    Dn = D + mb_max * widest
+
+    # forward: z(l+1) = [1 a(l)] Theta(l)^T, a(l+1) = g(z(l+1))
+    slot = ws
+    for l in range(L - 1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = s_in + 1
+        theta = params + net.offsets[l]
+        a_out = Z if l == L - 2 else slot
+        if mb == 1:
+            gemv_n(s_out, s_in, 1, theta + 1, ldt, a_in, 0, a_out)       # z = W a
+        else:
+            gemm_nt(mb, s_out, s_in, 1, a_in, s_in, theta + 1, ldt, 0, a_out, s_out)  # Z = A W^T
+        _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY)
+        if l < L - 2:
+            a_in = a_out
+            slot += <Py_ssize_t>mb_max * s_out
+
+    H = H_out if H_out != NULL else slot      # slot is now a(L)'s
+    loss = _output_layer(net, Z, H, Y, w, mb, D)
+    if target == NULL or Y == NULL:
+        return loss
+
+    # backward, from the output layer down; a_in is a(l) at step l.
+    for l in range(L - 2, -1, -1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = s_in + 1
+        theta = params + net.offsets[l]
+        tgt = target + net.offsets[l]
+        if l > 0:
+            # delta(l) = delta(l+1) W * g'(a(l)), from W before any update to it
+            if mb == 1:
+                gemv_t(s_out, s_in, 1, theta + 1, ldt, D, 0, Dn)         # d = W^T d
+            else:
+                gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
+            _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
+        if decay != 1:
+            for j in range(s_out):
+                row = tgt + <Py_ssize_t>j * ldt
+                for i in range(1, ldt):
+                    row[i] *= decay
+        # bias column: sum of delta over the block's rows
+        for j in range(s_out):
+            bsum = 0
+            for i in range(mb):
+                bsum += D[<Py_ssize_t>i * s_out + j]
+            tgt[<Py_ssize_t>j * ldt] += alpha * bsum
+        if mb == 1:
+            ger(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)               # G += d a^T
+        else:
+            gemm_tn(s_out, s_in, mb, alpha, D, s_out, a_in, s_in, 1, tgt + 1, ldt)  # G += D^T A
+        if l > 1:
+            a_in = a_in - <Py_ssize_t>mb_max * net.sizes[l - 1]
+        else:
+            a_in = X
+        tmp = D
+        D = Dn
+        Dn = tmp
+    return loss
+
+
+# ------------------------------------------------------------- entry points
+
+cdef Net _net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
+              int loss) noexcept:
+    cdef Net net
+    net.n_layers = sizes.shape[0]
+    net.sizes = &sizes[0]
+    net.offsets = &offsets[0]
+    net.acts = &acts[0]
+    net.loss = loss
+    return net
+
+
+cdef double _regularize(const Net* net, const floating* params, floating* grad,
+                        double loss_norm, double reg) noexcept nogil:
+    """grad = grad / loss_norm + reg * W (bias column excluded); returns reg/2 * sum W^2."""
+    cdef int l, j, i, ldt
+    cdef Py_ssize_t base
+    cdef double sumsq = 0
+    cdef floating inv = <floating>(1.0 / loss_norm)
+    cdef floating r = <floating>reg
+    for l in range(net.n_layers - 1):
+        ldt = net.sizes[l] + 1
+        for j in range(net.sizes[l + 1]):
+            base = net.offsets[l] + <Py_ssize_t>j * ldt
+            if grad != NULL:
+                grad[base] = grad[base] * inv
+            for i in range(1, ldt):
+                sumsq += <double>params[base + i] * params[base + i]
+                if grad != NULL:
+                    grad[base + i] = grad[base + i] * inv + r * params[base + i]
+    return 0.5 * reg * sumsq
+
+
+def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::1] out,
+            const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
+            int block_rows=256, int n_threads=1):
+    """out (m x s_L) = h(X)."""
+    cdef Net net = _net(sizes, offsets, acts, CROSS_ENTROPY)
+    cdef int m = X.shape[0], n = X.shape[1], K = out.shape[1]
+    cdef int mb_max = min(block_rows, m)
+    cdef int n_blocks = (m + mb_max - 1) // mb_max
+    cdef int nt = max(1, min(n_threads, n_blocks))
+    cdef int b, r0, mb, tid
+    cdef floating[:, ::1] ws = np.zeros((nt, _workspace_size(&net, mb_max)),
+                                        dtype=np.asarray(out).dtype)
+    if nt == 1:
+        with nogil:
+            for b in range(n_blocks):
+                r0 = b * mb_max
+                mb = min(mb_max, m - r0)
+                _block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
+                       &out[r0, 0], <floating*>NULL, 1, 1, &ws[0, 0], mb_max)
+    else:
+        with nogil, parallel(num_threads=nt):
+            for b in prange(n_blocks, schedule="static"):
+                tid = threadid()
+                r0 = b * mb_max
+                mb = min(mb_max, m - r0)
+                _block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
+                       &out[r0, 0], <floating*>NULL, 1, 1, &ws[tid, 0], mb_max)
+    return np.asarray(out)
+
+
+def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
+              const floating[::1] params, floating[::1] grad,
+              const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
+              int loss, double loss_norm, double reg, int block_rows=256, int n_threads=1):
+    """J = sum_i w_i loss_i / loss_norm + reg/2 sum W^2, and, when grad is not empty,
+    grad = sum_i w_i dloss_i / loss_norm + reg W (bias column unregularized).
+
+    w empty: all weights one. block_rows=1 gives the per-sample (BLAS level 2) kernel.
+    """
+    cdef Net net = _net(sizes, offsets, acts, loss)
+    cdef int m = X.shape[0]
+    cdef Py_ssize_t P = params.shape[0]
+    cdef int mb_max = min(block_rows, m)
+    cdef int n_blocks = (m + mb_max - 1) // mb_max
+    cdef int nt = max(1, min(n_threads, n_blocks))
+    cdef bint want_grad = grad.shape[0] > 0
+    cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
+    cdef int b, r0, mb, tid, t
+    cdef Py_ssize_t k
+    cdef double total = 0
+    dtype = np.asarray(params).dtype
+    cdef floating[:, ::1] ws = np.zeros((nt, _workspace_size(&net, mb_max)), dtype=dtype)
+    cdef floating[:, ::1] tgrad = np.zeros((nt, P if want_grad else 1), dtype=dtype)
+    cdef double[::1] losses = np.zeros(nt)
+
+    with nogil:
+        if nt == 1:
+            for b in range(n_blocks):
+                r0 = b * mb_max
+                mb = min(mb_max, m - r0)
+                losses[0] += _block(&net, &X[r0, 0], &Y[r0, 0], wp + r0 if wp != NULL else NULL,
+                                    mb, &params[0], <floating*>NULL,
+                                    &tgrad[0, 0] if want_grad else NULL, 1, 1,
+                                    &ws[0, 0], mb_max)
+        else:
+            with parallel(num_threads=nt):
+                for b in prange(n_blocks, schedule="static"):
+                    tid = threadid()
+                    r0 = b * mb_max
+                    mb = min(mb_max, m - r0)
+                    losses[tid] += _block(&net, &X[r0, 0], &Y[r0, 0],
+                                          wp + r0 if wp != NULL else NULL,
+                                          mb, &params[0], <floating*>NULL,
+                                          &tgrad[tid, 0] if want_grad else NULL, 1, 1,
+                                          &ws[tid, 0], mb_max)
+        # fixed reduction order: the same threads give the same bits
+        for t in range(nt):
+            total += losses[t]
+        if want_grad:
+            for k in range(P):
+                grad[k] = tgrad[0, k]
+            for t in range(1, nt):
+                for k in range(P):
+                    grad[k] += tgrad[t, k]
+        total = total / loss_norm + _regularize(&net, &params[0],
+                                                &grad[0] if want_grad else NULL,
+                                                loss_norm, reg)
+    return total

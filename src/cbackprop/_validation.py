@@ -1,0 +1,139 @@
+"""Input checks and conversion, done once in Python before any compiled code runs.
+
+Every function raises a ValueError or TypeError that names the offending
+argument; the kernels trust what comes out of here.
+"""
+import numbers
+
+import numpy as np
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "softmax", "identity")
+LOSSES = ("cross_entropy", "squared_error")
+DTYPES = ("float32", "float64")
+INITS = ("ng", "he", "debug")
+
+# BLAS takes C ints: a layer width or a block's element count must stay below 2**31.
+MAX_WIDTH = 2**31 - 1 - 1024
+
+
+def check_option(name, value, allowed):
+    """Return value if it is one of the allowed names, else a ValueError listing them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def check_dtype(dtype):
+    """'float32'/'float64' (or the numpy types) -> np.dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64'; got {dtype!r}") from None
+    if dt.name not in DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return dt
+
+
+def check_layer_sizes(layer_sizes):
+    """A list of at least two positive ints: input, hidden..., output."""
+    if isinstance(layer_sizes, (str, bytes)) or not hasattr(layer_sizes, "__len__"):
+        raise TypeError(f"layer_sizes must be a sequence of ints; got {layer_sizes!r}")
+    sizes = list(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes needs at least an input and an output size; got {sizes!r}")
+    for s in sizes:
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"layer_sizes must hold ints; got {s!r} in {sizes!r}")
+        if s < 1:
+            raise ValueError(f"layer_sizes must all be >= 1; got {sizes!r}")
+        if s > MAX_WIDTH:
+            raise ValueError(f"layer_sizes: a layer of {s} units is too wide for BLAS (int sizes)")
+    return [int(s) for s in sizes]
+
+
+def check_activations(activation, n_hidden):
+    """One hidden activation name per hidden layer, from a name or a list of names."""
+    if isinstance(activation, str):
+        check_option("activation", activation, HIDDEN_ACTIVATIONS)
+        return [activation] * n_hidden
+    if not isinstance(activation, (list, tuple)):
+        raise TypeError(f"activation must be a name or a list of names; got {activation!r}")
+    if len(activation) != n_hidden:
+        raise ValueError(f"activation lists one name per hidden layer ({n_hidden}); "
+                         f"got {len(activation)}: {list(activation)!r}")
+    for a in activation:
+        check_option("activation", a, HIDDEN_ACTIVATIONS)
+    return list(activation)
+
+
+def check_output_and_loss(output, loss, n_outputs):
+    check_option("output", output, OUTPUTS)
+    check_option("loss", loss, LOSSES)
+    if loss == "cross_entropy" and output == "identity":
+        raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax'; "
+                         "use loss='squared_error' with output='identity'")
+    if output == "softmax" and n_outputs < 2:
+        raise ValueError("output='softmax' needs at least 2 output units (its single output "
+                         "would always be 1); use output='sigmoid' for one unit")
+
+
+def check_lam(lam):
+    if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, numbers.Real):
+        raise TypeError(f"lam must be a real number; got {lam!r}")
+    lam = float(lam)
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam must be finite and >= 0; got {lam!r}")
+    return lam
+
+
+def as_matrix(name, A, dtype, n_cols=None, what="columns"):
+    """A 2-D, finite, non-empty, C-contiguous array of dtype; copies only when needed."""
+    if A is None:
+        raise TypeError(f"{name} must be a 2-D array; got None")
+    arr = np.asarray(A)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers (bool, int or float); got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        hint = f" (for one sample use {name}.reshape(1, -1))" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (samples x {what}); got {arr.ndim}-D with "
+                         f"shape {arr.shape}{hint}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if n_cols is not None and arr.shape[1] != n_cols:
+        raise ValueError(f"{name} has {arr.shape[1]} {what}, the network expects {n_cols}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        bad = "NaN" if np.isnan(out).any() else "inf"
+        if arr.dtype.kind == "f" and np.isfinite(arr).all():
+            raise ValueError(f"{name} overflows {np.dtype(dtype).name} (values too large)")
+        raise ValueError(f"{name} contains {bad}; remove or impute those values first")
+    return out
+
+
+def check_targets(Y, m, n_outputs, loss, dtype):
+    Y = as_matrix("Y", Y, dtype, n_outputs, what="outputs")
+    if Y.shape[0] != m:
+        raise ValueError(f"Y has {Y.shape[0]} rows but X has {m}")
+    if loss == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError("Y must lie in [0, 1] for loss='cross_entropy' (one-hot, multi-label "
+                         f"0/1 or probabilities); got values in [{Y.min()}, {Y.max()}]")
+    return Y
+
+
+def check_sample_weight(sample_weight, m, dtype):
+    """None -> an empty array (the kernels' 'all ones'); else a finite, >= 0 vector of m."""
+    if sample_weight is None:
+        return np.empty(0, dtype=dtype)
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold numbers; got dtype {w.dtype}")
+    if w.ndim != 1 or w.shape[0] != m:
+        raise ValueError(f"sample_weight must be 1-D with one weight per sample ({m}); "
+                         f"got shape {w.shape}")
+    w = np.ascontiguousarray(w, dtype=dtype)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and >= 0")
+    if w.sum() <= 0:
+        raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
+    return w

@@ -1,0 +1,188 @@
+"""Network: the parameters of a fully connected network and the calls into the compiled core."""
+import numpy as np
+
+from cbackprop import _kernels, _validation as v
+from cbackprop._threads import default_threads, blas_single_threaded
+from cbackprop.reference import debug_initialize_weights
+
+METHODS = ("batched", "per_sample")
+BLOCK_ROWS = 256   # rows a block; DESIGN.md section 3 found 64-1024 all alike
+
+
+class Network:
+    """A fully connected network in the course's notation.
+
+    ``thetas[l]`` is Theta(l+1) of shape ``(s_{l+2}, s_{l+1} + 1)`` with the bias in column 0.
+    All Thetas are views into the one flat vector ``params``; gradients come in the same layout.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, input first, output last, e.g. ``[400, 25, 10]``.
+    activation : {'sigmoid', 'tanh', 'relu'} or list of them, one per hidden layer
+    output : {'sigmoid', 'softmax', 'identity'}
+    loss : {'cross_entropy', 'squared_error'}
+    dtype : {'float32', 'float64'}
+    init : {'ng', 'he', 'debug'}
+        'ng': uniform in +-sqrt(6)/sqrt(s_l + s_{l+1}) (the course's choice);
+        'he': normal with std sqrt(2 / s_l), biases 0 (for relu);
+        'debug': the course's deterministic debugInitializeWeights (sin(1..k)/10).
+    random_state : None, int, numpy Generator or RandomState
+    """
+
+    def __init__(self, layer_sizes, activation="sigmoid", output="sigmoid",
+                 loss="cross_entropy", dtype="float64", init="ng", random_state=None):
+        sizes = v.check_layer_sizes(layer_sizes)
+        self._configure(sizes, activation, output, loss, dtype)
+        v.check_option("init", init, v.INITS)
+        rng = _rng(random_state)
+        for l, theta in enumerate(self.thetas):
+            s_in, s_out = sizes[l], sizes[l + 1]
+            if init == "ng":
+                eps = np.sqrt(6.0) / np.sqrt(s_in + s_out)
+                theta[...] = rng.uniform(-eps, eps, size=theta.shape)
+            elif init == "he":
+                theta[:, 0] = 0
+                theta[:, 1:] = rng.normal(0.0, np.sqrt(2.0 / s_in), size=(s_out, s_in))
+            else:
+                theta[...] = debug_initialize_weights(s_out, s_in)
+
+    @classmethod
+    def from_thetas(cls, thetas, activation="sigmoid", output="sigmoid",
+                    loss="cross_entropy", dtype=None):
+        """A network holding copies of the given Theta matrices (bias in column 0).
+
+        dtype None keeps float32 if every Theta is float32, else float64.
+        """
+        if isinstance(thetas, np.ndarray) or not isinstance(thetas, (list, tuple)) or not thetas:
+            raise TypeError("thetas must be a non-empty list of 2-D arrays, Theta(1) first")
+        mats = []
+        for l, t in enumerate(thetas):
+            arr = np.asarray(t)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"thetas[{l}] must hold numbers; got dtype {arr.dtype}")
+            if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 2:
+                raise ValueError(f"thetas[{l}] must be 2-D of shape (s_out, s_in + 1) with "
+                                 f"s_out, s_in >= 1; got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"thetas[{l}] contains NaN or inf")
+            mats.append(arr)
+        for l in range(1, len(mats)):
+            if mats[l].shape[1] != mats[l - 1].shape[0] + 1:
+                raise ValueError(
+                    f"thetas[{l}] has shape {mats[l].shape} but thetas[{l - 1}] has "
+                    f"{mats[l - 1].shape[0]} outputs, so thetas[{l}] needs "
+                    f"{mats[l - 1].shape[0] + 1} columns (bias + one per input)")
+        if dtype is None:
+            dtype = "float32" if all(m.dtype == np.float32 for m in mats) else "float64"
+        sizes = [mats[0].shape[1] - 1] + [m.shape[0] for m in mats]
+        net = cls.__new__(cls)
+        net._configure(v.check_layer_sizes(sizes), activation, output, loss, dtype)
+        for theta, m in zip(net.thetas, mats):
+            theta[...] = m
+        return net
+
+    def _configure(self, sizes, activation, output, loss, dtype):
+        self.activation = v.check_activations(activation, len(sizes) - 2)
+        v.check_output_and_loss(output, loss, sizes[-1])
+        self.output, self.loss = output, loss
+        self.dtype = v.check_dtype(dtype)
+        self.layer_sizes = sizes
+        self.n_threads = default_threads()
+        shapes = [(sizes[l + 1], sizes[l] + 1) for l in range(len(sizes) - 1)]
+        offsets = np.cumsum([0] + [r * c for r, c in shapes])
+        self._params = np.zeros(int(offsets[-1]), dtype=self.dtype)
+        self._thetas = [self._params[offsets[l]:offsets[l + 1]].reshape(shape)
+                        for l, shape in enumerate(shapes)]
+        # what the kernels need to know of the architecture
+        self._sizes = np.asarray(sizes, dtype=np.intc)
+        self._offsets = np.asarray(offsets[:-1], dtype=np.intp)
+        codes = [_kernels.ACTIVATION_CODES[a] for a in self.activation + [output]]
+        self._acts = np.asarray(codes, dtype=np.intc)
+        self._loss_code = _kernels.LOSS_CODES[loss]
+
+    # ---------------------------------------------------------- parameters
+
+    @property
+    def params(self):
+        """The flat parameter vector; every Theta is a view into it."""
+        return self._params
+
+    @params.setter
+    def params(self, values):
+        values = np.asarray(values)
+        if values.shape != self._params.shape:
+            raise ValueError(f"params must have shape {self._params.shape}; got {values.shape}")
+        if values.dtype.kind not in "biuf" or not np.isfinite(values).all():
+            raise ValueError("params must be finite numbers")
+        self._params[...] = values
+
+    @property
+    def thetas(self):
+        """Theta(1), Theta(2), ...: views into params, shape (s_{l+1}, s_l + 1)."""
+        return list(self._thetas)
+
+    def split(self, flat):
+        """View a flat vector with the layout of params (a gradient, say) as Theta-shaped arrays."""
+        return [flat[o:o + t.size].reshape(t.shape) for o, t in zip(self._offsets, self._thetas)]
+
+    def copy(self):
+        return Network.from_thetas(self._thetas, self.activation, self.output, self.loss,
+                                   self.dtype)
+
+    def __repr__(self):
+        acts = self.activation[0] if len(set(self.activation)) == 1 else self.activation
+        return (f"Network({self.layer_sizes}, activation={acts!r}, output={self.output!r}, "
+                f"loss={self.loss!r}, dtype={self.dtype.name!r})")
+
+    # -------------------------------------------------------------- compute
+
+    def _check_X(self, X):
+        return v.as_matrix("X", X, self.dtype, self.layer_sizes[0], what="features")
+
+    def forward(self, X):
+        """The outputs h = a(L), shape (m, s_L)."""
+        X = self._check_X(X)
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
+        with blas_single_threaded(self.n_threads > 1):
+            return _kernels.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
+                                    BLOCK_ROWS, self.n_threads)
+
+    def _cost(self, X, Y, lam, sample_weight, method, want_grad, n_train=None):
+        X = self._check_X(X)
+        Y = v.check_targets(Y, X.shape[0], self.layer_sizes[-1], self.loss, self.dtype)
+        lam = v.check_lam(lam)
+        w = v.check_sample_weight(sample_weight, X.shape[0], self.dtype)
+        v.check_option("method", method, METHODS)
+        norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
+        grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
+        per_sample = method == "per_sample"
+        threads = 1 if per_sample else self.n_threads
+        with blas_single_threaded(threads > 1):
+            J = _kernels.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
+                                   self._acts, self._loss_code, norm, lam / norm,
+                                   1 if per_sample else BLOCK_ROWS, threads)
+        return J, grad
+
+    def cost(self, X, Y, lam=0.0, sample_weight=None):
+        """The cost J of DESIGN.md section 1 (regularized by lam, bias excluded)."""
+        return self._cost(X, Y, lam, sample_weight, "batched", want_grad=False)[0]
+
+    def cost_and_gradient(self, X, Y, lam=0.0, sample_weight=None, method="batched"):
+        """(J, [dJ/dTheta(l) for each l]).
+
+        method 'batched' runs BLAS level 3 over row blocks (split across threads);
+        'per_sample' runs the derivation's loop, one sample at a time (BLAS level 2).
+        The gradients are views into one flat vector laid out like params.
+        """
+        J, grad = self._cost(X, Y, lam, sample_weight, method, want_grad=True)
+        return J, self.split(grad)
+
+
+def _rng(random_state):
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    if random_state is None or (isinstance(random_state, (int, np.integer))
+                                and not isinstance(random_state, (bool, np.bool_))):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

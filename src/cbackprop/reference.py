@@ -1,0 +1,488 @@
+"""Pure NumPy reference implementation of backpropagation.
+
+This module is the contract every compiled path is tested against. It follows the notation of
+Andrew Ng's Machine Learning course (week 5) and section 1 of the design notes:
+
+- layers l = 1..L with s_l units; a(1) = x, one sample per row of X (m x n);
+- Theta(l) has shape (s_{l+1}, s_l + 1) and column 0 is the bias;
+- z(l+1) = Theta(l) [1; a(l)],  a(l+1) = g(z(l+1)),  h = a(L);
+- delta(L) = dJ_i/dz(L)  (h - y for the course's cost),
+  delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l)),
+  dJ/dTheta(l) = (1/m) sum_i delta(l+1) [1; a(l)]^T + (lam/m) Theta(l),
+  the bias column never regularized.
+
+Sample weights w multiply each sample's term, and every 1/m becomes 1/sum(w).
+
+Three implementations compute the same (J, gradients):
+
+- ``cost_and_gradient``: vectorized, one sample per row, whole batch at once;
+- ``cost_and_gradient_loop``: the literal per-sample loop of the derivation, NumPy per sample;
+- ``pure_python``: the same loop with Python lists and the ``math`` module only.
+
+Only NumPy and the standard library are used.
+"""
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "OUTPUTS",
+    "LOSSES",
+    "sigmoid",
+    "sigmoid_gradient",
+    "debug_initialize_weights",
+    "forward",
+    "forward_all",
+    "cost",
+    "cost_and_gradient",
+    "cost_and_gradient_loop",
+    "pure_python",
+]
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")  # hidden layers
+OUTPUTS = ("sigmoid", "softmax", "identity")  # output layer
+LOSSES = ("cross_entropy", "squared_error")
+
+
+# ----------------------------------------------------------------------------------------------
+# Activations and their derivatives
+# ----------------------------------------------------------------------------------------------
+
+
+def sigmoid(z):
+    """g(z) = 1 / (1 + exp(-z)), computed without overflow for any z.
+
+    exp(-|z|) lies in (0, 1], so it never overflows:
+    for z >= 0, g(z) = 1 / (1 + exp(-z));  for z < 0, g(z) = exp(z) / (1 + exp(z)).
+    """
+    z = np.asarray(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))[()]
+
+
+def sigmoid_gradient(z):
+    """g'(z) = g(z) (1 - g(z)), the derivative of the sigmoid."""
+    g = sigmoid(z)
+    return g * (1 - g)
+
+
+def debug_initialize_weights(fan_out, fan_in):
+    """The course's debugInitializeWeights: a fixed (fan_out, 1 + fan_in) matrix for checks.
+
+    Octave's reshape(sin(1:numel(W)), size(W)) / 10 fills it column by column (Fortran order).
+    """
+    shape = (fan_out, 1 + fan_in)
+    return np.sin(np.arange(1, shape[0] * shape[1] + 1)).reshape(shape, order="F") / 10
+
+
+def _softplus(z):
+    """softplus(z) = log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), without overflow."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _logsumexp(z):
+    """log sum_k exp(z_k) over the last axis, shifted by the maximum so that exp never overflows."""
+    zmax = np.max(z, axis=-1, keepdims=True)
+    return zmax + np.log(np.sum(np.exp(z - zmax), axis=-1, keepdims=True))
+
+
+def _softmax(z):
+    """h_k = exp(z_k) / sum_j exp(z_j) over the last axis, shifted by the maximum."""
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+# g(z) for every layer type
+_G = {
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "relu": lambda z: np.maximum(z, 0),
+    "softmax": _softmax,
+    "identity": lambda z: z,
+}
+
+# g'(z) of the hidden activations, written in terms of a = g(z)
+_G_PRIME = {
+    "sigmoid": lambda a: a * (1 - a),
+    "tanh": lambda a: 1 - a * a,
+    "relu": lambda a: (a > 0).astype(a.dtype),  # [z > 0]: a = max(z, 0) > 0 exactly when z > 0
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss per sample and output error delta(L)
+# ----------------------------------------------------------------------------------------------
+
+
+def _sample_loss(z, h, y, output, loss):
+    """Loss of each sample (summed over the output units k), from z = z(L) and h = a(L).
+
+    Works on a single sample (1-D) or on one sample per row (2-D): sums run over the last axis.
+    """
+    if loss == "squared_error":
+        return 0.5 * np.sum((h - y) ** 2, axis=-1)  # (1/2) ||h - y||^2
+    if output == "sigmoid":
+        # -[y log h + (1 - y) log(1 - h)], with log h = -softplus(-z) and log(1 - h) = -softplus(z),
+        # is y softplus(-z) + (1 - y) softplus(z) = softplus(z) - y z, as softplus(-z) = softplus(z) - z
+        return np.sum(_softplus(z) - y * z, axis=-1)
+    # softmax: -sum_k y_k log h_k with log h_k = z_k - logsumexp(z)
+    return np.sum(y * (_logsumexp(z) - z), axis=-1)
+
+
+def _output_delta(h, y, output, loss):
+    """delta(L) = dJ_i/dz(L), the error of the output layer, for one sample or one per row."""
+    if loss == "cross_entropy":
+        if output == "sigmoid":
+            return h - y  # d/dz [softplus(z) - y z] = g(z) - y
+        # softmax: d/dz_k sum_j y_j (logsumexp(z) - z_j) = h_k sum_j y_j - y_k.
+        # This is h - y when each row of Y sums to 1 (one-hot or probabilities), and the exact
+        # gradient for any other targets.
+        return h * np.sum(y, axis=-1, keepdims=True) - y
+    r = h - y  # squared error: dJ_i/dh = h - y, then the chain rule through the output g
+    if output == "identity":
+        return r
+    if output == "sigmoid":
+        return r * h * (1 - h)  # g'(z) = h (1 - h)
+    # softmax: the Jacobian dh_j/dz_k = h_j ([j = k] - h_k) is symmetric; applied to r it gives
+    # h_k (r_k - sum_j r_j h_j)
+    return h * (r - np.sum(r * h, axis=-1, keepdims=True))
+
+
+# ----------------------------------------------------------------------------------------------
+# Input checks (the reference checks only what it needs to give a clear error)
+# ----------------------------------------------------------------------------------------------
+
+
+def _layer_names(activation, output, n_layers):
+    """The name of g after each of the n_layers = L - 1 weight matrices: hidden, then output."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    n_hidden = n_layers - 1
+    if isinstance(activation, str):
+        hidden = [activation] * n_hidden
+    else:
+        hidden = list(activation)
+        if len(hidden) != n_hidden:
+            raise ValueError(
+                f"activation needs one name per hidden layer ({n_hidden}), got {len(hidden)}"
+            )
+    for name in hidden:
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+    return hidden + [output]
+
+
+def _check_loss(output, loss):
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "cross_entropy" and output == "identity":
+        raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax', not 'identity'")
+
+
+def _as_arrays(thetas, X):
+    """Convert thetas and X to arrays of one floating dtype (the result type of the inputs)."""
+    thetas = [np.asarray(theta) for theta in thetas]
+    X = np.asarray(X)
+    if not thetas:
+        raise ValueError("thetas must hold at least one matrix")
+    dtype = np.result_type(np.float32, X, *thetas)  # float32 stays float32, ints become float64
+    thetas = [theta.astype(dtype, copy=False) for theta in thetas]
+    X = X.astype(dtype, copy=False)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (m, n), got shape {X.shape}")
+    s = X.shape[1]
+    for l, theta in enumerate(thetas, start=1):
+        if theta.ndim != 2 or theta.shape[1] != s + 1:
+            raise ValueError(f"Theta({l}) must have shape (s_{l + 1}, {s + 1}), got {theta.shape}")
+        s = theta.shape[0]
+    return thetas, X
+
+
+def _as_targets(thetas, X, Y, sample_weight):
+    """Convert Y (m, s_L) and the sample weights (m,) to the dtype of X; default weights are 1."""
+    m = X.shape[0]
+    Y = np.asarray(Y, dtype=X.dtype)
+    if Y.shape != (m, thetas[-1].shape[0]):
+        raise ValueError(f"Y must have shape {(m, thetas[-1].shape[0])}, got {Y.shape}")
+    if sample_weight is None:
+        w = np.ones(m, dtype=X.dtype)
+    else:
+        w = np.asarray(sample_weight, dtype=X.dtype)
+        if w.shape != (m,):
+            raise ValueError(f"sample_weight must have shape ({m},), got {w.shape}")
+    if not np.sum(w) > 0:
+        raise ValueError("the sample weights must have a positive sum")
+    return Y, w
+
+
+# ----------------------------------------------------------------------------------------------
+# Forward propagation
+# ----------------------------------------------------------------------------------------------
+
+
+def forward_all(thetas, X, activation="sigmoid", output="sigmoid"):
+    """Forward propagation keeping every layer.
+
+    Returns (zs, activations): zs[0..L-2] are z(2)..z(L) and activations[0..L-1] are
+    a(1) = X, ..., a(L) = h, all without a bias column, one sample per row.
+    """
+    thetas, X = _as_arrays(thetas, X)
+    names = _layer_names(activation, output, len(thetas))
+    zs, activations = [], [X]
+    for theta, name in zip(thetas, names):
+        a = activations[-1]
+        # z(l+1) = Theta(l) [1; a(l)] for every sample; with samples as rows this is
+        # a(l) Theta(l)[:, 1:]^T plus the bias column, without stacking ones onto a(l)
+        z = a @ theta[:, 1:].T + theta[:, 0]
+        zs.append(z)
+        activations.append(_G[name](z))  # a(l+1) = g(z(l+1))
+    return zs, activations
+
+
+def forward(thetas, X, activation="sigmoid", output="sigmoid"):
+    """The network's output h = a(L), shape (m, s_L)."""
+    return forward_all(thetas, X, activation, output)[1][-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Cost and gradient, vectorized
+# ----------------------------------------------------------------------------------------------
+
+
+def _regularization(thetas, lam, w_sum):
+    """(lam / 2 sum(w)) sum_l sum_{j, i >= 1} Theta(l)_ji^2: the bias column is not regularized."""
+    return lam / (2 * w_sum) * sum(float(np.sum(theta[:, 1:] ** 2)) for theta in thetas)
+
+
+def cost(
+    thetas,
+    X,
+    Y,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+):
+    """The cost J = (1/sum w) sum_i w_i loss_i + (lam / 2 sum w) sum ||Theta[:, 1:]||^2."""
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    zs, a = forward_all(thetas, X, activation, output)
+    w_sum = float(np.sum(w))
+    per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
+    return float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
+
+
+def cost_and_gradient(
+    thetas,
+    X,
+    Y,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+):
+    """J and [dJ/dTheta(1), ..., dJ/dTheta(L-1)], all samples at once (one sample per row)."""
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    names = _layer_names(activation, output, len(thetas))
+    zs, a = forward_all(thetas, X, activation, output)  # a[l] is a(l+1) in the course's numbering
+    w_sum = float(np.sum(w))
+
+    per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
+    J = float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
+
+    # delta(L), one row per sample, each row multiplied by its sample's weight
+    delta = _output_delta(a[-1], Y, output, loss) * w[:, None]
+    grads = [None] * len(thetas)
+    for l in reversed(range(len(thetas))):
+        theta = thetas[l]
+        # Delta(l) = sum_i delta(l+1) [1; a(l)]^T: the bias column sums the deltas
+        grad = np.empty_like(theta)
+        grad[:, 0] = np.sum(delta, axis=0)
+        grad[:, 1:] = delta.T @ a[l]
+        grad /= w_sum
+        grad[:, 1:] += (lam / w_sum) * theta[:, 1:]  # + (lam/m) Theta(l), bias column excluded
+        grads[l] = grad
+        if l > 0:
+            # delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l)), with g' from a(l)
+            delta = (delta @ theta[:, 1:]) * _G_PRIME[names[l - 1]](a[l])
+    return J, grads
+
+
+# ----------------------------------------------------------------------------------------------
+# Cost and gradient, the literal per-sample loop of the derivation
+# ----------------------------------------------------------------------------------------------
+
+
+def cost_and_gradient_loop(
+    thetas,
+    X,
+    Y,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+):
+    """Same result as ``cost_and_gradient``, one sample at a time, as in the course:
+
+    set Delta(l) = 0; for i = 1..m: forward propagate x(i), compute delta(L), ..., delta(2),
+    Delta(l) += delta(l+1) [1; a(l)]^T; then D(l) = (1/m) Delta(l) + (lam/m) Theta(l) (no bias).
+    """
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    names = _layer_names(activation, output, len(thetas))
+    n_layers = len(thetas)
+    w_sum = float(np.sum(w))
+
+    J = 0.0
+    Deltas = [np.zeros_like(theta) for theta in thetas]
+    for i in range(X.shape[0]):
+        # forward propagation of one sample: a[l] holds [1; a(l+1)], the bias unit first
+        a = [np.insert(X[i], 0, 1.0)]  # [1; a(1)] = [1; x(i)]
+        for theta, name in zip(thetas, names):
+            z = theta @ a[-1]  # z(l+1) = Theta(l) [1; a(l)]
+            a.append(np.insert(_G[name](z), 0, 1.0))  # [1; a(l+1)]
+        h = a[-1][1:]  # h = a(L), without the bias unit
+
+        J += float(w[i] * _sample_loss(z, h, Y[i], output, loss))  # w_i loss_i
+
+        # backward: delta(L), then delta(l) for l = L-1 .. 2, accumulating Delta(l)
+        delta = w[i] * _output_delta(h, Y[i], output, loss)
+        for l in reversed(range(n_layers)):
+            Deltas[l] += np.outer(delta, a[l])  # Delta(l) += delta(l+1) [1; a(l)]^T
+            if l > 0:
+                # delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l))
+                delta = (thetas[l][:, 1:].T @ delta) * _G_PRIME[names[l - 1]](a[l][1:])
+
+    J = J / w_sum + _regularization(thetas, lam, w_sum)
+    grads = []
+    for theta, Delta in zip(thetas, Deltas):
+        grad = Delta / w_sum  # D(l) = (1/m) Delta(l)
+        grad[:, 1:] += (lam / w_sum) * theta[:, 1:]  # + (lam/m) Theta(l) for j >= 1
+        grads.append(grad)
+    return J, grads
+
+
+# ----------------------------------------------------------------------------------------------
+# The same loop in plain Python: lists and the math module only
+# ----------------------------------------------------------------------------------------------
+
+
+def _py_sigmoid(z):
+    e = math.exp(-abs(z))  # never overflows
+    return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+
+
+def _py_softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+def _py_g(name, z):
+    """g applied to the list z."""
+    if name == "sigmoid":
+        return [_py_sigmoid(v) for v in z]
+    if name == "tanh":
+        return [math.tanh(v) for v in z]
+    if name == "relu":
+        return [max(v, 0.0) for v in z]
+    if name == "identity":
+        return list(z)
+    zmax = max(z)  # softmax, shifted by the maximum
+    e = [math.exp(v - zmax) for v in z]
+    s = sum(e)
+    return [v / s for v in e]
+
+
+def _py_g_prime(name, a):
+    """g'(z) of a hidden layer, from a = g(z)."""
+    if name == "sigmoid":
+        return [v * (1.0 - v) for v in a]
+    if name == "tanh":
+        return [1.0 - v * v for v in a]
+    return [1.0 if v > 0 else 0.0 for v in a]  # relu
+
+
+def _py_loss_and_delta(z, h, y, output, loss):
+    """(loss, delta(L)) of one sample, as in ``_sample_loss`` and ``_output_delta``."""
+    K = range(len(z))
+    if loss == "squared_error":
+        r = [h[k] - y[k] for k in K]
+        J = 0.5 * sum(v * v for v in r)
+        if output == "identity":
+            return J, r
+        if output == "sigmoid":
+            return J, [r[k] * h[k] * (1.0 - h[k]) for k in K]
+        rh = sum(r[k] * h[k] for k in K)  # softmax Jacobian applied to r
+        return J, [h[k] * (r[k] - rh) for k in K]
+    if output == "sigmoid":
+        return sum(_py_softplus(z[k]) - y[k] * z[k] for k in K), [h[k] - y[k] for k in K]
+    zmax = max(z)  # softmax
+    lse = zmax + math.log(sum(math.exp(v - zmax) for v in z))
+    y_sum = sum(y)
+    return sum(y[k] * (lse - z[k]) for k in K), [h[k] * y_sum - y[k] for k in K]
+
+
+def pure_python(
+    thetas,
+    X,
+    Y,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+):
+    """Same result as ``cost_and_gradient_loop``, in plain Python floats (float64).
+
+    Inputs may be arrays or nested lists. Returns (J as float, grads as float64 arrays).
+    """
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)  # shape checks only; the computing below uses lists
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    names = _layer_names(activation, output, len(thetas))
+    thetas = [theta.tolist() for theta in thetas]
+    X, Y, w = X.tolist(), Y.tolist(), w.tolist()
+    n_layers = len(thetas)
+    w_sum = sum(w)
+
+    J = 0.0
+    Deltas = [[[0.0] * len(row) for row in theta] for theta in thetas]
+    for x, y, w_i in zip(X, Y, w):
+        a = [[1.0] + x]  # a[l] = [1; a(l+1)]
+        for theta, name in zip(thetas, names):
+            z = [sum(t * v for t, v in zip(row, a[-1])) for row in theta]  # Theta(l) [1; a(l)]
+            a.append([1.0] + _py_g(name, z))
+        J_i, delta = _py_loss_and_delta(z, a[-1][1:], y, output, loss)
+        J += w_i * J_i
+        delta = [w_i * d for d in delta]
+        for l in reversed(range(n_layers)):
+            for j, d in enumerate(delta):  # Delta(l) += delta(l+1) [1; a(l)]^T
+                Deltas[l][j] = [D + d * v for D, v in zip(Deltas[l][j], a[l])]
+            if l > 0:  # delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l))
+                g_prime = _py_g_prime(names[l - 1], a[l][1:])
+                back = [
+                    sum(thetas[l][j][i + 1] * delta[j] for j in range(len(delta)))
+                    for i in range(len(g_prime))
+                ]
+                delta = [b * g for b, g in zip(back, g_prime)]
+
+    reg = sum(v * v for theta in thetas for row in theta for v in row[1:])
+    J = J / w_sum + lam / (2 * w_sum) * reg
+    grads = []
+    for theta, Delta in zip(thetas, Deltas):
+        grad = []
+        for D_row, theta_row in zip(Delta, theta):
+            # D(l) = (1/m) Delta(l) + (lam/m) Theta(l), the bias column (first) not regularized
+            bias = D_row[0] / w_sum
+            rest = [D / w_sum + lam / w_sum * t for D, t in zip(D_row[1:], theta_row[1:])]
+            grad.append([bias] + rest)
+        grads.append(np.array(grad, dtype=np.float64))
+    return float(J), grads
