@@ -1,2 +1,7 @@
+"""cbackprop: backpropagation for fully connected networks, compiled with Cython and BLAS."""
 from cbackprop import reference
+from cbackprop.gradcheck import check_gradients
 from cbackprop.network import Network
+
+__version__ = "0.1.0"
+__all__ = ["Network", "check_gradients", "reference", "__version__"]

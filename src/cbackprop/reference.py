@@ -125,7 +125,8 @@ def _sample_loss(z, h, y, output, loss):
         return 0.5 * np.sum((h - y) ** 2, axis=-1)  # (1/2) ||h - y||^2
     if output == "sigmoid":
         # -[y log h + (1 - y) log(1 - h)], with log h = -softplus(-z) and log(1 - h) = -softplus(z),
-        # is y softplus(-z) + (1 - y) softplus(z) = softplus(z) - y z, as softplus(-z) = softplus(z) - z
+        # is y softplus(-z) + (1 - y) softplus(z) = softplus(z) - y z,
+        # since softplus(-z) = softplus(z) - z
         return np.sum(_softplus(z) - y * z, axis=-1)
     # softmax: -sum_k y_k log h_k with log h_k = z_k - logsumexp(z)
     return np.sum(y * (_logsumexp(z) - z), axis=-1)
