@@ -26,13 +26,14 @@ if os.name == "nt":
 
 extensions = [
     Extension(
-        "cbackprop._kernels",
-        ["src/cbackprop/_kernels.pyx"],
+        f"cbackprop.{name}",
+        [f"src/cbackprop/{name}.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
+    for name in ("_kernels", "_train")
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -16,28 +16,9 @@ from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, f
 from cbackprop._blas cimport gemm_nt, gemm_tn, gemm_nn, gemv_n, gemv_t, ger
 
 
-cdef enum:
-    SIGMOID = 0
-    TANH = 1
-    RELU = 2
-    IDENTITY = 3
-    SOFTMAX = 4
-
-cdef enum:
-    CROSS_ENTROPY = 0
-    SQUARED_ERROR = 1
-
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
                     "identity": IDENTITY, "softmax": SOFTMAX}
 LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR}
-
-
-cdef struct Net:
-    int n_layers                # L, input layer included
-    const int* sizes            # s_1 .. s_L
-    const Py_ssize_t* offsets   # where Theta(l) starts in the flat parameters
-    const int* acts             # activation of layers 2 .. L (the last is the output's)
-    int loss
 
 
 # ---------------------------------------------------------------- scalar math
@@ -203,7 +184,7 @@ cdef double _output_layer(const Net* net, const floating* Z, floating* H, const 
 
 # ------------------------------------------------------------------ one block
 
-cdef Py_ssize_t _workspace_size(const Net* net, int mb_max) noexcept nogil:
+cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
     """Activations of layers 2..L, z(L), and two delta buffers, for mb_max rows."""
     cdef Py_ssize_t total = 0, widest = 0
     cdef int l
@@ -214,7 +195,7 @@ cdef Py_ssize_t _workspace_size(const Net* net, int mb_max) noexcept nogil:
     return mb_max * (total + net.sizes[net.n_layers - 1] + 2 * widest)
 
 
-cdef double _block(const Net* net, const floating* X, const floating* Y, const floating* w,
+cdef double block(const Net* net, const floating* X, const floating* Y, const floating* w,
                    int mb, const floating* params, floating* H_out,
                    floating* target, floating alpha, floating decay,
                    floating* ws, int mb_max) noexcept nogil:
@@ -319,7 +300,7 @@ cdef double _block(const Net* net, const floating* X, const floating* Y, const f
 
 # ------------------------------------------------------------- entry points
 
-cdef Net _net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
+cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
               int loss) noexcept:
     cdef Net net
     net.n_layers = sizes.shape[0]
@@ -330,7 +311,7 @@ cdef Net _net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1
     return net
 
 
-cdef double _regularize(const Net* net, const floating* params, floating* grad,
+cdef double regularize(const Net* net, const floating* params, floating* grad,
                         double loss_norm, double reg) noexcept nogil:
     """grad = grad / loss_norm + reg * W (bias column excluded); returns reg/2 * sum W^2."""
     cdef int l, j, i, ldt
@@ -355,20 +336,20 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
             const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
             int block_rows=256, int n_threads=1):
     """out (m x s_L) = h(X)."""
-    cdef Net net = _net(sizes, offsets, acts, CROSS_ENTROPY)
+    cdef Net net = make_net(sizes, offsets, acts, CROSS_ENTROPY)
     cdef int m = X.shape[0], n = X.shape[1], K = out.shape[1]
     cdef int mb_max = min(block_rows, m)
     cdef int n_blocks = (m + mb_max - 1) // mb_max
     cdef int nt = max(1, min(n_threads, n_blocks))
     cdef int b, r0, mb, tid
-    cdef floating[:, ::1] ws = np.zeros((nt, _workspace_size(&net, mb_max)),
+    cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(&net, mb_max)),
                                         dtype=np.asarray(out).dtype)
     if nt == 1:
         with nogil:
             for b in range(n_blocks):
                 r0 = b * mb_max
                 mb = min(mb_max, m - r0)
-                _block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
+                block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
                        &out[r0, 0], <floating*>NULL, 1, 1, &ws[0, 0], mb_max)
     else:
         with nogil, parallel(num_threads=nt):
@@ -376,7 +357,7 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
                 tid = threadid()
                 r0 = b * mb_max
                 mb = min(mb_max, m - r0)
-                _block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
+                block(&net, &X[r0, 0], <floating*>NULL, <floating*>NULL, mb, &params[0],
                        &out[r0, 0], <floating*>NULL, 1, 1, &ws[tid, 0], mb_max)
     return np.asarray(out)
 
@@ -390,7 +371,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
 
     w empty: all weights one. block_rows=1 gives the per-sample (BLAS level 2) kernel.
     """
-    cdef Net net = _net(sizes, offsets, acts, loss)
+    cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef int m = X.shape[0]
     cdef Py_ssize_t P = params.shape[0]
     cdef int mb_max = min(block_rows, m)
@@ -402,7 +383,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef Py_ssize_t k
     cdef double total = 0
     dtype = np.asarray(params).dtype
-    cdef floating[:, ::1] ws = np.zeros((nt, _workspace_size(&net, mb_max)), dtype=dtype)
+    cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(&net, mb_max)), dtype=dtype)
     cdef floating[:, ::1] tgrad = np.zeros((nt, P if want_grad else 1), dtype=dtype)
     cdef double[::1] losses = np.zeros(nt)
 
@@ -411,7 +392,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             for b in range(n_blocks):
                 r0 = b * mb_max
                 mb = min(mb_max, m - r0)
-                losses[0] += _block(&net, &X[r0, 0], &Y[r0, 0], wp + r0 if wp != NULL else NULL,
+                losses[0] += block(&net, &X[r0, 0], &Y[r0, 0], wp + r0 if wp != NULL else NULL,
                                     mb, &params[0], <floating*>NULL,
                                     &tgrad[0, 0] if want_grad else NULL, 1, 1,
                                     &ws[0, 0], mb_max)
@@ -421,7 +402,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                     tid = threadid()
                     r0 = b * mb_max
                     mb = min(mb_max, m - r0)
-                    losses[tid] += _block(&net, &X[r0, 0], &Y[r0, 0],
+                    losses[tid] += block(&net, &X[r0, 0], &Y[r0, 0],
                                           wp + r0 if wp != NULL else NULL,
                                           mb, &params[0], <floating*>NULL,
                                           &tgrad[tid, 0] if want_grad else NULL, 1, 1,
@@ -435,7 +416,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             for t in range(1, nt):
                 for k in range(P):
                     grad[k] += tgrad[t, k]
-        total = total / loss_norm + _regularize(&net, &params[0],
+        total = total / loss_norm + regularize(&net, &params[0],
                                                 &grad[0] if want_grad else NULL,
                                                 loss_norm, reg)
     return total
