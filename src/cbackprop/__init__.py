@@ -2,6 +2,8 @@
 from cbackprop import reference
 from cbackprop.gradcheck import check_gradients
 from cbackprop.network import Network
+from cbackprop.training import ConvergenceWarning, TrainingInterrupted
 
 __version__ = "0.1.0"
-__all__ = ["Network", "check_gradients", "reference", "__version__"]
+__all__ = ["ConvergenceWarning", "Network", "TrainingInterrupted", "check_gradients",
+           "reference", "__version__"]

@@ -111,12 +111,12 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns"):
     return out
 
 
-def check_targets(Y, m, n_outputs, loss, dtype):
-    Y = as_matrix("Y", Y, dtype, n_outputs, what="outputs")
+def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
+    Y = as_matrix(name, Y, dtype, n_outputs, what="outputs")
     if Y.shape[0] != m:
-        raise ValueError(f"Y has {Y.shape[0]} rows but X has {m}")
+        raise ValueError(f"{name} has {Y.shape[0]} rows but X has {m}")
     if loss == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
-        raise ValueError("Y must lie in [0, 1] for loss='cross_entropy' (one-hot, multi-label "
+        raise ValueError(f"{name} must lie in [0, 1] for loss='cross_entropy' (one-hot, multi-label "
                          f"0/1 or probabilities); got values in [{Y.min()}, {Y.max()}]")
     return Y
 
@@ -137,3 +137,13 @@ def check_sample_weight(sample_weight, m, dtype):
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w
+
+
+def check_random_state(random_state):
+    """A numpy Generator (or the RandomState given) from None, an int or a generator."""
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    if random_state is None or (isinstance(random_state, numbers.Integral)
+                                and not isinstance(random_state, (bool, np.bool_))):
+        return np.random.default_rng(random_state)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

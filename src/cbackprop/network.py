@@ -1,7 +1,7 @@
 """Network: the parameters of a fully connected network and the calls into the compiled core."""
 import numpy as np
 
-from cbackprop import _kernels, _validation as v
+from cbackprop import _kernels, _targets, training, _validation as v
 from cbackprop._threads import default_threads, blas_single_threaded
 from cbackprop.reference import debug_initialize_weights
 
@@ -42,7 +42,7 @@ class Network:
         sizes = v.check_layer_sizes(layer_sizes)
         self._configure(sizes, activation, output, loss, dtype)
         v.check_option("init", init, v.INITS)
-        rng = _rng(random_state)
+        rng = v.check_random_state(random_state)
         for l, theta in enumerate(self.thetas):
             s_in, s_out = sizes[l], sizes[l + 1]
             if init == "ng":
@@ -96,6 +96,10 @@ class Network:
         self.dtype = v.check_dtype(dtype)
         self.layer_sizes = sizes
         self.n_threads = default_threads()
+        self.classes_ = None                 # set by fit with 1-D labels
+        self._target_kind = None
+        self._target_1d = True
+        self._solver_state = {}              # momentum / Adam moments, kept for warm starts
         shapes = [(sizes[l + 1], sizes[l] + 1) for l in range(len(sizes) - 1)]
         offsets = np.cumsum([0] + [r * c for r, c in shapes])
         self._params = np.zeros(int(offsets[-1]), dtype=self.dtype)
@@ -195,10 +199,85 @@ class Network:
         return J, self.split(grad)
 
 
-def _rng(random_state):
-    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
-        return random_state
-    if random_state is None or (isinstance(random_state, (int, np.integer))
-                                and not isinstance(random_state, (bool, np.bool_))):
-        return np.random.default_rng(random_state)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")
+    # -------------------------------------------------------------- training
+
+    def fit(self, X, y, solver="adam", lam=0.0, sample_weight=None, epochs=200, batch_size=200,
+            learning_rate=0.001, momentum=0.9, nesterov=True, schedule="constant", shuffle=True,
+            random_state=None, validation_data=None, validation_fraction=0.0,
+            early_stopping=False, tol=1e-4, n_iter_no_change=10, max_iter=None, callback=None,
+            verbose=False):
+        """Train the network from its current parameters; returns self.
+
+        y: 1-D class labels of any sortable type (one-hot coded, ``classes_`` kept), or a
+        2-D target matrix (one-hot, multi-label 0/1, or real values with identity outputs).
+
+        solver:
+          'online'  the derivation's stochastic gradient descent: Theta updated after every
+                    sample (BLAS level 2), one compiled call an epoch;
+          'sgd'     mini-batches with momentum (Nesterov's by default);
+          'adam'    mini-batches with Adam (beta 0.9, 0.999, epsilon 1e-8);
+          'lbfgs', 'cg'  scipy.optimize.minimize on the full batch (the course's fmincg role);
+          'rprop'   full-batch iRPROP-, compiled.
+        Every solver minimizes the same J: lam regularizes with the training set's size
+        (its total sample weight), whatever the batch size.
+
+        schedule: 'constant'; 'invscaling' (learning_rate / epoch ** 0.5); 'adaptive' (divide by
+        5 each time the cost fails to improve by tol for n_iter_no_change epochs).
+        Stopping: without early_stopping, when the training cost improves by less than tol for
+        n_iter_no_change epochs (lbfgs/cg: scipy's gradient tolerance tol); with
+        early_stopping, when the validation score does, and the best parameters are restored.
+        Validation data: validation_data=(X_val, y_val), or validation_fraction of X held
+        out (stratified for labels; 0.1 when early_stopping is set without either).
+        max_iter bounds the iterations of the full-batch solvers (default: epochs).
+        callback(net, epoch, logs) runs after every epoch (iteration); returning False stops.
+        verbose=True shows a progress bar (tqdm if installed). Ctrl-C stops at the end of
+        the current batch or iteration with a warning, keeping the parameters reached.
+        A NaN or inf cost raises FloatingPointError, the parameters restored to their last
+        finite values.
+
+        Sets ``history_`` (per epoch: 'loss', and 'val_loss', 'val_score' with validation
+        data, 'time' in seconds since the start), ``n_iter_`` and ``classes_``.
+        """
+        return training.fit(
+            self, X, y, solver=solver, lam=lam, sample_weight=sample_weight, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
+            nesterov=nesterov, schedule=schedule, shuffle=shuffle, random_state=random_state,
+            validation_data=validation_data, validation_fraction=validation_fraction,
+            early_stopping=early_stopping, tol=tol, n_iter_no_change=n_iter_no_change,
+            max_iter=max_iter, callback=callback, verbose=verbose)
+
+    def predict(self, X):
+        """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,
+        values for identity outputs. Before fit: class indices."""
+        return _targets.decode(self.forward(X), self.classes_, self._target_kind, self.output,
+                               squeeze=self._target_1d)
+
+    def predict_proba(self, X):
+        """Class probabilities; rows sum to one for single-label classification."""
+        return _targets.probabilities(self.forward(X), self._target_kind, self.output)
+
+    def score(self, X, y):
+        """Accuracy for classification (exact rows for multi-label), R^2 for regression."""
+        h = self.forward(X)
+        y = np.asarray(y)
+        if y.shape[:1] != h.shape[:1]:
+            raise ValueError(f"y has {y.shape[0] if y.ndim else 0} samples but X has {h.shape[0]}")
+        if self.output == "identity":
+            Y = y.reshape(len(y), -1).astype(np.float64)
+            if Y.shape[1] != h.shape[1] or not np.isfinite(Y).all():
+                raise ValueError(f"y must be finite with {h.shape[1]} value(s) a sample")
+            residual = ((Y - h) ** 2).sum(axis=0)
+            total = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = np.where(total > 0, 1 - residual / total, np.where(residual > 0, 0.0, 1.0))
+            return float(r2.mean())
+        if y.ndim == 2:
+            if y.shape[1] != h.shape[1]:
+                raise ValueError(f"y has {y.shape[1]} columns, the network {h.shape[1]} outputs")
+            if self.output == "softmax":
+                return float(np.mean(np.argmax(h, 1) == np.argmax(y, 1)))
+            return float(np.mean(np.all((h >= 0.5) == (y >= 0.5), axis=1)))
+        pred = _targets.decode(h, self.classes_, self._target_kind, self.output, squeeze=True)
+        if self.classes_ is not None:
+            _targets.label_indices(y, self.classes_)
+        return float(np.mean(pred == y))

@@ -1,0 +1,382 @@
+"""Network.fit: the solvers and the loop around them.
+
+Every solver runs through one `_Run`, which records `history_`, evaluates the
+validation set, calls the user's callback, shows progress, applies early stopping
+and the learning-rate schedule, and notices interrupts and divergence. The
+solvers themselves only produce one epoch (or iteration) at a time:
+
+- online, sgd, adam: a whole epoch is one compiled call (cbackprop._train);
+- rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
+- lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
+"""
+import numbers
+import time
+import warnings
+
+import numpy as np
+
+from cbackprop import _kernels, _targets, _train, _validation as v
+from cbackprop._interrupt import graceful_interrupt
+from cbackprop._threads import blas_single_threaded
+
+SOLVERS = ("online", "sgd", "adam", "lbfgs", "cg", "rprop")
+SCHEDULES = ("constant", "invscaling", "adaptive")
+FULL_BATCH = ("lbfgs", "cg", "rprop")
+
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
+POWER_T = 0.5                              # invscaling: rate / epoch ** POWER_T
+ADAPTIVE_DIVISOR, MIN_ADAPTIVE_RATE = 5.0, 1e-6
+RPROP = dict(increase=1.2, decrease=0.5, step_min=1e-6, step_max=50.0, step_init=0.0125)
+
+
+class ConvergenceWarning(UserWarning):
+    """fit ran out of epochs or iterations before the cost stopped improving."""
+
+
+class TrainingInterrupted(UserWarning):
+    """fit was stopped by Ctrl-C; the network keeps the parameters it had reached."""
+
+
+def _positive(name, value, integer=False, allow_zero=False):
+    kinds = numbers.Integral if integer else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}; got {value!r}")
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _check_options(o):
+    v.check_option("solver", o["solver"], SOLVERS)
+    v.check_option("schedule", o["schedule"], SCHEDULES)
+    o["lam"] = v.check_lam(o["lam"])
+    o["epochs"] = _positive("epochs", o["epochs"], integer=True)
+    o["batch_size"] = _positive("batch_size", o["batch_size"], integer=True)
+    o["learning_rate"] = _positive("learning_rate", o["learning_rate"])
+    o["momentum"] = _positive("momentum", o["momentum"], allow_zero=True)
+    if o["momentum"] >= 1:
+        raise ValueError(f"momentum must be in [0, 1); got {o['momentum']!r}")
+    o["tol"] = _positive("tol", o["tol"], allow_zero=True)
+    o["n_iter_no_change"] = _positive("n_iter_no_change", o["n_iter_no_change"], integer=True)
+    if o["max_iter"] is not None:
+        o["max_iter"] = _positive("max_iter", o["max_iter"], integer=True)
+    frac = o["validation_fraction"]
+    if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1); got {frac!r}")
+    if o["callback"] is not None and not callable(o["callback"]):
+        raise TypeError(f"callback must be callable(net, epoch, logs); got {o['callback']!r}")
+    if o["validation_data"] is not None and (
+            not isinstance(o["validation_data"], (tuple, list)) or len(o["validation_data"]) != 2):
+        raise TypeError("validation_data must be a pair (X_val, y_val)")
+
+
+def _split_validation(n, labels, fraction, rng):
+    """Indices (train, validation); stratified by class when there are labels."""
+    order = rng.permutation(n)
+    if labels is None:
+        n_val = max(1, int(round(fraction * n)))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val = []
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        val.append(members[:int(round(fraction * len(members)))])
+    val = np.concatenate(val)
+    if val.size == 0:
+        raise ValueError(f"validation_fraction={fraction} leaves no validation samples")
+    train = np.setdiff1d(np.arange(n), val)
+    return train, np.sort(val)
+
+
+class _Progress:
+    """tqdm's bar when tqdm is installed, else a line every few epochs."""
+
+    def __init__(self, total, verbose, solver):
+        self.bar, self.verbose, self.total = None, verbose, total
+        if not verbose:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            print(f"training with {solver} for up to {total} "
+                  f"{'iterations' if solver in FULL_BATCH else 'epochs'}")
+        else:
+            self.bar = tqdm(total=total, desc=f"fit ({solver})", unit="epoch", leave=True)
+
+    def update(self, epoch, logs):
+        if not self.verbose:
+            return
+        shown = {k: f"{val:.5g}" for k, val in logs.items() if k != "time"}
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(shown, refresh=False)
+        elif epoch == 1 or epoch % max(1, self.total // 20) == 0:
+            print(f"epoch {epoch}: " + ", ".join(f"{k} {val}" for k, val in shown.items()))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Run:
+    """One call of fit: data, options, and the bookkeeping after every epoch."""
+
+    def __init__(self, net, X, Y, w, val, o, rng):
+        self.net, self.X, self.Y, self.w, self.o, self.rng = net, X, Y, w, o, rng
+        self.val = val                               # (X_val, y_val) or None
+        self.m = X.shape[0]
+        self.weight_sum = float(w.sum(dtype=np.float64)) if w.size else float(self.m)
+        self.scale = self.m / self.weight_sum        # m / W
+        self.reg = o["lam"] / self.weight_sum        # lam / W
+        self.rate = o["learning_rate"]
+        self.epoch = 0
+        self.history = {"loss": [], "time": []}
+        if val is not None:
+            self.history.update(val_loss=[], val_score=[])
+        self.best_loss, self.best_score, self.best_params = np.inf, -np.inf, None
+        self.no_improve = 0
+        self.converged = False
+        self.snapshot = net.params.copy()           # last finite parameters
+        self.t0 = time.perf_counter()
+
+    def order(self):
+        return (self.rng.permutation(self.m) if self.o["shuffle"]
+                else np.arange(self.m)).astype(np.intp)
+
+    def reg_term(self):
+        """(lam / 2W) * sum of the squared weights (bias excluded)."""
+        return 0.5 * self.reg * sum(float(np.dot(t[:, 1:].ravel(), t[:, 1:].ravel()))
+                                    for t in self.net.thetas)
+
+    def diverged(self, cost):
+        self.net.params[...] = self.snapshot
+        what = (f"learning_rate={self.rate:g}" if self.o["solver"] not in ("lbfgs", "cg")
+                else f"solver={self.o['solver']!r}")
+        raise FloatingPointError(
+            f"training diverged in epoch {self.epoch + 1}: the cost became {cost} with {what}; "
+            f"the parameters were restored to their last finite values (try a smaller "
+            f"learning_rate, scaled inputs, or lam > 0)")
+
+    def end_epoch(self, loss):
+        """Record an epoch; False when training should stop."""
+        if not np.isfinite(loss) or not np.isfinite(self.net.params).all():
+            self.diverged(loss)
+        self.snapshot[...] = self.net.params
+        self.epoch += 1
+        logs = {"loss": float(loss)}
+        if self.val is not None:
+            Xv, yv = self.val
+            logs["val_loss"] = float(self.net.cost(Xv, self._val_targets(), 0.0))
+            logs["val_score"] = float(self.net.score(Xv, yv))
+        logs["time"] = time.perf_counter() - self.t0
+        for key, value in logs.items():
+            self.history[key].append(value)
+        self.progress.update(self.epoch, logs)
+        keep_going = self._monitor(logs)
+        if self.o["callback"] is not None and self.o["callback"](self.net, self.epoch, logs) is False:
+            keep_going = False
+        if self.flag.requested:
+            keep_going = False
+        return keep_going
+
+    def _val_targets(self):
+        if not hasattr(self, "_Yv"):
+            Xv, yv = self.val
+            self._Yv = _targets.encode(yv, self.net.layer_sizes[-1], self.net.output,
+                                       self.net.loss, self.net.dtype, len(Xv))[0]
+        return self._Yv
+
+    def _monitor(self, logs):
+        """Early stopping on the validation score, or the no-improvement rule on the cost."""
+        o = self.o
+        if o["early_stopping"]:
+            if logs["val_score"] > self.best_score + o["tol"]:
+                self.no_improve = 0
+            else:
+                self.no_improve += 1
+            if logs["val_score"] > self.best_score:
+                self.best_score, self.best_params = logs["val_score"], self.net.params.copy()
+        else:
+            self.no_improve = 0 if logs["loss"] < self.best_loss - o["tol"] else self.no_improve + 1
+            self.best_loss = min(self.best_loss, logs["loss"])
+        if o["solver"] in ("lbfgs", "cg") and not o["early_stopping"]:
+            return True                            # scipy's own tolerance decides
+        if self.no_improve < o["n_iter_no_change"]:
+            return True
+        if o["schedule"] == "adaptive" and o["solver"] in ("online", "sgd", "adam"):
+            self.rate /= ADAPTIVE_DIVISOR
+            self.no_improve = 0
+            if self.rate >= MIN_ADAPTIVE_RATE:
+                return True
+        self.converged = True
+        return False
+
+    def epoch_rate(self):
+        if self.o["schedule"] == "invscaling":
+            return self.o["learning_rate"] / (self.epoch + 1) ** POWER_T
+        return self.rate
+
+
+# ------------------------------------------------------------------- solvers
+
+def _kernel_args(net):
+    return net._sizes, net._offsets, net._acts, net._loss_code
+
+
+def _run_online(run, n_epochs):
+    net = run.net
+    for _ in range(n_epochs):
+        rate = run.epoch_rate()
+        total, done, status = _train.online_epoch(
+            run.X, run.Y, run.w, net.params, run.order(), *_kernel_args(net),
+            rate * run.scale, 1.0 - rate * run.reg)
+        if status == _train.STATUS_DIVERGED:
+            run.diverged(np.nan)
+        if done == 0:
+            return
+        loss = total * run.scale / done + run.reg_term()
+        if not run.end_epoch(loss) or status == _train.STATUS_INTERRUPTED:
+            return
+
+
+def _run_minibatch(run, n_epochs, state):
+    net, o = run.net, run.o
+    solver = _train.SOLVER_CODES[o["solver"]]
+    if state.get("solver") != o["solver"] or state["m1"].shape != net.params.shape:
+        state.clear()
+        state.update(solver=o["solver"], t=0, m1=np.zeros_like(net.params),
+                     m2=np.zeros_like(net.params))
+    for _ in range(n_epochs):
+        total, done, status, state["t"] = _train.minibatch_epoch(
+            run.X, run.Y, run.w, net.params, run.order(), o["batch_size"], *_kernel_args(net),
+            run.scale, run.reg, solver, run.epoch_rate(), o["momentum"], o["nesterov"],
+            ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON, state["t"], state["m1"], state["m2"])
+        if status == _train.STATUS_DIVERGED:
+            run.diverged(np.nan)
+        if done == 0:
+            return
+        if not run.end_epoch(total / done) or status == _train.STATUS_INTERRUPTED:
+            return
+
+
+def _full_cost_grad(run, grad):
+    net = run.net
+    threads, block_rows = net._split(run.m)
+    with blas_single_threaded(threads > 1):
+        return _kernels.cost_grad(run.X, run.Y, run.w, net.params, grad, *_kernel_args(net),
+                                  run.weight_sum, run.reg, block_rows, threads)
+
+
+def _run_rprop(run, n_iter):
+    params = run.net.params
+    grad, prev = np.zeros_like(params), np.zeros_like(params)
+    steps = np.full_like(params, RPROP["step_init"])
+    for _ in range(n_iter):
+        cost = _full_cost_grad(run, grad)
+        if not np.isfinite(cost):
+            run.diverged(cost)
+        _train.rprop_update(params, grad, prev, steps, RPROP["increase"], RPROP["decrease"],
+                            RPROP["step_min"], RPROP["step_max"])
+        if not run.end_epoch(cost):
+            return
+
+
+def _run_scipy(run, n_iter):
+    from scipy.optimize import minimize
+
+    params = run.net.params
+    grad = np.zeros_like(params)
+
+    def fun(x):
+        params[...] = x
+        cost = _full_cost_grad(run, grad)
+        return cost, grad.astype(np.float64)
+
+    def callback(intermediate_result):
+        params[...] = intermediate_result.x
+        if not run.end_epoch(intermediate_result.fun):
+            raise StopIteration
+
+    method = "L-BFGS-B" if run.o["solver"] == "lbfgs" else "CG"
+    options = {"maxiter": n_iter, "gtol": run.o["tol"]}
+    if method == "L-BFGS-B":
+        options["maxfun"] = max(15000, 2 * n_iter)
+    result = minimize(fun, params.astype(np.float64), jac=True, method=method,
+                      callback=callback, options=options)
+    if np.isfinite(result.x).all():
+        params[...] = result.x
+    run.converged = result.success or run.converged
+
+
+def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_rate, momentum,
+        nesterov, schedule, shuffle, random_state, validation_data, validation_fraction,
+        early_stopping, tol, n_iter_no_change, max_iter, callback, verbose):
+    o = dict(solver=solver, lam=lam, epochs=epochs, batch_size=batch_size,
+             learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov),
+             schedule=schedule, shuffle=bool(shuffle), validation_data=validation_data,
+             validation_fraction=validation_fraction, early_stopping=bool(early_stopping),
+             tol=tol, n_iter_no_change=n_iter_no_change, max_iter=max_iter, callback=callback)
+    _check_options(o)
+    rng = v.check_random_state(random_state)
+
+    X = net._check_X(X)
+    Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
+                                       net.dtype, X.shape[0])
+    w = v.check_sample_weight(sample_weight, X.shape[0], net.dtype)
+    net.classes_, net._target_kind = classes, kind
+    net._target_1d = np.ndim(y) == 1
+
+    val = None
+    if validation_data is not None:
+        Xv, yv = validation_data
+        Xv = v.as_matrix("validation_data X", Xv, net.dtype, net.layer_sizes[0], "features")
+        _targets.encode(yv, net.layer_sizes[-1], net.output, net.loss, net.dtype, Xv.shape[0])
+        if classes is not None:
+            _targets.label_indices(yv, classes)
+        val = (Xv, yv)
+    elif validation_fraction > 0 or early_stopping:
+        frac = validation_fraction or 0.1
+        labels = np.asarray(y) if kind == _targets.LABELS else None
+        train, held = _split_validation(X.shape[0], labels, frac, rng)
+        val = (X[held], np.asarray(y)[held])
+        X, Y = X[train], Y[train]
+        w = w[train] if w.size else w
+        if w.size and w.sum() <= 0:
+            raise ValueError("sample_weight: the training part of the split has zero total weight")
+    if early_stopping and val is None:
+        raise ValueError("early_stopping needs validation data")
+
+    n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
+    run = _Run(net, X, Y, w, val, o, rng)
+    run.progress = _Progress(n, verbose, solver)
+    interrupted = False
+    try:
+        with graceful_interrupt() as flag:
+            run.flag = flag
+            if solver == "online":
+                _run_online(run, n)
+            elif solver in ("sgd", "adam"):
+                _run_minibatch(run, n, net._solver_state)
+            elif solver == "rprop":
+                _run_rprop(run, n)
+            else:
+                _run_scipy(run, n)
+            interrupted = flag.requested
+    except KeyboardInterrupt:
+        interrupted = True
+        net.params[...] = run.snapshot if not np.isfinite(net.params).all() else net.params
+    finally:
+        run.progress.close()
+
+    if early_stopping and run.best_params is not None:
+        net.params[...] = run.best_params
+    net.history_ = run.history
+    net.n_iter_ = run.epoch
+    if interrupted:
+        warnings.warn(f"training interrupted after {run.epoch} complete "
+                      f"{'iterations' if solver in FULL_BATCH else 'epochs'}; the network keeps "
+                      "the parameters it had reached", TrainingInterrupted, stacklevel=3)
+    elif not run.converged and run.epoch >= n:
+        warnings.warn(f"{solver} ran all {n} {'iterations' if solver in FULL_BATCH else 'epochs'} "
+                      f"without converging (tol={tol:g}); more may help", ConvergenceWarning,
+                      stacklevel=3)
+    return net
