@@ -17,9 +17,10 @@ directives = {
     "embedsignature": True,
 }
 
-# -fno-math-errno lets the compiler treat exp/log as pure (no errno side effect),
-# which it needs to vectorize and hoist them; it does not change any result.
-compile_args = ["-O3", "-fno-math-errno", "-fopenmp"]
+# Neither flag changes a result: -fno-math-errno lets the compiler treat log as pure
+# (no errno side effect); -fno-trapping-math lets it evaluate both sides of a select,
+# which it needs to vectorize the elementwise loops (we never enable FP traps).
+compile_args = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"]
 link_args = ["-fopenmp"]
 if os.name == "nt":
     compile_args, link_args = ["/O2", "/openmp"], []
@@ -28,7 +29,7 @@ extensions = [
     Extension(
         f"cbackprop.{name}",
         [f"src/cbackprop/{name}.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "src/cbackprop"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

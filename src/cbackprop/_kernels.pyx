@@ -11,7 +11,7 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
-from libc.math cimport exp, expf, log, logf, log1p, log1pf, tanh, tanhf, fabs, fabsf
+from libc.math cimport log, fabs, fabsf
 
 from cbackprop._blas cimport gemm_nt, gemm_tn, gemm_nn, gemv_n, gemv_t, ger
 
@@ -22,71 +22,89 @@ LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR}
 
 
 # ---------------------------------------------------------------- scalar math
+# _fastmath.h: branch-free exp/expm1/log1p on the ranges needed here, which the
+# compiler vectorizes (libm's are opaque calls that keep loops scalar).
 
-cdef inline floating _exp(floating x) noexcept nogil:
+cdef extern from "_fastmath.h" nogil:
+    double cb_exp_neg(double x)
+    double cb_expm1_neg(double x)
+    double cb_log1p_unit(double u)
+    float cb_exp_neg_f(float x)
+    float cb_expm1_neg_f(float x)
+    float cb_log1p_unit_f(float u)
+
+cdef inline floating _exp_neg(floating x) noexcept nogil:
+    """exp(x) for x <= 0."""
     if floating is float:
-        return expf(x)
+        return cb_exp_neg_f(x)
     else:
-        return exp(x)
+        return cb_exp_neg(x)
 
-cdef inline floating _log(floating x) noexcept nogil:
+cdef inline floating _expm1_neg(floating x) noexcept nogil:
+    """exp(x) - 1 for x <= 0, accurate near 0."""
     if floating is float:
-        return logf(x)
+        return cb_expm1_neg_f(x)
     else:
-        return log(x)
+        return cb_expm1_neg(x)
 
-cdef inline floating _log1p(floating x) noexcept nogil:
+cdef inline floating _log1p_unit(floating u) noexcept nogil:
+    """log(1 + u) for u in [0, 1]."""
     if floating is float:
-        return log1pf(x)
+        return cb_log1p_unit_f(u)
     else:
-        return log1p(x)
+        return cb_log1p_unit(u)
 
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
+# Selects below choose between values computed on both paths: a branch with arithmetic
+# in it would keep the compiler from turning it into a vector blend.
 
-cdef inline floating _fabs(floating x) noexcept nogil:
+cdef inline floating _abs(floating x) noexcept nogil:
     if floating is float:
         return fabsf(x)
     else:
         return fabs(x)
 
-cdef inline floating _sigmoid(floating z) noexcept nogil:
-    # exp(-|z|) never overflows, so neither does sigmoid for any z.
-    cdef floating e = _exp(-_fabs(z))
+cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
+    """sigmoid(z) given e = exp(-|z|): never overflows, for any z."""
     cdef floating s = 1 / (1 + e)
-    return s if z >= 0 else e * s
+    cdef floating es = e * s
+    return s if z >= 0 else es
 
-cdef inline floating _softplus(floating z) noexcept nogil:
-    """log(1 + e^z), finite for every finite z."""
-    return (z if z > 0 else 0) + _log1p(_exp(-_fabs(z)))
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    return _sigmoid_from(z, _exp_neg(-_abs(z)))
+
+cdef inline floating _tanh(floating z) noexcept nogil:
+    # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)), accurate for small |z| too
+    cdef floating q = _expm1_neg(-2 * _abs(z))
+    cdef floating t = -q / (2 + q)
+    cdef floating neg = q / (2 + q)
+    return t if z >= 0 else neg
 
 
 # ---------------------------------------------------------- elementwise layers
 
 cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int ldt,
-                         int act) noexcept nogil:
-    """Z (mb x s) = g(Z + bias) in place; the bias is column 0 of Theta (row stride ldt)."""
+                         int act, floating* bias) noexcept nogil:
+    """Z (mb x s) = g(Z + b) in place; b is column 0 of Theta (row stride ldt), first
+    copied into the contiguous scratch `bias` so that the row loops vectorize."""
     cdef int i, j
     cdef floating* row
+    for j in range(s):
+        bias[j] = theta[<Py_ssize_t>j * ldt]
     for i in range(mb):
         row = Z + <Py_ssize_t>i * s
         if act == SIGMOID:
             for j in range(s):
-                row[j] = _sigmoid(row[j] + theta[j * ldt])
+                row[j] = _sigmoid(row[j] + bias[j])
         elif act == TANH:
             for j in range(s):
-                row[j] = _tanh(row[j] + theta[j * ldt])
+                row[j] = _tanh(row[j] + bias[j])
         elif act == RELU:
             for j in range(s):
-                row[j] = row[j] + theta[j * ldt]
-                if not row[j] > 0:
-                    row[j] = 0
+                row[j] = row[j] + bias[j]
+                row[j] = row[j] if row[j] > 0 else 0
         else:
             for j in range(s):
-                row[j] = row[j] + theta[j * ldt]
+                row[j] = row[j] + bias[j]
 
 
 cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
@@ -100,99 +118,116 @@ cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act)
             D[k] = D[k] * (1 - A[k] * A[k])
     elif act == RELU:
         for k in range(n):
-            if not A[k] > 0:
-                D[k] = 0
+            D[k] = D[k] if A[k] > 0 else 0
 
 
-cdef double _output_layer(const Net* net, const floating* Z, floating* H, const floating* Y,
+cdef double _output_layer(const Net* net, floating* Z, floating* H, const floating* Y,
                           const floating* w, int mb, floating* D) noexcept nogil:
-    """h = g_out(z) row by row; with targets Y also the loss (returned, weighted) and
-    delta(L) into D (weighted). Log terms come from z, never from h."""
+    """h = g_out(z); with targets Y also delta(L) into D and the loss (returned), each
+    sample's weighted by w. Log terms come from z, never from h. Z is scratch afterwards
+    (it ends holding each element's loss term)."""
     cdef int K = net.sizes[net.n_layers - 1]
     cdef int act = net.acts[net.n_layers - 2]
-    cdef int i, k
-    cdef const floating* z
+    cdef Py_ssize_t n = <Py_ssize_t>mb * K, k
+    cdef int i, c
+    cdef floating e, r, hz, zk
+    cdef floating* z
     cdef floating* h
     cdef const floating* y
     cdef floating* d
-    cdef floating zmax = 0, r, wi
-    cdef double total = 0, row_loss, norm = 1, lse, ysum, dot
+    cdef floating zmax, wi
+    cdef double total = 0, row_loss, norm, lse, ysum, dot
+
+    if act == SIGMOID:
+        # one exp per element serves h, and, for cross-entropy, the loss:
+        # -[y log h + (1-y) log(1-h)] = softplus(z) - y z = max(z, 0) + log1p(e) - y z
+        for k in range(n):
+            zk = Z[k]
+            e = _exp_neg(-_abs(zk))
+            hz = _sigmoid_from(zk, e)
+            H[k] = hz
+            if Y != NULL:
+                r = hz - Y[k]
+                if net.loss == CROSS_ENTROPY:
+                    D[k] = r                                    # dJ_i/dz = h - y
+                    Z[k] = (zk if zk > 0 else 0) + _log1p_unit(e) - Y[k] * zk
+                else:
+                    D[k] = r * (hz * (1 - hz))                  # (h - y) g'(z)
+                    Z[k] = <floating>0.5 * r * r
+    elif act == IDENTITY:
+        for k in range(n):
+            H[k] = Z[k]
+            if Y != NULL:
+                r = Z[k] - Y[k]
+                D[k] = r
+                Z[k] = <floating>0.5 * r * r
+    else:
+        for i in range(mb):
+            z = Z + <Py_ssize_t>i * K
+            h = H + <Py_ssize_t>i * K
+            zmax = z[0]
+            for c in range(1, K):
+                zmax = z[c] if z[c] > zmax else zmax
+            norm = 0
+            for c in range(K):
+                h[c] = _exp_neg(z[c] - zmax)
+                norm += h[c]
+            for c in range(K):
+                h[c] = <floating>(h[c] / norm)
+            if Y == NULL:
+                continue
+            y = Y + <Py_ssize_t>i * K
+            d = D + <Py_ssize_t>i * K
+            if net.loss == CROSS_ENTROPY:
+                # J_i = sum_k y_k (logsumexp(z) - z_k); dJ_i/dz = h sum(y) - y, which is
+                # the usual h - y when the targets of a row sum to one.
+                lse = zmax + log(norm)
+                ysum = 0
+                for c in range(K):
+                    ysum += y[c]
+                for c in range(K):
+                    d[c] = h[c] * <floating>ysum - y[c]
+                    z[c] = <floating>(y[c] * (lse - z[c]))
+            else:
+                # squared error through the softmax Jacobian: dJ_i/dz = h (r - r.h), r = h - y
+                dot = 0
+                for c in range(K):
+                    dot += (h[c] - y[c]) * h[c]
+                for c in range(K):
+                    r = h[c] - y[c]
+                    d[c] = h[c] * (r - <floating>dot)
+                    z[c] = <floating>0.5 * r * r
+    if Y == NULL:
+        return 0
+
+    # per sample: sum the loss terms in double, and weight loss and delta
     for i in range(mb):
         z = Z + <Py_ssize_t>i * K
-        h = H + <Py_ssize_t>i * K
         row_loss = 0
-        if act == SOFTMAX:
-            zmax = z[0]
-            for k in range(1, K):
-                if z[k] > zmax:
-                    zmax = z[k]
-            norm = 0
-            for k in range(K):
-                h[k] = _exp(z[k] - zmax)
-                norm += h[k]
-            for k in range(K):
-                h[k] = <floating>(h[k] / norm)
-        elif act == SIGMOID:
-            for k in range(K):
-                h[k] = _sigmoid(z[k])
-        else:
-            for k in range(K):
-                h[k] = z[k]
-        if Y == NULL:
-            continue
-
-        y = Y + <Py_ssize_t>i * K
-        d = D + <Py_ssize_t>i * K
-        wi = w[i] if w != NULL else 1
-        if net.loss == CROSS_ENTROPY and act == SOFTMAX:
-            # J_i = sum_k y_k (logsumexp(z) - z_k); dJ_i/dz = h sum(y) - y, which is
-            # the usual h - y when the targets of a row sum to one.
-            lse = zmax + log(norm)
-            ysum = 0
-            for k in range(K):
-                row_loss += y[k] * (lse - z[k])
-                ysum += y[k]
-            for k in range(K):
-                d[k] = wi * (h[k] * <floating>ysum - y[k])
-        elif net.loss == CROSS_ENTROPY:
-            # -[y log h + (1-y) log(1-h)] = softplus(z) - y z; dJ_i/dz = h - y.
-            for k in range(K):
-                row_loss += _softplus(z[k]) - y[k] * z[k]
-                d[k] = wi * (h[k] - y[k])
-        elif act == SOFTMAX:
-            # squared error through the softmax Jacobian: dJ_i/dz = h (r - r.h), r = h - y
-            dot = 0
-            for k in range(K):
-                r = h[k] - y[k]
-                row_loss += 0.5 * r * r
-                dot += r * h[k]
-            for k in range(K):
-                d[k] = wi * h[k] * ((h[k] - y[k]) - <floating>dot)
-        elif act == SIGMOID:
-            for k in range(K):
-                r = h[k] - y[k]
-                row_loss += 0.5 * r * r
-                d[k] = wi * r * (h[k] * (1 - h[k]))
-        else:
-            for k in range(K):
-                r = h[k] - y[k]
-                row_loss += 0.5 * r * r
-                d[k] = wi * r
-        total += wi * row_loss
+        for c in range(K):
+            row_loss += z[c]
+        if w != NULL:
+            wi = w[i]
+            d = D + <Py_ssize_t>i * K
+            for c in range(K):
+                d[c] = wi * d[c]
+            row_loss *= wi
+        total += row_loss
     return total
 
 
 # ------------------------------------------------------------------ one block
 
 cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
-    """Activations of layers 2..L, z(L), and two delta buffers, for mb_max rows."""
+    """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and a row
+    of scratch for biases."""
     cdef Py_ssize_t total = 0, widest = 0
     cdef int l
     for l in range(1, net.n_layers):
         total += net.sizes[l]
         if net.sizes[l] > widest:
             widest = net.sizes[l]
-    return mb_max * (total + net.sizes[net.n_layers - 1] + 2 * widest)
+    return mb_max * (total + net.sizes[net.n_layers - 1] + 2 * widest) + widest
 
 
 cdef double block(const Net* net, const floating* X, const floating* Y, const floating* w,
@@ -224,7 +259,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     cdef floating* tmp
     cdef floating* tgt
     cdef floating* row
-    cdef floating bsum
+    cdef floating* bias
     cdef double loss
 
     # workspace: a(2) .. a(L) | z(L) | D | Dn   (a(1) is X itself)
@@ -236,6 +271,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         Z += <Py_ssize_t>mb_max * net.sizes[l]
     D = Z + <Py_ssize_t>mb_max * net.sizes[L - 1]
     Dn = D + mb_max * widest
+    bias = Dn + mb_max * widest
 
     # forward: z(l+1) = [1 a(l)] Theta(l)^T, a(l+1) = g(z(l+1))
     slot = ws
@@ -249,7 +285,8 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             gemv_n(s_out, s_in, 1, theta + 1, ldt, a_in, 0, a_out)       # z = W a
         else:
             gemm_nt(mb, s_out, s_in, 1, a_in, s_in, theta + 1, ldt, 0, a_out, s_out)  # Z = A W^T
-        _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY)
+        _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
+                       bias)
         if l < L - 2:
             a_in = a_out
             slot += <Py_ssize_t>mb_max * s_out
@@ -278,12 +315,15 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
                 row = tgt + <Py_ssize_t>j * ldt
                 for i in range(1, ldt):
                     row[i] *= decay
-        # bias column: sum of delta over the block's rows
+        # bias column: sum of delta over the block's rows (row by row, so it vectorizes)
         for j in range(s_out):
-            bsum = 0
-            for i in range(mb):
-                bsum += D[<Py_ssize_t>i * s_out + j]
-            tgt[<Py_ssize_t>j * ldt] += alpha * bsum
+            bias[j] = 0
+        for i in range(mb):
+            row = D + <Py_ssize_t>i * s_out
+            for j in range(s_out):
+                bias[j] += row[j]
+        for j in range(s_out):
+            tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1:
             ger(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)               # G += d a^T
         else:
