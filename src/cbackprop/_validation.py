@@ -26,6 +26,8 @@ def check_option(name, value, allowed):
 
 def check_dtype(dtype):
     """'float32'/'float64' (or the numpy types) -> np.dtype."""
+    if dtype is None:
+        raise TypeError("dtype must be 'float32' or 'float64'; got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:
@@ -87,11 +89,31 @@ def check_lam(lam):
     return lam
 
 
+def to_array(name, A):
+    """np.asarray with an error that names the argument (ragged lists, say)."""
+    try:
+        return np.asarray(A)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} is not a rectangular array of numbers ({exc})") from None
+
+
+def cast_finite(name, arr, dtype):
+    """arr as a C-contiguous array of dtype, refusing NaN, inf and values dtype cannot hold."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        if arr.dtype.kind == "f" and np.isfinite(arr).all():
+            raise ValueError(f"{name} overflows {np.dtype(dtype).name} (values too large)")
+        bad = "NaN" if np.isnan(out).any() else "inf"
+        raise ValueError(f"{name} contains {bad}; remove or impute those values first")
+    return out
+
+
 def as_matrix(name, A, dtype, n_cols=None, what="columns"):
     """A 2-D, finite, non-empty, C-contiguous array of dtype; copies only when needed."""
     if A is None:
         raise TypeError(f"{name} must be a 2-D array; got None")
-    arr = np.asarray(A)
+    arr = to_array(name, A)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers (bool, int or float); got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -102,13 +124,7 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns"):
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} {what}, the network expects {n_cols}")
-    out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
-        bad = "NaN" if np.isnan(out).any() else "inf"
-        if arr.dtype.kind == "f" and np.isfinite(arr).all():
-            raise ValueError(f"{name} overflows {np.dtype(dtype).name} (values too large)")
-        raise ValueError(f"{name} contains {bad}; remove or impute those values first")
-    return out
+    return cast_finite(name, arr, dtype)
 
 
 def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
@@ -125,15 +141,15 @@ def check_sample_weight(sample_weight, m, dtype):
     """None -> an empty array (the kernels' 'all ones'); else a finite, >= 0 vector of m."""
     if sample_weight is None:
         return np.empty(0, dtype=dtype)
-    w = np.asarray(sample_weight)
+    w = to_array("sample_weight", sample_weight)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"sample_weight must hold numbers; got dtype {w.dtype}")
     if w.ndim != 1 or w.shape[0] != m:
         raise ValueError(f"sample_weight must be 1-D with one weight per sample ({m}); "
                          f"got shape {w.shape}")
-    w = np.ascontiguousarray(w, dtype=dtype)
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise ValueError("sample_weight must be finite and >= 0")
+    w = cast_finite("sample_weight", w, dtype)
+    if (w < 0).any():
+        raise ValueError("sample_weight must be >= 0")
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w

@@ -65,14 +65,12 @@ class Network:
             raise TypeError("thetas must be a non-empty list of 2-D arrays, Theta(1) first")
         mats = []
         for l, t in enumerate(thetas):
-            arr = np.asarray(t)
+            arr = v.to_array(f"thetas[{l}]", t)
             if arr.dtype.kind not in "biuf":
                 raise TypeError(f"thetas[{l}] must hold numbers; got dtype {arr.dtype}")
             if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 2:
                 raise ValueError(f"thetas[{l}] must be 2-D of shape (s_out, s_in + 1) with "
                                  f"s_out, s_in >= 1; got shape {arr.shape}")
-            if not np.isfinite(arr).all():
-                raise ValueError(f"thetas[{l}] contains NaN or inf")
             mats.append(arr)
         for l in range(1, len(mats)):
             if mats[l].shape[1] != mats[l - 1].shape[0] + 1:
@@ -85,8 +83,8 @@ class Network:
         sizes = [mats[0].shape[1] - 1] + [m.shape[0] for m in mats]
         net = cls.__new__(cls)
         net._configure(v.check_layer_sizes(sizes), activation, output, loss, dtype)
-        for theta, m in zip(net.thetas, mats):
-            theta[...] = m
+        for l, (theta, m) in enumerate(zip(net.thetas, mats)):
+            theta[...] = v.cast_finite(f"thetas[{l}]", m, net.dtype)
         return net
 
     def _configure(self, sizes, activation, output, loss, dtype):
@@ -121,12 +119,12 @@ class Network:
 
     @params.setter
     def params(self, values):
-        values = np.asarray(values)
+        values = v.to_array("params", values)
         if values.shape != self._params.shape:
             raise ValueError(f"params must have shape {self._params.shape}; got {values.shape}")
-        if values.dtype.kind not in "biuf" or not np.isfinite(values).all():
-            raise ValueError("params must be finite numbers")
-        self._params[...] = values
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"params must hold numbers; got dtype {values.dtype}")
+        self._params[...] = v.cast_finite("params", values, self.dtype)
 
     @property
     def thetas(self):
