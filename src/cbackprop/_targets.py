@@ -9,37 +9,59 @@ MATRIX = "matrix"          # a 2-D target matrix given as is: one-hot, multi-lab
 REGRESSION = "regression"  # real values through identity outputs
 
 
-def encode(y, n_outputs, output, loss, dtype, m):
-    """(Y, classes, kind) for training targets y of m samples."""
-    arr = np.asarray(y)
+def _as_targets(y, m, n_outputs, output, loss, dtype, name):
+    """Shape checks common to training and validation targets: a 1-D or 2-D array of m."""
+    arr = v.to_array(name, y)
     if arr.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D (labels or values) or 2-D (a target matrix); "
+        raise ValueError(f"{name} must be 1-D (labels or values) or 2-D (a target matrix); "
                          f"got shape {arr.shape}")
     if arr.shape[0] != m:
-        raise ValueError(f"y has {arr.shape[0]} samples but X has {m}")
+        raise ValueError(f"{name} has {arr.shape[0]} samples but its X has {m}")
+    if output == "identity" and arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(f"1-D {name} gives one value a sample, the network has {n_outputs} "
+                             "outputs; pass a 2-D array with one column per output")
+        arr = arr.reshape(-1, 1)
+    return arr
+
+
+def _one_hot(index, n_outputs, dtype):
+    """Rows of one-hot codes, or the 0/1 column of a single sigmoid unit."""
+    if n_outputs == 1:
+        return index.astype(dtype).reshape(-1, 1)
+    Y = np.zeros((len(index), n_outputs), dtype=dtype)
+    Y[np.arange(len(index)), index] = 1
+    return Y
+
+
+def encode(y, n_outputs, output, loss, dtype, m):
+    """(Y, classes, kind) for training targets y of m samples."""
+    arr = _as_targets(y, m, n_outputs, output, loss, dtype, "y")
     if output == "identity":
-        if arr.ndim == 1:
-            if n_outputs != 1:
-                raise ValueError(f"1-D y gives one value a sample, the network has {n_outputs} "
-                                 "outputs; pass a 2-D y with one column per output")
-            arr = arr.reshape(-1, 1)
         return v.check_targets(arr, m, n_outputs, loss, dtype, "y"), None, REGRESSION
     if arr.ndim == 2:
         return v.check_targets(arr, m, n_outputs, loss, dtype, "y"), None, MATRIX
     classes = _classes(arr)
     if len(classes) < 2:
         raise ValueError(f"y holds a single class ({classes[0]!r}): a classifier needs at least 2")
-    index = np.searchsorted(classes, arr)
-    if n_outputs == len(classes):
-        Y = np.zeros((m, n_outputs), dtype=dtype)
-        Y[np.arange(m), index] = 1
-    elif n_outputs == 1 and len(classes) == 2 and output == "sigmoid":
-        Y = index.astype(dtype).reshape(-1, 1)
-    else:
+    if not (n_outputs == len(classes)
+            or (n_outputs == 1 and len(classes) == 2 and output == "sigmoid")):
         raise ValueError(f"y has {len(classes)} classes but the network has {n_outputs} output "
                          f"units; use layer_sizes[-1] = {len(classes)}"
                          + (" (or 1 sigmoid unit for two classes)" if len(classes) == 2 else ""))
-    return Y, classes, LABELS
+    return _one_hot(np.searchsorted(classes, arr), n_outputs, dtype), classes, LABELS
+
+
+def encode_like(y, classes, kind, n_outputs, output, loss, dtype, m, name):
+    """Targets coded as those of fit were (validation data): labels must be known classes."""
+    arr = _as_targets(y, m, n_outputs, output, loss, dtype, name)
+    if kind == LABELS:
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D labels like the y given to fit")
+        return _one_hot(label_indices(arr, classes, name), n_outputs, dtype)
+    if arr.ndim != 2 and kind == MATRIX:
+        raise ValueError(f"{name} must be a 2-D target matrix like the y given to fit")
+    return v.check_targets(arr, m, n_outputs, loss, dtype, name)
 
 
 def _classes(labels):
@@ -54,20 +76,20 @@ def _classes(labels):
                         "strings)") from None
 
 
-def label_indices(y, classes):
+def label_indices(y, classes, name="y"):
     """Positions of labels y in classes; an error naming any label unseen in fit."""
-    arr = np.asarray(y)
+    arr = v.to_array(name, y)
     if arr.ndim != 1:
-        raise ValueError(f"y must be 1-D labels like those given to fit; got shape {arr.shape}")
+        raise ValueError(f"{name} must be 1-D labels like those given to fit; got shape {arr.shape}")
     try:
         index = np.searchsorted(classes, arr)
     except TypeError:
-        raise TypeError(f"y's labels are not of the type seen in fit ({classes.dtype})") from None
+        raise TypeError(f"{name}'s labels are not of the type seen in fit ({classes.dtype})") from None
     index = np.clip(index, 0, len(classes) - 1)
     unseen = classes[index] != arr
     if np.any(unseen):
-        raise ValueError(f"y has labels unseen in fit: {sorted(set(arr[unseen].tolist()))[:5]} "
-                         f"(known: {classes.tolist()[:10]})")
+        raise ValueError(f"{name} has labels unseen in fit: "
+                         f"{sorted(set(arr[unseen].tolist()))[:5]} (known: {classes.tolist()[:10]})")
     return index
 
 

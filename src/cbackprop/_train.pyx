@@ -8,8 +8,9 @@
   Adam update of the flat parameter vector;
 - rprop_update: one iRPROP- step from a full-batch gradient.
 
-Every loop checks for signals (Ctrl-C) every few thousand samples by taking the
-GIL briefly, and stops before an update whose cost is not finite.
+Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
+about a millisecond of work) by taking the GIL briefly, and stops before an update
+whose cost is not finite.
 """
 import numpy as np
 
@@ -35,7 +36,6 @@ STATUS_DONE, STATUS_DIVERGED, STATUS_INTERRUPTED = DONE, DIVERGED, INTERRUPTED
 SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
 
 cdef int _stop_requested = 0
-cdef Py_ssize_t CHECK_EVERY = 4096     # samples between two looks at pending signals
 
 
 def request_stop():
@@ -65,7 +65,7 @@ cdef int _raise_pending() except -1:
 def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
                  floating[::1] params, const Py_ssize_t[::1] order,
                  const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
-                 int loss, double step, double decay):
+                 int loss, double step, double decay, Py_ssize_t check_every):
     """For each sample i in order: Theta -= step * w_i dloss_i/dTheta after Theta_W *= decay.
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
@@ -90,7 +90,7 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
                 break
             total += sample_loss
             since_check += 1
-            if since_check >= CHECK_EVERY:
+            if since_check >= check_every:
                 since_check = 0
                 if _should_stop():
                     status = INTERRUPTED
@@ -109,7 +109,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                     int loss, double scale, double reg,
                     int solver, double rate, double momentum, bint nesterov,
                     double beta1, double beta2, double epsilon, long long adam_t,
-                    floating[::1] state1, floating[::1] state2):
+                    floating[::1] state1, floating[::1] state2, Py_ssize_t check_every):
     """One epoch of mini-batches in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
@@ -179,7 +179,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                     params[k] -= step * state1[k] / (sqrt(state2[k]) + eps)
             start += nb
             since_check += nb
-            if since_check >= CHECK_EVERY:
+            if since_check >= check_every:
                 since_check = 0
                 if _should_stop():
                     status = INTERRUPTED

@@ -7,7 +7,7 @@ from cbackprop.reference import debug_initialize_weights
 
 METHODS = ("batched", "per_sample")
 BLOCK_ROWS = 256          # rows a block; DESIGN.md section 3 found 64-1024 all alike
-MIN_ROWS_A_THREAD = 64    # below this, starting a thread costs more than it saves
+WORK_A_THREAD = 4e6       # flops a thread must get before starting it pays (tens of us)
 
 
 class Network:
@@ -158,13 +158,19 @@ class Network:
             return _kernels.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
                                     block_rows, threads)
 
+    @property
+    def flops_per_sample(self):
+        """Floating-point operations of one sample's forward and backward pass (about)."""
+        s = self.layer_sizes
+        return 6 * sum(s[l] * s[l + 1] for l in range(len(s) - 1))
+
     def _split(self, m):
-        """(threads, rows a block) for m rows: a thread only where it gets MIN_ROWS_A_THREAD
-        rows or more, blocks of at most BLOCK_ROWS rows shared evenly between threads."""
+        """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
+        flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads."""
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
-        threads = int(max(1, min(n, m // MIN_ROWS_A_THREAD)))
+        threads = int(max(1, min(n, m * self.flops_per_sample // WORK_A_THREAD)))
         return threads, min(BLOCK_ROWS, -(-m // threads))
 
     def _cost(self, X, Y, lam, sample_weight, method, want_grad, n_train=None):

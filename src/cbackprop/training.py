@@ -27,6 +27,7 @@ ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
 POWER_T = 0.5                              # invscaling: rate / epoch ** POWER_T
 ADAPTIVE_DIVISOR, MIN_ADAPTIVE_RATE = 5.0, 1e-6
 RPROP = dict(increase=1.2, decrease=0.5, step_min=1e-6, step_max=50.0, step_init=0.0125)
+SIGNAL_CHECK_FLOPS = 2e6                   # look for Ctrl-C about every millisecond of work
 
 
 class ConvergenceWarning(UserWarning):
@@ -122,12 +123,13 @@ class _Run:
 
     def __init__(self, net, X, Y, w, val, o, rng):
         self.net, self.X, self.Y, self.w, self.o, self.rng = net, X, Y, w, o, rng
-        self.val = val                               # (X_val, y_val) or None
+        self.val = val                               # (X_val, y_val, Y_val) or None
         self.m = X.shape[0]
         self.weight_sum = float(w.sum(dtype=np.float64)) if w.size else float(self.m)
         self.scale = self.m / self.weight_sum        # m / W
         self.reg = o["lam"] / self.weight_sum        # lam / W
         self.rate = o["learning_rate"]
+        self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net.flops_per_sample))
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:
@@ -164,8 +166,8 @@ class _Run:
         self.epoch += 1
         logs = {"loss": float(loss)}
         if self.val is not None:
-            Xv, yv = self.val
-            logs["val_loss"] = float(self.net.cost(Xv, self._val_targets(), 0.0))
+            Xv, yv, Yv = self.val
+            logs["val_loss"] = float(self.net.cost(Xv, Yv, 0.0))
             logs["val_score"] = float(self.net.score(Xv, yv))
         logs["time"] = time.perf_counter() - self.t0
         for key, value in logs.items():
@@ -177,13 +179,6 @@ class _Run:
         if self.flag.requested:
             keep_going = False
         return keep_going
-
-    def _val_targets(self):
-        if not hasattr(self, "_Yv"):
-            Xv, yv = self.val
-            self._Yv = _targets.encode(yv, self.net.layer_sizes[-1], self.net.output,
-                                       self.net.loss, self.net.dtype, len(Xv))[0]
-        return self._Yv
 
     def _monitor(self, logs):
         """Early stopping on the validation score, or the no-improvement rule on the cost."""
@@ -228,7 +223,7 @@ def _run_online(run, n_epochs):
         rate = run.epoch_rate()
         total, done, status = _train.online_epoch(
             run.X, run.Y, run.w, net.params, run.order(), *_kernel_args(net),
-            rate * run.scale, 1.0 - rate * run.reg)
+            rate * run.scale, 1.0 - rate * run.reg, run.check_every)
         if status == _train.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -249,7 +244,8 @@ def _run_minibatch(run, n_epochs, state):
         total, done, status, state["t"] = _train.minibatch_epoch(
             run.X, run.Y, run.w, net.params, run.order(), o["batch_size"], *_kernel_args(net),
             run.scale, run.reg, solver, run.epoch_rate(), o["momentum"], o["nesterov"],
-            ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON, state["t"], state["m1"], state["m2"])
+            ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON, state["t"], state["m1"], state["m2"],
+            run.check_every)
         if status == _train.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -322,28 +318,29 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
                                        net.dtype, X.shape[0])
     w = v.check_sample_weight(sample_weight, X.shape[0], net.dtype)
-    net.classes_, net._target_kind = classes, kind
-    net._target_1d = np.ndim(y) == 1
 
-    val = None
+    val = None                         # (X_val, y_val as given, Y_val coded like Y)
     if validation_data is not None:
         Xv, yv = validation_data
-        Xv = v.as_matrix("validation_data X", Xv, net.dtype, net.layer_sizes[0], "features")
-        _targets.encode(yv, net.layer_sizes[-1], net.output, net.loss, net.dtype, Xv.shape[0])
-        if classes is not None:
-            _targets.label_indices(yv, classes)
-        val = (Xv, yv)
+        Xv = v.as_matrix("validation_data[0]", Xv, net.dtype, net.layer_sizes[0], "features")
+        Yv = _targets.encode_like(yv, classes, kind, net.layer_sizes[-1], net.output, net.loss,
+                                  net.dtype, Xv.shape[0], "validation_data[1]")
+        val = (Xv, yv, Yv)
     elif validation_fraction > 0 or early_stopping:
         frac = validation_fraction or 0.1
         labels = np.asarray(y) if kind == _targets.LABELS else None
         train, held = _split_validation(X.shape[0], labels, frac, rng)
-        val = (X[held], np.asarray(y)[held])
+        val = (X[held], np.asarray(y)[held], Y[held])
         X, Y = X[train], Y[train]
         w = w[train] if w.size else w
         if w.size and w.sum() <= 0:
             raise ValueError("sample_weight: the training part of the split has zero total weight")
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation data")
+
+    # every check has passed: from here on the network changes
+    net.classes_, net._target_kind, net._target_1d = classes, kind, np.ndim(y) == 1
+    net._solver_state.clear()          # a new fit starts its optimizer afresh
 
     n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
     run = _Run(net, X, Y, w, val, o, rng)
@@ -372,8 +369,8 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     net.history_ = run.history
     net.n_iter_ = run.epoch
     if interrupted:
-        warnings.warn(f"training interrupted after {run.epoch} complete "
-                      f"{'iterations' if solver in FULL_BATCH else 'epochs'}; the network keeps "
+        unit = "iteration" if solver in FULL_BATCH else "epoch"
+        warnings.warn(f"training interrupted by the user in {unit} {run.epoch}; the network keeps "
                       "the parameters it had reached", TrainingInterrupted, stacklevel=3)
     elif not run.converged and run.epoch >= n:
         warnings.warn(f"{solver} ran all {n} {'iterations' if solver in FULL_BATCH else 'epochs'} "
