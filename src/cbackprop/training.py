@@ -305,7 +305,11 @@ def _run_scipy(run, n_iter):
 
 def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_rate, momentum,
         nesterov, schedule, shuffle, random_state, validation_data, validation_fraction,
-        early_stopping, tol, n_iter_no_change, max_iter, callback, verbose):
+        early_stopping, tol, n_iter_no_change, max_iter, callback, verbose,
+        classes=None, reset_optimizer=True):
+    """Network.fit's body. Two more options for incremental use (scikit-learn's partial_fit):
+    classes, the full list of labels when y may hold only some of them; and
+    reset_optimizer=False, to carry momentum and Adam's moments over from the last call."""
     o = dict(solver=solver, lam=lam, epochs=epochs, batch_size=batch_size,
              learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov),
              schedule=schedule, shuffle=bool(shuffle), validation_data=validation_data,
@@ -315,8 +319,13 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     rng = v.check_random_state(random_state)
 
     X = net._check_X(X)
-    Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
-                                       net.dtype, X.shape[0])
+    if classes is None:
+        Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
+                                           net.dtype, X.shape[0])
+    else:
+        classes, kind = np.asarray(classes), _targets.LABELS
+        Y = _targets.encode_like(y, classes, kind, net.layer_sizes[-1], net.output, net.loss,
+                                 net.dtype, X.shape[0], "y")
     w = v.check_sample_weight(sample_weight, X.shape[0], net.dtype)
 
     val = None                         # (X_val, y_val as given, Y_val coded like Y)
@@ -340,7 +349,8 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
 
     # every check has passed: from here on the network changes
     net.classes_, net._target_kind, net._target_1d = classes, kind, np.ndim(y) == 1
-    net._solver_state.clear()          # a new fit starts its optimizer afresh
+    if reset_optimizer:
+        net._solver_state.clear()      # a new fit starts its optimizer afresh
 
     n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
     run = _Run(net, X, Y, w, val, o, rng)
