@@ -3,7 +3,7 @@ import contextlib
 import signal
 import threading
 
-from cbackprop import _train
+from cbackprop._cpu import core
 
 
 class InterruptFlag:
@@ -23,12 +23,12 @@ def graceful_interrupt():
 
     def handler(signum, frame):
         flag.requested = True
-        _train.request_stop()
+        core.request_stop()
 
     previous = signal.signal(signal.SIGINT, handler)
-    _train.clear_stop()
+    core.clear_stop()
     try:
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
-        _train.clear_stop()
+        core.clear_stop()

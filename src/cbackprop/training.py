@@ -5,7 +5,7 @@ validation set, calls the user's callback, shows progress, applies early stoppin
 and the learning-rate schedule, and notices interrupts and divergence. The
 solvers themselves only produce one epoch (or iteration) at a time:
 
-- online, sgd, adam: a whole epoch is one compiled call (cbackprop._train);
+- online, sgd, adam: a whole epoch is one compiled call (cbackprop._cpu.core);
 - rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
 - lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
 """
@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 
-from cbackprop import _kernels, _targets, _train, _validation as v
+from cbackprop import _targets, _validation as v
+from cbackprop._cpu import core
 from cbackprop._interrupt import graceful_interrupt
 from cbackprop._threads import blas_single_threaded
 
@@ -221,36 +222,36 @@ def _run_online(run, n_epochs):
     net = run.net
     for _ in range(n_epochs):
         rate = run.epoch_rate()
-        total, done, status = _train.online_epoch(
+        total, done, status = core.online_epoch(
             run.X, run.Y, run.w, net.params, run.order(), *_kernel_args(net),
             rate * run.scale, 1.0 - rate * run.reg, run.check_every)
-        if status == _train.STATUS_DIVERGED:
+        if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
             return
         loss = total * run.scale / done + run.reg_term()
-        if not run.end_epoch(loss) or status == _train.STATUS_INTERRUPTED:
+        if not run.end_epoch(loss) or status == core.STATUS_INTERRUPTED:
             return
 
 
 def _run_minibatch(run, n_epochs, state):
     net, o = run.net, run.o
-    solver = _train.SOLVER_CODES[o["solver"]]
+    solver = core.SOLVER_CODES[o["solver"]]
     if state.get("solver") != o["solver"] or state["m1"].shape != net.params.shape:
         state.clear()
         state.update(solver=o["solver"], t=0, m1=np.zeros_like(net.params),
                      m2=np.zeros_like(net.params))
     for _ in range(n_epochs):
-        total, done, status, state["t"] = _train.minibatch_epoch(
+        total, done, status, state["t"] = core.minibatch_epoch(
             run.X, run.Y, run.w, net.params, run.order(), o["batch_size"], *_kernel_args(net),
             run.scale, run.reg, solver, run.epoch_rate(), o["momentum"], o["nesterov"],
             ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON, state["t"], state["m1"], state["m2"],
             run.check_every)
-        if status == _train.STATUS_DIVERGED:
+        if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
             return
-        if not run.end_epoch(total / done) or status == _train.STATUS_INTERRUPTED:
+        if not run.end_epoch(total / done) or status == core.STATUS_INTERRUPTED:
             return
 
 
@@ -258,7 +259,7 @@ def _full_cost_grad(run, grad):
     net = run.net
     threads, block_rows = net._split(run.m)
     with blas_single_threaded(threads > 1):
-        return _kernels.cost_grad(run.X, run.Y, run.w, net.params, grad, *_kernel_args(net),
+        return core.cost_grad(run.X, run.Y, run.w, net.params, grad, *_kernel_args(net),
                                   run.weight_sum, run.reg, block_rows, threads)
 
 
@@ -270,7 +271,7 @@ def _run_rprop(run, n_iter):
         cost = _full_cost_grad(run, grad)
         if not np.isfinite(cost):
             run.diverged(cost)
-        _train.rprop_update(params, grad, prev, steps, RPROP["increase"], RPROP["decrease"],
+        core.rprop_update(params, grad, prev, steps, RPROP["increase"], RPROP["decrease"],
                             RPROP["step_min"], RPROP["step_max"])
         if not run.end_epoch(cost):
             return

@@ -1,12 +1,11 @@
-# cython: language_level=3
-"""The compiled core: forward pass, cost and backpropagation (DESIGN.md section 1).
+# The compiled core: forward pass, cost and backpropagation (DESIGN.md section 1).
+#
+# Python (network.py, _validation.py) checks and converts every input once; the
+# functions here trust their arguments. Each works on row blocks of X: forward,
+# output error and backward for a block while it is in cache, with one
+# workspace per thread allocated before any `nogil` code. A block of one row uses
+# BLAS level 2 (the derivation's per-sample loop); larger blocks use level 3.
 
-Python (network.py, _validation.py) checks and converts every input once; the
-functions here trust their arguments. Each works on row blocks of X: forward,
-output error and backward for a block while it is in cache, with one
-workspace per thread allocated before any `nogil` code. A block of one row uses
-BLAS level 2 (the derivation's per-sample loop); larger blocks use level 3.
-"""
 import numpy as np
 
 from cython cimport floating
@@ -14,6 +13,25 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport log, fabs, fabsf
 
 from cbackprop._blas cimport gemm_nt, gemm_tn, gemm_nn, gemv_n, gemv_t, ger
+
+
+cdef enum:
+    SIGMOID = 0
+    TANH = 1
+    RELU = 2
+    IDENTITY = 3
+    SOFTMAX = 4
+
+cdef enum:
+    CROSS_ENTROPY = 0
+    SQUARED_ERROR = 1
+
+cdef struct Net:
+    int n_layers                # L, input layer included
+    const int* sizes            # s_1 .. s_L
+    const Py_ssize_t* offsets   # where Theta(l) starts in the flat parameters
+    const int* acts             # activation of layers 2 .. L (the last is the output's)
+    int loss
 
 
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,

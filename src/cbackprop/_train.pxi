@@ -1,24 +1,18 @@
-# cython: language_level=3
-"""Compiled training loops: a whole epoch runs in one `nogil` call.
+# Compiled training loops: a whole epoch runs in one `nogil` call.
+#
+# - online_epoch: the derivation's stochastic gradient descent, one sample at a time,
+#   Theta updated in place by BLAS level 2 (ger) right after that sample's deltas;
+# - minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
+#   their gradient by the blocked level-3 kernel, then an SGD (momentum, Nesterov) or
+#   Adam update of the flat parameter vector;
+# - rprop_update: one iRPROP- step from a full-batch gradient.
+#
+# Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
+# about a millisecond of work) by taking the GIL briefly, and stops before an update
+# whose cost is not finite.
 
-- online_epoch: the derivation's stochastic gradient descent, one sample at a time,
-  Theta updated in place by BLAS level 2 (ger) right after that sample's deltas;
-- minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
-  their gradient by the blocked level-3 kernel, then an SGD (momentum, Nesterov) or
-  Adam update of the flat parameter vector;
-- rprop_update: one iRPROP- step from a full-batch gradient.
-
-Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
-about a millisecond of work) by taking the GIL briefly, and stops before an update
-whose cost is not finite.
-"""
-import numpy as np
-
-from cython cimport floating
 from libc.math cimport sqrt, pow, isfinite
 from libc.string cimport memcpy
-
-from cbackprop._kernels cimport Net, make_net, workspace_size, block, regularize
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()    # declared without `except`: we look at the result ourselves

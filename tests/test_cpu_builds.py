@@ -1,0 +1,74 @@
+"""Every build of the compiled core this processor runs (baseline, AVX2) against the reference.
+
+The rest of the suite exercises the build cbackprop picks; these tests load each one
+explicitly, so that a build the suite does not otherwise reach is checked too.
+"""
+import numpy as np
+import pytest
+
+import cbackprop as cb
+from cbackprop import _cpu, reference
+
+BUILDS = _cpu.runnable_builds()
+CASES = [  # (layer sizes, hidden activation, output, loss)
+    ([7, 9, 4], "sigmoid", "sigmoid", "cross_entropy"),
+    ([5, 8, 6, 3], "tanh", "softmax", "cross_entropy"),
+    ([6, 10, 2], "relu", "identity", "squared_error"),
+    ([4, 5, 3], "sigmoid", "softmax", "squared_error"),
+]
+
+
+def test_baseline_build_is_always_there():
+    assert "baseline" in BUILDS
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("sizes, act, out, loss", CASES)
+def test_build_matches_reference(build, dtype, sizes, act, out, loss):
+    core = _cpu.load(build)
+    rng = np.random.default_rng(sum(sizes))
+    net = cb.Network(sizes, activation=act, output=out, loss=loss, dtype=dtype, random_state=1)
+    m = 300
+    X = rng.normal(size=(m, sizes[0])).astype(dtype)
+    Y = rng.uniform(size=(m, sizes[-1])).astype(dtype)
+    w = np.empty(0, dtype)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    thetas64 = [t.astype(np.float64) for t in net.thetas]
+    J_ref, G_ref = reference.cost_and_gradient(thetas64, X.astype(np.float64), Y.astype(np.float64),
+                                               0.5, activation=act, output=out, loss=loss)
+    for block_rows, threads in [(1, 1), (64, 1), (64, 2)]:
+        grad = np.zeros_like(net.params)
+        J = core.cost_grad(X, Y, w, net.params, grad, net._sizes, net._offsets, net._acts,
+                           net._loss_code, float(m), 0.5 / m, block_rows, threads)
+        assert abs(J - J_ref) <= tol * abs(J_ref)
+        for g, r in zip(net.split(grad), G_ref):
+            assert np.abs(g - r).max() <= tol * np.abs(r).max()
+    h = core.forward(X, net.params, np.empty((m, sizes[-1]), dtype), net._sizes, net._offsets,
+                     net._acts, 64, 2)
+    h_ref = reference.forward(thetas64, X.astype(np.float64), activation=act, output=out)
+    assert np.abs(h - h_ref).max() <= tol
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_build_online_epoch_matches_numpy_loop(build):
+    core = _cpu.load(build)
+    rng = np.random.default_rng(3)
+    net = cb.Network([6, 7, 3], random_state=0)
+    X, Y = rng.normal(size=(40, 6)), np.eye(3)[rng.integers(0, 3, 40)]
+    thetas = [t.copy() for t in net.thetas]
+    lr, lam, m = 0.2, 0.3, 40
+    order = rng.permutation(m).astype(np.intp)
+    for i in order:
+        _, grads = reference.cost_and_gradient(thetas, X[i:i + 1], Y[i:i + 1], 0.0)
+        for t, g in zip(thetas, grads):
+            t -= lr * (g + np.hstack([np.zeros((t.shape[0], 1)), t[:, 1:]]) * lam / m)
+    core.online_epoch(X, Y, np.empty(0), net.params, order, net._sizes, net._offsets, net._acts,
+                      net._loss_code, lr, 1 - lr * lam / m, 10**6)
+    for t, r in zip(net.thetas, thetas):
+        np.testing.assert_allclose(t, r, rtol=1e-10, atol=1e-12)
+
+
+def test_unknown_build_is_a_clear_error():
+    with pytest.raises(ValueError, match="CBACKPROP_CPU"):
+        _cpu.load("sse9")
