@@ -1,7 +1,8 @@
 """Network: the parameters of a fully connected network and the calls into the compiled core."""
 import numpy as np
 
-from cbackprop import _kernels, _targets, training, _validation as v
+from cbackprop import _targets, training, _validation as v
+from cbackprop._cpu import core
 from cbackprop._threads import default_threads, blas_single_threaded
 from cbackprop.reference import debug_initialize_weights
 
@@ -106,9 +107,9 @@ class Network:
         # what the kernels need to know of the architecture
         self._sizes = np.asarray(sizes, dtype=np.intc)
         self._offsets = np.asarray(offsets[:-1], dtype=np.intp)
-        codes = [_kernels.ACTIVATION_CODES[a] for a in self.activation + [output]]
+        codes = [core.ACTIVATION_CODES[a] for a in self.activation + [output]]
         self._acts = np.asarray(codes, dtype=np.intc)
-        self._loss_code = _kernels.LOSS_CODES[loss]
+        self._loss_code = core.LOSS_CODES[loss]
 
     # ---------------------------------------------------------- parameters
 
@@ -155,7 +156,7 @@ class Network:
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._split(X.shape[0])
         with blas_single_threaded(threads > 1):
-            return _kernels.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
+            return core.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
                                     block_rows, threads)
 
     @property
@@ -183,7 +184,7 @@ class Network:
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
         threads, block_rows = (1, 1) if method == "per_sample" else self._split(X.shape[0])
         with blas_single_threaded(threads > 1):
-            J = _kernels.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
+            J = core.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
                                    self._acts, self._loss_code, norm, lam / norm,
                                    block_rows, threads)
         return J, grad
@@ -285,3 +286,38 @@ class Network:
         if self.classes_ is not None:
             _targets.label_indices(y, self.classes_)
         return float(np.mean(pred == y))
+
+    # ------------------------------------------------ files, other tools, the backprop trace
+
+    def save(self, path):
+        """Write a model file (an .npz of plain arrays and JSON metadata): cbackprop.io.save."""
+        from cbackprop import io
+        return io.save(self, path)
+
+    def trace(self, x, y, lam=0.0):
+        """z, a, delta and dJ/dTheta of every layer for one sample: cbackprop.trace.Trace."""
+        from cbackprop.trace import Trace
+        return Trace(self, x, y, lam)
+
+    @classmethod
+    def from_sklearn(cls, mlp):
+        """The network of a fitted MLPClassifier/MLPRegressor: cbackprop.io.from_sklearn."""
+        from cbackprop import io
+        return io.from_sklearn(mlp)
+
+    def to_sklearn(self):
+        """A fitted MLPClassifier/MLPRegressor predicting the same: cbackprop.io.to_sklearn."""
+        from cbackprop import io
+        return io.to_sklearn(self)
+
+    @classmethod
+    def from_torch_state_dict(cls, state_dict, activation="sigmoid", output="sigmoid",
+                              loss="cross_entropy", dtype=None):
+        """A network from a stack of torch Linear layers: cbackprop.io.from_torch_state_dict."""
+        from cbackprop import io
+        return io.from_torch_state_dict(state_dict, activation, output, loss, dtype)
+
+    def to_torch_state_dict(self):
+        """The state_dict of torch.nn.Sequential(Linear, g, ...): cbackprop.io."""
+        from cbackprop import io
+        return io.to_torch_state_dict(self)
