@@ -51,6 +51,50 @@ cdef extern from "_fastmath.h" nogil:
     float cb_expm1_neg_f(float x)
     float cb_log1p_unit_f(float u)
 
+cdef extern from "_fastmath.h" nogil:
+    const bint CB_SMALL_LOOPS_PAY
+    void cb_matvec_d(int m, int n, const double* W, int ld, const double* x, double* y)
+    void cb_matvec_f(int m, int n, const float* W, int ld, const float* x, float* y)
+    void cb_matvec_t_d(int m, int n, const double* W, int ld, const double* d, double* y)
+    void cb_matvec_t_f(int m, int n, const float* W, int ld, const float* d, float* y)
+    void cb_outer_d(int m, int n, double alpha, const double* d, const double* x, double* G,
+                    int ld)
+    void cb_outer_f(int m, int n, float alpha, const float* d, const float* x, float* G, int ld)
+
+# Up to this many weights a layer's per-sample products run in our own loops (on builds
+# where they pay): there a BLAS call costs more than its arithmetic.
+cdef int SMALL_LAYER = 4096
+
+cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
+                         floating* y) noexcept nogil:
+    """y (M) = W (M x N, row stride ld) @ x."""
+    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
+        gemv_n(M, N, 1, W, ld, x, 0, y)
+    elif floating is float:
+        cb_matvec_f(M, N, W, ld, x, y)
+    else:
+        cb_matvec_d(M, N, W, ld, x, y)
+
+cdef inline void _matvec_t(int M, int N, const floating* W, int ld, const floating* d,
+                           floating* y) noexcept nogil:
+    """y (N) = W (M x N, row stride ld)^T @ d."""
+    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
+        gemv_t(M, N, 1, W, ld, d, 0, y)
+    elif floating is float:
+        cb_matvec_t_f(M, N, W, ld, d, y)
+    else:
+        cb_matvec_t_d(M, N, W, ld, d, y)
+
+cdef inline void _outer(int M, int N, floating alpha, const floating* d, const floating* x,
+                        floating* G, int ld) noexcept nogil:
+    """G (M x N, row stride ld) += alpha d x^T."""
+    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
+        ger(M, N, alpha, d, x, G, ld)
+    elif floating is float:
+        cb_outer_f(M, N, alpha, d, x, G, ld)
+    else:
+        cb_outer_d(M, N, alpha, d, x, G, ld)
+
 cdef inline floating _exp_neg(floating x) noexcept nogil:
     """exp(x) for x <= 0."""
     if floating is float:
@@ -306,7 +350,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         theta = params + net.offsets[l]
         a_out = Z if l == L - 2 else slot
         if mb == 1:
-            gemv_n(s_out, s_in, 1, theta + 1, ldt, a_in, 0, a_out)       # z = W a
+            _matvec(s_out, s_in, theta + 1, ldt, a_in, a_out)             # z = W a
         else:
             gemm_nt(mb, s_out, s_in, 1, a_in, s_in, theta + 1, ldt, 0, a_out, s_out)  # Z = A W^T
         _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
@@ -330,7 +374,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         if l > 0:
             # delta(l) = delta(l+1) W * g'(a(l)), from W before any update to it
             if mb == 1:
-                gemv_t(s_out, s_in, 1, theta + 1, ldt, D, 0, Dn)         # d = W^T d
+                _matvec_t(s_out, s_in, theta + 1, ldt, D, Dn)              # d = W^T d
             else:
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
@@ -349,7 +393,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         for j in range(s_out):
             tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1:
-            ger(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)               # G += d a^T
+            _outer(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)            # G += d a^T
         else:
             gemm_tn(s_out, s_in, mb, alpha, D, s_out, a_in, s_in, 1, tgt + 1, ldt)  # G += D^T A
         if l > 1:
