@@ -183,7 +183,8 @@ class Network:
         norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
         threads, block_rows = (1, 1) if method == "per_sample" else self._split(X.shape[0])
-        with blas_single_threaded(threads > 1):
+        # one BLAS thread when we split rows, and for the per-sample loop's many small calls
+        with blas_single_threaded(threads > 1 or block_rows == 1):
             J = core.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
                                    self._acts, self._loss_code, norm, lam / norm,
                                    block_rows, threads)

@@ -360,7 +360,8 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,
     # not call by call, or scipy's own BLAS calls between ours wake OpenBLAS's pool, whose
     # spinning threads then take the cores from ours (measured 7x slower on 2 cores).
-    split = solver in FULL_BATCH and net._split(X.shape[0])[0] > 1
+    # The online solver's many small level-2 calls gain nothing from BLAS threads either.
+    split = (solver in FULL_BATCH and net._split(X.shape[0])[0] > 1) or solver == "online"
     try:
         with graceful_interrupt() as flag, blas_single_threaded(split):
             run.flag = flag

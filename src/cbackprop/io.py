@@ -1,0 +1,711 @@
+"""Model files, and moving networks between cbackprop and other tools.
+
+A model file is an ``.npz`` archive (a zip of ``.npy`` arrays) that any NumPy can read with
+``allow_pickle=False``:
+
+- ``metadata``: a 0-d string array holding JSON: the format name and version, the
+  architecture (layer sizes, activations, output, loss, dtype), what the outputs mean
+  (class labels, target kind), the package version, the training summary and, for every
+  other member, its shape, dtype and SHA-256;
+- ``Theta1``, ``Theta2``, ...: the weight matrices, bias in column 0 (the course's names);
+- ``classes`` (classifiers), ``history_loss``, ``history_val_score``, ... (fitted networks),
+  ``scaler_offset`` and ``scaler_scale`` (networks trained on scaled features).
+
+Nothing in a file is ever executed: arrays of Python objects are refused before they are
+read, and every value is checked (format version, each member's presence, shape, dtype,
+checksum and finiteness, the metadata's consistency with the arrays) before a network is
+built. Any problem raises :class:`ModelFileError`, a ``ValueError``, naming the file.
+
+Saving writes a temporary file next to the target and renames it over the target
+(``os.replace``), so an interrupted save never leaves a half-written model.
+
+Importers and exporters: scikit-learn's ``MLPClassifier``/``MLPRegressor``
+(:func:`from_sklearn`, :func:`to_sklearn`), the course's ``.mat`` weight files
+(:func:`load_mat`, :func:`save_mat`) and PyTorch ``state_dict`` s
+(:func:`to_torch_state_dict`, :func:`from_torch_state_dict`).
+"""
+import errno
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import zipfile
+from collections import OrderedDict
+from datetime import datetime, timezone
+
+import numpy as np
+
+from cbackprop import _targets, _validation as v
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "Scaler", "save", "load", "from_sklearn",
+           "to_sklearn", "load_mat", "save_mat", "to_torch_state_dict", "from_torch_state_dict"]
+
+FORMAT = "cbackprop-model"
+FORMAT_VERSION = 1
+MAX_METADATA_BYTES = 1 << 24          # 16 MiB of JSON is far more than any model needs
+SCALERS = ("standard", "minmax")
+HISTORY_KEYS = ("loss", "val_loss", "val_score", "time")
+# dtypes class labels may have in a file: bool, integers, floats, text (never objects)
+CLASS_KINDS = "biufUS"
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read: not a model, truncated, corrupted, inconsistent,
+    or written by a newer cbackprop."""
+
+
+# ------------------------------------------------------------------------------ scaling
+
+
+class Scaler:
+    """Feature scaling kept with a model: ``transform(X) = (X - offset) / scale``.
+
+    kind 'standard': offset the column means, scale their standard deviations;
+    kind 'minmax': offset the minima, scale the ranges (columns are mapped to [0, 1]).
+    Constant columns get scale 1, so they become 0 rather than NaN.
+    """
+
+    def __init__(self, kind, offset, scale):
+        v.check_option("scaler kind", kind, SCALERS)
+        self.kind = kind
+        self.offset = np.asarray(offset, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        if (self.offset.ndim != 1 or self.scale.shape != self.offset.shape
+                or not np.isfinite(self.offset).all() or not np.isfinite(self.scale).all()
+                or (self.scale <= 0).any()):
+            raise ValueError("a scaler needs 1-D finite offset and scale of one length, scale > 0")
+
+    @classmethod
+    def fit(cls, X, kind="standard"):
+        X = np.asarray(X, dtype=np.float64)
+        if kind == "standard":
+            offset, scale = X.mean(axis=0), X.std(axis=0)
+        else:
+            v.check_option("scale", kind, SCALERS)
+            offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+        return cls(kind, offset, np.where(scale > 0, scale, 1.0))
+
+    @property
+    def n_features(self):
+        return self.offset.shape[0]
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"the scaler expects {self.n_features} feature columns; "
+                             f"got shape {X.shape}")
+        return (X - self.offset) / self.scale
+
+    def __repr__(self):
+        return f"Scaler({self.kind!r}, {self.n_features} features)"
+
+
+# ------------------------------------------------------------------------------- saving
+
+
+def _little(dtype):
+    """The dtype's little-endian form: files describe and checksum arrays in it, so that a
+    file written on a big-endian machine reads the same."""
+    return dtype.newbyteorder("<") if dtype.byteorder != "|" else dtype
+
+
+def _sha256(arr):
+    arr = np.array(arr, dtype=_little(arr.dtype), order="C")
+    return hashlib.sha256(arr.tobytes()).hexdigest()
+
+
+def _classes_for_file(classes):
+    """(array a file can hold, how to restore it): object arrays of text are stored as text."""
+    classes = np.asarray(classes)
+    if classes.dtype.kind in CLASS_KINDS:
+        return classes, "array"
+    if classes.dtype.kind == "O":
+        if all(isinstance(c, str) for c in classes):
+            return classes.astype(str), "object"
+        try:
+            plain = np.array(classes.tolist())
+        except ValueError:
+            plain = classes
+        if plain.dtype.kind in "biuf":
+            return plain, "object"
+    raise TypeError(f"class labels of dtype {classes.dtype} cannot be saved: use numbers or "
+                    "strings")
+
+
+def _jsonable(obj, where):
+    try:
+        return json.loads(json.dumps(obj, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where} must be JSON-serializable with finite numbers ({exc})") from None
+
+
+def _network_of(model):
+    """The Network of a model: a Network, or an estimator holding one in ``network_``."""
+    from cbackprop.network import Network
+    if isinstance(model, Network):
+        return model
+    net = getattr(model, "network_", None)
+    if isinstance(net, Network):
+        return net
+    raise TypeError(f"save needs a cbackprop Network (or a fitted estimator with network_); "
+                    f"got {type(model).__name__}")
+
+
+def _arrays_and_metadata(net):
+    import cbackprop
+    arrays = OrderedDict((f"Theta{l}", np.ascontiguousarray(t))
+                         for l, t in enumerate(net.thetas, start=1))
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "cbackprop_version": cbackprop.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "layer_sizes": list(net.layer_sizes),
+        "activation": list(net.activation),
+        "output": net.output,
+        "loss": net.loss,
+        "dtype": net.dtype.name,
+        "target": {"kind": net._target_kind, "one_dimensional": bool(net._target_1d)},
+    }
+    if net.classes_ is not None:
+        arrays["classes"], meta["target"]["classes_as"] = _classes_for_file(net.classes_)
+    history = getattr(net, "history_", None)
+    if history is not None:
+        meta["n_iter"] = int(net.n_iter_)
+        meta["history"] = [k for k in HISTORY_KEYS if k in history]
+        for key in meta["history"]:
+            values = np.asarray(history[key], dtype=np.float64)
+            if values.ndim != 1 or not np.isfinite(values).all():
+                raise ValueError(f"net.history_[{key!r}] must be a list of finite numbers")
+            arrays[f"history_{key}"] = values
+    scaler = getattr(net, "scaler_", None)
+    if scaler is not None:
+        if scaler.n_features != net.layer_sizes[0]:
+            raise ValueError(f"net.scaler_ scales {scaler.n_features} features, the network "
+                             f"takes {net.layer_sizes[0]}")
+        meta["scaler"] = scaler.kind
+        arrays["scaler_offset"], arrays["scaler_scale"] = scaler.offset, scaler.scale
+    meta["info"] = _jsonable(getattr(net, "info_", None) or {}, "net.info_")
+    meta["arrays"] = {name: {"shape": list(a.shape), "dtype": _little(a.dtype).str,
+                             "sha256": _sha256(a)}
+                      for name, a in arrays.items()}
+    return arrays, meta
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux allows (os.umask sets it,
+    for a moment, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def save(model, path):
+    """Write a model file (see the module's docstring); returns the path.
+
+    model: a Network, or an estimator holding one in ``network_``. Saved with it:
+    ``classes_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a :class:`Scaler`,
+    if set) and ``info_`` (a JSON-serializable dict, if set). Optimizer state is not saved.
+    The file appears whole or not at all: it is written to a temporary file in the same
+    directory, then renamed over path.
+    """
+    net = _network_of(model)
+    arrays, meta = _arrays_and_metadata(net)
+    arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "no such directory to save the model in", folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())        # as open() would have made it, not mkstemp's 0600
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+class _Reader:
+    """Reads and checks the members of one model file."""
+
+    def __init__(self, path, zf):
+        self.path, self.zf = path, zf
+        self.file_size = os.path.getsize(path)
+
+    def fail(self, message):
+        return ModelFileError(f"{self.path}: {message}")
+
+    def member(self, name):
+        try:
+            return self.zf.getinfo(name + ".npy")
+        except KeyError:
+            raise self.fail(f"the array {name!r} is missing (truncated or tampered file)") from None
+
+    def read(self, name, shape=None, kind=None, dtype=None, max_bytes=None):
+        """The array `name`, after checking its header against what is expected and before
+        reading more than the header."""
+        info = self.member(name)
+        limit = max_bytes or self.file_size
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size > limit:
+            raise self.fail(f"the array {name!r} claims {info.file_size} bytes, more than "
+                            f"the file holds (corrupted file)")
+        try:
+            with self.zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise self.fail(f"the array {name!r} has an unsupported .npy version {version}")
+                if got_dtype.hasobject:
+                    raise self.fail(f"the array {name!r} holds Python objects; model files "
+                                    "hold plain numbers and text only, and objects are never "
+                                    "unpickled")
+                if shape is not None and tuple(got_shape) != tuple(shape):
+                    raise self.fail(f"the array {name!r} has shape {tuple(got_shape)}, expected "
+                                    f"{tuple(shape)} (tampered or inconsistent file)")
+                want = np.dtype(dtype) if dtype is not None else None
+                if want is not None and (got_dtype.kind, got_dtype.itemsize) != (want.kind,
+                                                                                 want.itemsize):
+                    raise self.fail(f"the array {name!r} has dtype {got_dtype}, expected {want}")
+                if kind is not None and got_dtype.kind not in kind:
+                    raise self.fail(f"the array {name!r} has dtype {got_dtype}, which a model "
+                                    "file does not use there")
+                count = int(np.prod(got_shape, dtype=np.int64))
+                nbytes = count * got_dtype.itemsize
+                if nbytes > limit or nbytes > info.file_size:
+                    raise self.fail(f"the array {name!r} is larger than its file entry "
+                                    "(corrupted or truncated file)")
+                data = f.read(nbytes)
+                if len(data) != nbytes or f.read(1):
+                    raise self.fail(f"the array {name!r} does not have the size its header "
+                                    "says (corrupted or truncated file)")
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise self.fail(f"the array {name!r} cannot be read: {exc} (corrupted or truncated "
+                            "file)") from None
+        arr = np.frombuffer(bytearray(data), dtype=got_dtype)
+        arr = arr.reshape(got_shape, order="F" if fortran else "C")
+        if not got_dtype.isnative:
+            arr = arr.astype(got_dtype.newbyteorder("="))
+        return np.array(arr, order="C")           # (ascontiguousarray would make 0-d 1-d)
+
+
+def _metadata(reader):
+    raw = reader.read("metadata", shape=(), kind="U", max_bytes=MAX_METADATA_BYTES)
+    try:
+        meta = json.loads(str(raw[()]))
+    except ValueError as exc:
+        raise reader.fail(f"the metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise reader.fail(f"not a cbackprop model file (its metadata does not name the format "
+                          f"{FORMAT!r})")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise reader.fail(f"invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        import cbackprop
+        raise reader.fail(
+            f"written by a newer cbackprop ({meta.get('cbackprop_version', '?')}, model format "
+            f"version {version}); this cbackprop {cbackprop.__version__} reads format version "
+            f"{FORMAT_VERSION} and older: upgrade cbackprop (pip install -U cbackprop)")
+    return meta
+
+
+def _field(reader, meta, key, kind, where=None):
+    """meta[key] (or where[key]), which must be of type kind (bools are not ints)."""
+    value = (meta if where is None else where).get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise reader.fail(f"the metadata field {key!r} is missing or invalid: {value!r}")
+    return value
+
+
+def _build(reader, meta):
+    """The Network a checked metadata dict and the file's arrays describe."""
+    from cbackprop.network import Network
+
+    sizes = _field(reader, meta, "layer_sizes", list)
+    activation = _field(reader, meta, "activation", list)
+    output = _field(reader, meta, "output", str)
+    loss = _field(reader, meta, "loss", str)
+    dtype = _field(reader, meta, "dtype", str)
+    listed = _field(reader, meta, "arrays", dict)
+    try:
+        sizes = v.check_layer_sizes(sizes)
+        dtype = v.check_dtype(dtype)
+        activation = v.check_activations(activation, len(sizes) - 2)
+        v.check_output_and_loss(output, loss, sizes[-1])
+    except (TypeError, ValueError) as exc:
+        raise reader.fail(f"invalid architecture in the metadata: {exc}") from None
+
+    expected = {f"Theta{l + 1}": ((sizes[l + 1], sizes[l] + 1), dtype)
+                for l in range(len(sizes) - 1)}
+    target = _field(reader, meta, "target", dict)
+    kind = target.get("kind")
+    if kind not in (None, _targets.LABELS, _targets.MATRIX, _targets.REGRESSION):
+        raise reader.fail(f"unknown target kind {kind!r}")
+    one_dim = _field(reader, meta, "one_dimensional", bool, target)
+    has_classes = "classes_as" in target
+    if kind == _targets.LABELS and not has_classes:
+        raise reader.fail("a classifier's file without its class labels")
+    if has_classes:
+        expected["classes"] = (None, None)
+    history = meta.get("history")
+    if history is not None:
+        if not isinstance(history, list) or not set(history) <= set(HISTORY_KEYS):
+            raise reader.fail(f"invalid history keys {history!r}")
+        n_iter = _field(reader, meta, "n_iter", int)
+        if n_iter < 0:
+            raise reader.fail(f"invalid n_iter {n_iter}")
+        for key in history:
+            expected[f"history_{key}"] = (None, np.float64)
+    scaler_kind = meta.get("scaler")
+    if scaler_kind is not None:
+        if scaler_kind not in SCALERS:
+            raise reader.fail(f"unknown scaler {scaler_kind!r}")
+        expected["scaler_offset"] = ((sizes[0],), np.float64)
+        expected["scaler_scale"] = ((sizes[0],), np.float64)
+
+    members = {n[:-4] for n in reader.zf.namelist() if n.endswith(".npy")}
+    extra = (members | set(listed)) - set(expected) - {"metadata"}
+    if extra or set(n + ".npy" for n in members) != set(reader.zf.namelist()):
+        raise reader.fail(f"unexpected members {sorted(extra) or reader.zf.namelist()} "
+                          "(tampered file)")
+    arrays = {}
+    for name, (shape, want) in expected.items():
+        entry = listed.get(name)
+        if not isinstance(entry, dict):
+            raise reader.fail(f"the metadata does not describe the array {name!r}")
+        if shape is None:
+            shape = entry.get("shape")
+            if not isinstance(shape, list) or len(shape) != 1:
+                raise reader.fail(f"the array {name!r} must be 1-D; the metadata says {shape!r}")
+        arr = reader.read(name, shape, kind=CLASS_KINDS if name == "classes" else "f",
+                          dtype=want)
+        if [*arr.shape] != entry.get("shape") or _little(arr.dtype).str != entry.get("dtype"):
+            raise reader.fail(f"the array {name!r} does not match its description in the "
+                              "metadata (tampered file)")
+        if _sha256(arr) != entry.get("sha256"):
+            raise reader.fail(f"the array {name!r} fails its checksum (corrupted or tampered "
+                              "file)")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise reader.fail(f"the array {name!r} contains NaN or inf")
+        arrays[name] = arr
+
+    net = Network.from_thetas([arrays[f"Theta{l}"] for l in range(1, len(sizes))],
+                              activation, output, loss, dtype)
+    if has_classes:
+        net.classes_ = _restore_classes(reader, arrays["classes"], target, output, sizes[-1])
+    net._target_kind, net._target_1d = kind, one_dim
+    if history is not None:
+        lengths = {arrays[f"history_{k}"].shape[0] for k in history}
+        if len(lengths) > 1:
+            raise reader.fail("the history arrays differ in length")
+        net.history_ = {k: arrays[f"history_{k}"].tolist() for k in history}
+        net.n_iter_ = n_iter
+    if scaler_kind is not None:
+        if (arrays["scaler_scale"] <= 0).any():
+            raise reader.fail("the scaler's scales must be positive")
+        net.scaler_ = Scaler(scaler_kind, arrays["scaler_offset"], arrays["scaler_scale"])
+    else:
+        net.scaler_ = None
+    info = meta.get("info", {})
+    if not isinstance(info, dict):
+        raise reader.fail("the metadata field 'info' must be an object")
+    net.info_ = info
+    return net
+
+
+def _restore_classes(reader, classes, target, output, n_outputs):
+    if not (len(classes) == n_outputs or (n_outputs == 1 and len(classes) == 2
+                                          and output == "sigmoid")):
+        raise reader.fail(f"{len(classes)} classes do not fit {n_outputs} output units")
+    if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+        raise reader.fail("the class labels contain NaN or inf")
+    if len(np.unique(classes)) != len(classes) or not np.array_equal(np.unique(classes), classes):
+        raise reader.fail("the class labels must be sorted and distinct")
+    how = target.get("classes_as")
+    if how == "object":
+        return np.array(classes.tolist(), dtype=object)
+    if how != "array":
+        raise reader.fail(f"invalid classes_as {how!r}")
+    return classes
+
+
+def load(path):
+    """Read a model file written by :func:`save` (or ``Network.save``); returns the Network.
+
+    Restored: the parameters (bit for bit), ``classes_``, ``history_`` and ``n_iter_`` (if
+    it was fitted), ``scaler_`` (a :class:`Scaler`, or None) and ``info_`` (a dict).
+    Raises :class:`ModelFileError` for anything but a valid model file of a known format
+    version, FileNotFoundError if there is no file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if stat.S_ISDIR(os.stat(path).st_mode):
+        raise ModelFileError(f"{path}: is a directory, not a model file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{path}: not a cbackprop model file (not a zip archive; "
+                             "truncated or corrupted?)") from None
+    except (OSError, EOFError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot be read ({exc})") from None
+    try:
+        with zf:
+            reader = _Reader(path, zf)
+            if "metadata.npy" not in zf.namelist():
+                raise ModelFileError(f"{path}: not a cbackprop model file (no metadata)")
+            return _build(reader, _metadata(reader))
+    except (ModelFileError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:      # zipfile and numpy fail in many ways on a damaged archive
+        raise ModelFileError(f"{path}: cannot be read, the file is damaged "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def read_metadata(path):
+    """The JSON metadata of a model file, checked only for its format version."""
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _metadata(_Reader(path, zf))
+    except zipfile.BadZipFile:
+        raise ModelFileError(f"{path}: not a cbackprop model file (not a zip archive)") from None
+
+
+# ---------------------------------------------------------------------------- scikit-learn
+
+_SK_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_SK_OUTPUT = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
+
+
+def from_sklearn(mlp):
+    """A Network computing what a fitted ``MLPClassifier``/``MLPRegressor`` computes.
+
+    Theta(l) = [intercepts_[l-1], coefs_[l-1]^T]; classes_ come along. Predictions are
+    the same; probabilities equal to rounding (the products run in another order).
+    """
+    from cbackprop.network import Network
+    coefs, intercepts = getattr(mlp, "coefs_", None), getattr(mlp, "intercepts_", None)
+    if coefs is None or intercepts is None:
+        raise ValueError(f"from_sklearn needs a fitted MLPClassifier or MLPRegressor; got "
+                         f"{type(mlp).__name__} without coefs_/intercepts_")
+    hidden = getattr(mlp, "activation", None)
+    out = getattr(mlp, "out_activation_", None)
+    if hidden not in _SK_HIDDEN:
+        raise ValueError(f"activation={hidden!r} has no cbackprop equivalent "
+                         f"(use one of {sorted(_SK_HIDDEN)})")
+    if out not in _SK_OUTPUT:
+        raise ValueError(f"output activation {out!r} has no cbackprop equivalent "
+                         f"(use one of {sorted(_SK_OUTPUT)})")
+    thetas = [np.hstack([np.asarray(b)[:, None], np.asarray(W).T])
+              for W, b in zip(coefs, intercepts)]
+    classifier = hasattr(mlp, "classes_")
+    output = _SK_OUTPUT[out]
+    net = Network.from_thetas(thetas, _SK_HIDDEN[hidden], output,
+                              "cross_entropy" if classifier else "squared_error")
+    if classifier:
+        binarizer = getattr(mlp, "_label_binarizer", None)
+        if binarizer is not None and binarizer.y_type_ == "multilabel-indicator":
+            net._target_kind, net._target_1d = _targets.MATRIX, False
+        else:
+            net.classes_ = np.asarray(mlp.classes_)
+            net._target_kind, net._target_1d = _targets.LABELS, True
+    else:
+        net._target_kind, net._target_1d = _targets.REGRESSION, net.layer_sizes[-1] == 1
+    return net
+
+
+def to_sklearn(net):
+    """A fitted ``MLPClassifier`` (sigmoid or softmax outputs) or ``MLPRegressor`` (identity
+    outputs) that predicts what the network predicts.
+
+    Without ``classes_`` (an unfitted network, or a 2-D target matrix) the classes are the
+    output indices (softmax) or the output units as multi-label indicators (sigmoid). For
+    the course's several sigmoid outputs, scikit-learn's predict_proba gives the raw unit
+    outputs where ``Network.predict_proba`` normalizes each row; predictions agree.
+    """
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.preprocessing import LabelBinarizer
+
+    hidden = set(net.activation)
+    if len(hidden) > 1:
+        raise ValueError(f"scikit-learn uses one activation for every hidden layer; this "
+                         f"network has {net.activation}")
+    sk_hidden = {b: a for a, b in _SK_HIDDEN.items()}[net.activation[0]] if hidden else "relu"
+    sizes = net.layer_sizes
+    kwargs = dict(hidden_layer_sizes=tuple(sizes[1:-1]), activation=sk_hidden)
+    if net.output == "identity":
+        mlp = MLPRegressor(**kwargs)
+    else:
+        mlp = MLPClassifier(**kwargs)
+        binarizer = LabelBinarizer()
+        if net.classes_ is not None:
+            binarizer.fit(net.classes_)
+        elif net._target_kind == _targets.MATRIX and net.output == "sigmoid":
+            binarizer.fit(np.eye(sizes[-1], dtype=int))            # multi-label indicators
+        else:
+            binarizer.fit(np.arange(max(2, sizes[-1])))            # output indices
+        mlp._label_binarizer = binarizer
+        mlp.classes_ = binarizer.classes_
+    mlp.coefs_ = [np.array(t[:, 1:].T) for t in net.thetas]
+    mlp.intercepts_ = [np.array(t[:, 0]) for t in net.thetas]
+    mlp.n_features_in_ = sizes[0]
+    mlp.n_layers_ = len(sizes)
+    mlp.n_outputs_ = sizes[-1]
+    mlp.out_activation_ = {b: a for a, b in _SK_OUTPUT.items()}[net.output]
+    mlp.n_iter_ = getattr(net, "n_iter_", 0)
+    mlp.t_ = 0
+    history = getattr(net, "history_", None)
+    mlp.loss_curve_ = list(history["loss"]) if history else []
+    mlp.loss_ = mlp.loss_curve_[-1] if mlp.loss_curve_ else None
+    mlp.best_loss_ = min(mlp.loss_curve_) if mlp.loss_curve_ else None
+    return mlp
+
+
+# ------------------------------------------------------------------------- the course's .mat
+
+
+def save_mat(net, path):
+    """The course's weight file: ``Theta1``, ``Theta2``, ... (float64) in a MATLAB .mat."""
+    from scipy.io import savemat
+    savemat(os.fspath(path), {f"Theta{l}": np.asarray(t, dtype=np.float64)
+                              for l, t in enumerate(_network_of(net).thetas, start=1)})
+    return path
+
+
+def load_mat(path, activation="sigmoid", output="sigmoid", loss="cross_entropy", classes=None,
+             dtype=None):
+    """A Network from a .mat file holding ``Theta1``, ``Theta2``, ... (the course's ex4weights).
+
+    classes: the label of each output unit, if known; the course's digits network uses
+    ``classes=[1, 2, ..., 10]`` (label 10 for the digit 0). The file's other variables are
+    ignored. MATLAB files are parsed by scipy.io, never executed.
+    """
+    from scipy.io import loadmat
+    from cbackprop.network import Network
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        data = loadmat(path)
+    except Exception as exc:                 # scipy raises many kinds for a bad file
+        raise ModelFileError(f"{path}: not a readable .mat file ({exc})") from None
+    thetas, l = [], 1
+    while f"Theta{l}" in data:
+        thetas.append(data[f"Theta{l}"])
+        l += 1
+    if not thetas:
+        found = sorted(k for k in data if not k.startswith("__"))
+        raise ModelFileError(f"{path}: no Theta1 (found {found})")
+    try:
+        net = Network.from_thetas(thetas, activation, output, loss, dtype)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+    if classes is not None:
+        classes = np.asarray(classes)
+        if len(classes) != net.layer_sizes[-1] or len(np.unique(classes)) != len(classes):
+            raise ValueError(f"classes must give {net.layer_sizes[-1]} distinct labels, one "
+                             f"per output unit; got {len(classes)}")
+        order = np.argsort(classes, kind="stable")
+        if not np.array_equal(order, np.arange(len(classes))):
+            # predict maps argmax to sorted classes: put the output units in that order
+            last = net.thetas[-1]
+            last[...] = last[order]
+        net.classes_ = classes[order]
+        net._target_kind, net._target_1d = _targets.LABELS, True
+    return net
+
+
+# ----------------------------------------------------------------------------------- PyTorch
+
+
+def _torch_names(n_layers):
+    """Keys of ``torch.nn.Sequential(Linear, activation, Linear, ...)``: 0, 2, 4, ..."""
+    return [(f"{2 * l}.weight", f"{2 * l}.bias") for l in range(n_layers)]
+
+
+def to_torch_state_dict(net):
+    """An ordered state_dict ``{'0.weight', '0.bias', '2.weight', ...}`` (tensors) for
+    ``torch.nn.Sequential(Linear(s1, s2), g, Linear(s2, s3), ...)``, as :func:`torch_module`
+    builds it. Needs torch."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("to_torch_state_dict needs PyTorch: pip install torch") from None
+    sd = OrderedDict()
+    for (wk, bk), t in zip(_torch_names(len(net.thetas)), net.thetas):
+        sd[wk] = torch.from_numpy(np.array(t[:, 1:]))
+        sd[bk] = torch.from_numpy(np.array(t[:, 0]))
+    return sd
+
+
+def torch_module(net):
+    """A ``torch.nn.Sequential`` with the network's layers and parameters (PyTorch's
+    Linear stores W (s_out, s_in) and b: Theta(l) = [b, W])."""
+    import torch
+    from torch import nn
+    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+    out = {"sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=-1), "identity": None}
+    layers, sizes = [], net.layer_sizes
+    for l in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[l], sizes[l + 1]))
+        g = act[net.activation[l]] if l < len(sizes) - 2 else out[net.output]
+        if g is not None:
+            layers.append(g())
+    module = nn.Sequential(*layers).to(dtype=getattr(torch, net.dtype.name))
+    module.load_state_dict(to_torch_state_dict(net))
+    return module
+
+
+def from_torch_state_dict(state_dict, activation="sigmoid", output="sigmoid",
+                          loss="cross_entropy", dtype=None):
+    """A Network from the state_dict of a stack of Linear layers: the ``*.weight`` and
+    ``*.bias`` entries in order (other entries are refused). Tensors or arrays."""
+    from cbackprop.network import Network
+
+    def array(value):
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        return np.asarray(value)
+
+    if not hasattr(state_dict, "items"):
+        raise TypeError("state_dict must be a mapping of names to tensors")
+    items = list(state_dict.items())
+    if not items or len(items) % 2:
+        raise ValueError("state_dict must hold pairs of '<layer>.weight' and '<layer>.bias'")
+    thetas = []
+    for (wk, W), (bk, b) in zip(items[::2], items[1::2]):
+        if not (wk.endswith(".weight") and bk == wk[:-len("weight")] + "bias"):
+            raise ValueError(f"state_dict entries must come as '<layer>.weight', "
+                             f"'<layer>.bias'; got {wk!r}, {bk!r}")
+        W, b = array(W), array(b)
+        if W.ndim != 2 or b.shape != (W.shape[0],):
+            raise ValueError(f"{wk} {W.shape} and {bk} {b.shape} are not a Linear layer's")
+        thetas.append(np.hstack([b[:, None], W]))
+    if dtype is None:
+        dtype = "float32" if all(t.dtype == np.float32 for t in thetas) else "float64"
+    return Network.from_thetas(thetas, activation, output, loss, dtype)

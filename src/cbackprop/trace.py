@@ -1,0 +1,187 @@
+"""Every quantity of backpropagation for one sample, in the notation of DESIGN.md section 1.
+
+``Network.trace(x, y)`` runs the derivation step by step in NumPy (float64) and keeps
+what each step produced, keyed by the course's layer numbers l = 1..L:
+
+- ``a[1] = x``; for l = 2..L: ``z[l] = Theta(l-1) [1; a(l-1)]`` and ``a[l] = g(z[l])``;
+- ``delta[L] = h - y`` (or ``(h - y) * g'(z(L))`` for squared error with sigmoid outputs);
+- for l = L-1..2: ``delta[l] = Theta(l)[:, 1:]^T delta[l+1] * g'(z(l))``, with
+  ``g_prime[l]`` = g'(z(l)) computed from a(l) (``a (1 - a)`` for the sigmoid);
+- for l = 1..L-1: ``grad[l] = dJ/dTheta(l) = delta[l+1] [1; a(l)]^T (+ lam Theta(l), bias
+  column excluded)``, the gradient of this one sample's cost (m = 1).
+
+``print(trace)`` shows them as tables. The values equal those of
+``cbackprop.reference`` (forward_all, cost_and_gradient) on the same sample.
+"""
+import numpy as np
+
+from cbackprop import _targets, reference
+
+__all__ = ["Trace", "trace"]
+
+
+def _target_vector(net, y):
+    """y as the output layer's target vector: a label, an index, or a vector of s_L values."""
+    K = net.layer_sizes[-1]
+    arr = np.asarray(y)
+    if arr.ndim == 1 and arr.shape[0] == K and not (K == 1 and net.classes_ is not None):
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"y as a target vector must hold numbers; got dtype {arr.dtype}")
+        vec = arr.astype(np.float64)
+    elif arr.ndim == 0 or arr.shape == (1,):
+        label = arr.reshape(()) if arr.ndim else arr
+        if net.output == "identity":
+            if K != 1 or label.dtype.kind not in "biuf":
+                raise ValueError(f"y must be {K} value(s) for a network with identity outputs")
+            vec = np.array([float(label)])
+        elif net.classes_ is not None:
+            index = _targets.label_indices(label.reshape(1), net.classes_)[0]
+            vec = _targets._one_hot(np.array([index]), K, np.float64)[0]
+        else:
+            if label.dtype.kind not in "iu" and not (label.dtype.kind == "f"
+                                                     and float(label).is_integer()):
+                raise ValueError(f"y must be a class index 0..{max(K - 1, 1)} (the network "
+                                 f"has no classes_) or a vector of {K} targets; got {y!r}")
+            index = int(label)
+            if not 0 <= index < max(K, 2):
+                raise ValueError(f"y = {index} is not a class index 0..{max(K - 1, 1)}")
+            vec = _targets._one_hot(np.array([index]), K, np.float64)[0]
+    else:
+        raise ValueError(f"y must be one label or a vector of {K} targets; got shape {arr.shape}")
+    if not np.isfinite(vec).all():
+        raise ValueError("y contains NaN or inf")
+    if net.loss == "cross_entropy" and (vec.min() < 0 or vec.max() > 1):
+        raise ValueError("y must lie in [0, 1] for loss='cross_entropy'")
+    return vec
+
+
+class Trace:
+    """One sample's forward and backward pass (see the module's docstring).
+
+    Attributes (dicts keyed by the layer number l, arrays of float64):
+    ``a`` (l = 1..L), ``z`` (2..L), ``g_prime`` (2..L-1), ``delta`` (2..L),
+    ``theta`` and ``grad`` (1..L-1, shape (s_{l+1}, s_l + 1), bias in column 0);
+    ``x``, ``y`` (the target vector), ``h`` = a[L], ``J`` (the sample's cost, with
+    ``lam``), ``L`` (the number of layers) and ``names`` (g of each layer 2..L).
+    """
+
+    def __init__(self, net, x, y, lam=0.0):
+        x = np.asarray(x)
+        if x.ndim == 2 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 1:
+            raise ValueError(f"trace takes one sample: x of shape (n,) or (1, n); got shape "
+                             f"{x.shape}")
+        X = net._check_X(x.reshape(1, -1))                 # its size, dtype and finiteness
+        self.net_repr = repr(net)
+        self.lam = float(lam)
+        self.L = L = len(net.layer_sizes)
+        self.names = dict(zip(range(2, L + 1), net.activation + [net.output]))
+        self.theta = {l: t.astype(np.float64) for l, t in enumerate(net.thetas, start=1)}
+        self.x = X[0].astype(np.float64)
+        self.y = _target_vector(net, y)
+        self.output, self.loss = net.output, net.loss
+
+        # forward: z(l+1) = Theta(l) [1; a(l)],  a(l+1) = g(z(l+1))
+        self.a, self.z = {1: self.x}, {}
+        for l in range(1, L):
+            self.z[l + 1] = self.theta[l] @ np.r_[1.0, self.a[l]]
+            self.a[l + 1] = reference._G[self.names[l + 1]](self.z[l + 1])
+        self.h = self.a[L]
+
+        # backward: delta(L) from the loss, then delta(l) = Theta(l)[:, 1:]^T delta(l+1) * g'(z(l))
+        self.delta = {L: reference._output_delta(self.h, self.y, self.output, self.loss)}
+        self.g_prime = {}
+        for l in range(L - 1, 1, -1):
+            self.g_prime[l] = reference._G_PRIME[self.names[l]](self.a[l])
+            self.delta[l] = (self.theta[l][:, 1:].T @ self.delta[l + 1]) * self.g_prime[l]
+
+        # dJ/dTheta(l) = delta(l+1) [1; a(l)]^T + lam Theta(l) (bias column not regularized)
+        self.grad = {}
+        for l in range(1, L):
+            grad = np.outer(self.delta[l + 1], np.r_[1.0, self.a[l]])
+            grad[:, 1:] += self.lam * self.theta[l][:, 1:]
+            self.grad[l] = grad
+        self.sample_loss = float(reference._sample_loss(self.z[L], self.h, self.y, self.output,
+                                                        self.loss))
+        self.J = self.sample_loss + reference._regularization(list(self.theta.values()),
+                                                              self.lam, 1.0)
+
+    @property
+    def gradients(self):
+        """[dJ/dTheta(1), ..., dJ/dTheta(L-1)], the layout of Network.cost_and_gradient."""
+        return [self.grad[l] for l in range(1, self.L)]
+
+    def __repr__(self):
+        return f"<Trace of one sample through {self.net_repr}: J = {self.J:.6g}>"
+
+    def __str__(self):
+        return _table(self)
+
+    def _repr_pretty_(self, p, cycle):        # IPython shows the table
+        p.text(str(self))
+
+
+def trace(net, x, y, lam=0.0):
+    """The :class:`Trace` of sample x (one row of X) with target y (a label, a class index
+    for a network without classes_, or a vector of s_L targets) through net."""
+    return Trace(net, x, y, lam)
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+W = 12          # characters a column
+
+
+def _num(value):
+    return f" {value:>{W - 1}.5g}"
+
+
+def _matrix(M, l):
+    """dJ/dTheta(l): row i for unit i of layer l+1, column j for [1; a(l)]_j."""
+    head = "  i\\j |" + "".join(f"{('1 (bias)' if j == 0 else f'a({l})_{j}'):>{W}}"
+                                 for j in range(M.shape[1]))
+    rows = [f"  {i:>3} |" + "".join(_num(val) for val in row) for i, row in enumerate(M, 1)]
+    return "\n".join([head] + rows)
+
+
+def _output_rule(t):
+    if t.loss == "squared_error" and t.output == "sigmoid":
+        return "delta(L) = (h - y) * g'(z(L))"
+    if t.loss == "squared_error" and t.output == "softmax":
+        return "delta(L) = J_softmax (h - y)"
+    if t.loss == "cross_entropy" and t.output == "softmax":
+        return "delta(L) = h sum(y) - y  (h - y for one-hot y)"
+    return "delta(L) = h - y"
+
+
+def _table(t):
+    L = t.L
+    out = [f"Backpropagation of one sample through {t.net_repr}",
+           f"L = {L} layers; J = {t.J:.10g} (loss {t.sample_loss:.10g}"
+           + (f", lam = {t.lam:g})" if t.lam else ")"), ""]
+    out.append("Forward:  z(l+1) = Theta(l) [1; a(l)],  a(l+1) = g(z(l+1))")
+    out.append("Backward: " + _output_rule(t).replace("L)", f"{L})") + ";  delta(l) = "
+               "Theta(l)[:, 1:]^T delta(l+1) * g'(z(l))")
+    for l in range(1, L + 1):
+        if l == 1:
+            title = f"layer 1: input, s_1 = {len(t.a[1])}"
+            cols = [("a(1)", t.a[1])]
+        else:
+            kind = "output" if l == L else "hidden"
+            title = f"layer {l}: {kind}, g = {t.names[l]}, s_{l} = {len(t.a[l])}"
+            cols = [(f"z({l})", t.z[l]), (f"a({l})", t.a[l])]
+            if l == L:
+                cols.append(("y", t.y))
+            else:
+                cols.append((f"g'(z({l}))", t.g_prime[l]))
+            cols.append((f"delta({l})", t.delta[l]))
+        out += ["", title, "    j |" + "".join(f"{name:>{W}}" for name, _ in cols)]
+        for j in range(len(t.a[l])):
+            out.append(f"  {j + 1:>3} |" + "".join(_num(col[j]) for _, col in cols))
+    for l in range(1, L):
+        reg = f" + lam Theta({l}) (bias column excluded)" if t.lam else ""
+        out += ["", f"dJ/dTheta({l}) = delta({l + 1}) [1; a({l})]^T{reg}, shape "
+                    f"{t.grad[l].shape}:", _matrix(t.grad[l], l)]
+    return "\n".join(out)
