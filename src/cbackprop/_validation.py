@@ -97,12 +97,19 @@ def to_array(name, A):
         raise ValueError(f"{name} is not a rectangular array of numbers ({exc})") from None
 
 
+def _all_finite(arr, chunk=1 << 16):
+    """np.isfinite(arr).all() without a boolean array the size of arr (a quarter of a
+    float32 X during fit): checked a chunk of elements at a time."""
+    flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
+    return all(np.isfinite(flat[k:k + chunk]).all() for k in range(0, flat.size, chunk))
+
+
 def cast_finite(name, arr, dtype):
     """arr as a C-contiguous array of dtype, refusing NaN, inf and values dtype cannot hold."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
-        if arr.dtype.kind == "f" and np.isfinite(arr).all():
+    if not _all_finite(out):
+        if arr.dtype.kind == "f" and _all_finite(arr):
             raise ValueError(f"{name} overflows {np.dtype(dtype).name} (values too large)")
         bad = "NaN" if np.isnan(out).any() else "inf"
         raise ValueError(f"{name} contains {bad}; remove or impute those values first")
