@@ -257,6 +257,18 @@ def _regularization(thetas, lam, w_sum):
     return lam / (2 * w_sum) * sum(float(np.sum(theta[:, 1:] ** 2)) for theta in thetas)
 
 
+def _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight):
+    """The forward pass over all samples and J: what cost and cost_and_gradient share."""
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    zs, a = forward_all(thetas, X, activation, output)  # a[l] is a(l+1) in the course's numbering
+    w_sum = float(np.sum(w))
+    per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
+    J = float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
+    return J, thetas, a, Y, w, w_sum
+
+
 def cost(
     thetas,
     X,
@@ -268,13 +280,7 @@ def cost(
     sample_weight=None,
 ):
     """The cost J = (1/sum w) sum_i w_i loss_i + (lam / 2 sum w) sum ||Theta[:, 1:]||^2."""
-    _check_loss(output, loss)
-    thetas, X = _as_arrays(thetas, X)
-    Y, w = _as_targets(thetas, X, Y, sample_weight)
-    zs, a = forward_all(thetas, X, activation, output)
-    w_sum = float(np.sum(w))
-    per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
-    return float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
+    return _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight)[0]
 
 
 def cost_and_gradient(
@@ -288,15 +294,9 @@ def cost_and_gradient(
     sample_weight=None,
 ):
     """J and [dJ/dTheta(1), ..., dJ/dTheta(L-1)], all samples at once (one sample per row)."""
-    _check_loss(output, loss)
-    thetas, X = _as_arrays(thetas, X)
-    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    J, thetas, a, Y, w, w_sum = _forward_and_cost(thetas, X, Y, lam, activation, output, loss,
+                                                  sample_weight)
     names = _layer_names(activation, output, len(thetas))
-    zs, a = forward_all(thetas, X, activation, output)  # a[l] is a(l+1) in the course's numbering
-    w_sum = float(np.sum(w))
-
-    per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
-    J = float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
 
     # delta(L), one row per sample, each row multiplied by its sample's weight
     delta = _output_delta(a[-1], Y, output, loss) * w[:, None]
