@@ -744,3 +744,26 @@ def test_repr_and_options_kept():
     assert net.activation == ["relu", "tanh"]
     assert (net.output, net.loss) == ("softmax", "squared_error")
     assert "Network([3, 4, 5, 2]" in repr(net)
+
+
+def test_pickle_and_deepcopy_keep_thetas_views_of_params():
+    import copy
+    import pickle
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(40, 4)), np.arange(40) % 3
+    net = cb.Network([4, 5, 3], random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y, solver="lbfgs", max_iter=5)
+    for twin in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert np.array_equal(twin.params, net.params) and twin.params.dtype == net.params.dtype
+        assert all(np.shares_memory(t, twin.params) for t in twin.thetas)
+        np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+        assert twin.history_ == net.history_ and twin.n_iter_ == net.n_iter_
+        twin.params[0] = 7.0                    # the views follow the buffer
+        assert twin.thetas[0][0, 0] == 7.0 and net.thetas[0][0, 0] != 7.0
+
+
+def test_omp_num_threads_caps_the_default(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cb.Network([2, 1]).n_threads == 1

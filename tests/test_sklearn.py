@@ -510,11 +510,7 @@ BAD_PARAMS = [
      "validation_fraction must be > 0 with early_stopping"),
     (dict(n_iter_no_change=0), ValueError, "n_iter_no_change must be >= 1"),
     (dict(max_fun=0), ValueError, "max_fun must be >= 1"),
-    (dict(beta_1=0.8), ValueError, "beta_1=0.8 is not supported"),
-    (dict(epsilon=1e-7), ValueError, "epsilon=1e-07 is not supported"),
     (dict(beta_2=1.5, solver="lbfgs"), ValueError, r"beta_2 must be in \[0, 1\)"),
-    (dict(solver="sgd", learning_rate="invscaling", power_t=0.25), ValueError,
-     "power_t=0.25 is not supported"),
     (dict(init="xavier"), ValueError, "init must be one of"),
     (dict(dtype="int32"), ValueError, "dtype must be 'auto', 'float32' or 'float64'"),
     (dict(n_threads=0), ValueError, "n_threads must be >= 1"),
@@ -573,3 +569,19 @@ def test_import_without_sklearn():
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert 'pip install "cbackprop[sklearn]"' in out.stdout
+
+
+@pytest.mark.parametrize("option", [dict(beta_1=0.5), dict(beta_2=0.9), dict(epsilon=1e-2),
+                                    dict(solver="sgd", learning_rate="invscaling", power_t=0.1),
+                                    dict(solver="lbfgs", max_fun=5)])
+def test_optimizer_options_reach_the_solver(option):
+    """Adam's betas and epsilon, invscaling's power_t and L-BFGS's max_fun change the fit."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    base = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, solver="adam")
+    base.update({k: v for k, v in option.items() if k in ("solver", "learning_rate")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = BackpropClassifier(**base).fit(X, y)
+        changed = BackpropClassifier(**{**base, **option}).fit(X, y)
+    assert not np.array_equal(plain.coefs_[0], changed.coefs_[0])

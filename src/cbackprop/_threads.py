@@ -12,11 +12,17 @@ _libs = None
 
 
 def default_threads():
-    """Cores this process may use (affinity-aware), at most 8."""
+    """Cores this process may use (affinity-aware), at most 8, and no more than
+    OMP_NUM_THREADS says (joblib sets it to 1 in its workers, so that jobs running
+    side by side do not each start a thread per core)."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
+    try:
+        n = min(n, int(os.environ.get("OMP_NUM_THREADS", n)))
+    except ValueError:
+        pass
     return max(1, min(n, 8))
 
 

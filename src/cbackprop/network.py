@@ -136,6 +136,21 @@ class Network:
         """View a flat vector with the layout of params (a gradient, say) as Theta-shaped arrays."""
         return [flat[o:o + t.size].reshape(t.shape) for o, t in zip(self._offsets, self._thetas)]
 
+    def __getstate__(self):
+        """Pickle and deepcopy: the flat parameters and the settings; the Theta views are
+        rebuilt on load, so that they keep sharing memory with params."""
+        state = self.__dict__.copy()
+        for derived in ("_thetas", "_sizes", "_offsets", "_acts", "_loss_code"):
+            state.pop(derived)
+        return state
+
+    def __setstate__(self, state):
+        params = state.pop("_params")
+        self.__dict__.update(state)
+        self._configure(self.layer_sizes, self.activation, self.output, self.loss, self.dtype)
+        self.__dict__.update(state)          # _configure reset the fitted state: restore it
+        self._params[...] = params
+
     def copy(self):
         return Network.from_thetas(self._thetas, self.activation, self.output, self.loss,
                                    self.dtype)

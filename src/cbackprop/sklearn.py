@@ -45,7 +45,6 @@ SCHEDULED = ("sgd", "online")                # learning_rate (the schedule) appl
 HIDDEN = {"logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
 OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
 INITS = ("glorot", "ng", "he")
-ADAM_DEFAULTS = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
 
 
 class ConvergenceWarning(training.ConvergenceWarning, _SkConvergenceWarning):
@@ -215,24 +214,14 @@ class _BaseBackprop(BaseEstimator):
         if self.n_threads is not None:
             _check_int("n_threads", self.n_threads)
 
-        # options cbackprop's core has fixed values for: only those, where they are used
-        if solver == "adam":
-            for name, default in ADAM_DEFAULTS.items():
-                if getattr(self, name) != default:
-                    raise ValueError(
-                        f"{name}={getattr(self, name)!r} is not supported: cbackprop's Adam uses "
-                        f"beta_1=0.9, beta_2=0.999, epsilon=1e-8 (scikit-learn's defaults)")
-        if solver in SCHEDULED and schedule == "invscaling" and power_t != training.POWER_T:
-            raise ValueError(f"power_t={self.power_t!r} is not supported: cbackprop's "
-                             f"'invscaling' schedule uses power_t={training.POWER_T}")
-
         options = dict(
             solver=solver, lam=alpha, learning_rate=rate, shuffle=shuffle, tol=tol,
             epochs=max_iter, max_iter=max_iter, n_iter_no_change=patience,
             # scikit-learn applies learning_rate (the schedule) and momentum to sgd only
             schedule=schedule if solver in SCHEDULED else "constant",
             momentum=momentum if solver == "sgd" else 0.9, nesterov=nesterov,
-            verbose=bool(self.verbose))
+            verbose=bool(self.verbose), betas=(self.beta_1, self.beta_2), epsilon=self.epsilon,
+            power_t=power_t, max_fun=self.max_fun)
         return hidden, init, dtype, early, fraction, options
 
     def _n_threads(self):
@@ -473,14 +462,13 @@ _SHARED_PARAMS = """\
 
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Schedule of ``'sgd'`` (and ``'online'``); other solvers ignore it, as in
-        scikit-learn. **Differs:** ``'invscaling'`` divides by ``sqrt(epoch)``, where
+        scikit-learn. **Differs:** ``'invscaling'`` divides by ``epoch ** power_t``, where
         scikit-learn divides by ``(samples seen + 1) ** power_t``.
 
     learning_rate_init : float, default=0.001
 
     power_t : float, default=0.5
-        **Differs:** fixed at 0.5; another value with ``learning_rate='invscaling'`` and
-        ``solver='sgd'`` or ``'online'`` raises a ValueError (elsewhere it is unused).
+        The exponent of ``'invscaling'`` (per epoch, see ``learning_rate``).
 
     max_iter : int, default=200
         Epochs of the stochastic solvers, iterations of the full-batch ones.
@@ -515,14 +503,12 @@ _SHARED_PARAMS = """\
     validation_fraction : float, default=0.1
 
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
-        **Differs:** cbackprop's Adam has these fixed; other values raise a ValueError
-        with ``solver='adam'`` (other solvers ignore them).
+        Adam's decay rates and stabilizer, as scikit-learn's.
 
     n_iter_no_change : int or np.inf, default=10
 
     max_fun : int, default=15000
-        **Differs:** accepted and not used: ``'lbfgs'`` may evaluate the cost
-        ``max(15000, 2 * max_iter)`` times.
+        The most cost evaluations ``'lbfgs'`` may make, as scikit-learn's.
 
     init : {'glorot', 'ng', 'he'}, default='glorot'
         cbackprop's: ``'glorot'`` is scikit-learn's initialization; ``'ng'`` the course's

@@ -25,7 +25,7 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 FULL_BATCH = ("lbfgs", "cg", "rprop")
 
 ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
-POWER_T = 0.5                              # invscaling: rate / epoch ** POWER_T
+POWER_T = 0.5                              # invscaling: rate / epoch ** power_t
 ADAPTIVE_DIVISOR, MIN_ADAPTIVE_RATE = 5.0, 1e-6
 RPROP = dict(increase=1.2, decrease=0.5, step_min=1e-6, step_max=50.0, step_init=0.0125)
 SIGNAL_CHECK_FLOPS = 2e6                   # look for Ctrl-C about every millisecond of work
@@ -62,6 +62,12 @@ def _check_options(o):
     o["n_iter_no_change"] = _positive("n_iter_no_change", o["n_iter_no_change"], integer=True)
     if o["max_iter"] is not None:
         o["max_iter"] = _positive("max_iter", o["max_iter"], integer=True)
+    for name, beta in zip(("beta_1", "beta_2"), o["betas"]):
+        if not (isinstance(beta, numbers.Real) and 0 <= beta < 1):
+            raise ValueError(f"{name} must be in [0, 1); got {beta!r}")
+    o["epsilon"] = _positive("epsilon", o["epsilon"])
+    o["power_t"] = _positive("power_t", o["power_t"], allow_zero=True)
+    o["max_fun"] = _positive("max_fun", o["max_fun"], integer=True)
     frac = o["validation_fraction"]
     if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
         raise ValueError(f"validation_fraction must be in [0, 1); got {frac!r}")
@@ -208,7 +214,7 @@ class _Run:
 
     def epoch_rate(self):
         if self.o["schedule"] == "invscaling":
-            return self.o["learning_rate"] / (self.epoch + 1) ** POWER_T
+            return self.o["learning_rate"] / (self.epoch + 1) ** self.o["power_t"]
         return self.rate
 
 
@@ -245,7 +251,7 @@ def _run_minibatch(run, n_epochs, state):
         total, done, status, state["t"] = core.minibatch_epoch(
             run.X, run.Y, run.w, net.params, run.order(), o["batch_size"], *_kernel_args(net),
             run.scale, run.reg, solver, run.epoch_rate(), o["momentum"], o["nesterov"],
-            ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON, state["t"], state["m1"], state["m2"],
+            o["betas"][0], o["betas"][1], o["epsilon"], state["t"], state["m1"], state["m2"],
             run.check_every)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
@@ -296,7 +302,7 @@ def _run_scipy(run, n_iter):
     method = "L-BFGS-B" if run.o["solver"] == "lbfgs" else "CG"
     options = {"maxiter": n_iter, "gtol": run.o["tol"]}
     if method == "L-BFGS-B":
-        options["maxfun"] = max(15000, 2 * n_iter)
+        options["maxfun"] = run.o["max_fun"]
     result = minimize(fun, params.astype(np.float64), jac=True, method=method,
                       callback=callback, options=options)
     if np.isfinite(result.x).all():
@@ -307,15 +313,18 @@ def _run_scipy(run, n_iter):
 def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_rate, momentum,
         nesterov, schedule, shuffle, random_state, validation_data, validation_fraction,
         early_stopping, tol, n_iter_no_change, max_iter, callback, verbose,
-        classes=None, reset_optimizer=True):
-    """Network.fit's body. Two more options for incremental use (scikit-learn's partial_fit):
-    classes, the full list of labels when y may hold only some of them; and
-    reset_optimizer=False, to carry momentum and Adam's moments over from the last call."""
+        classes=None, reset_optimizer=True, betas=ADAM_BETAS, epsilon=ADAM_EPSILON,
+        power_t=POWER_T, max_fun=15000):
+    """Network.fit's body. More options for scikit-learn's estimators: classes, the full
+    list of labels when y may hold only some of them (partial_fit); reset_optimizer=False,
+    to carry momentum and Adam's moments over from the last call; Adam's betas and
+    epsilon; invscaling's power_t; and max_fun, L-BFGS's bound on cost evaluations."""
     o = dict(solver=solver, lam=lam, epochs=epochs, batch_size=batch_size,
              learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov),
              schedule=schedule, shuffle=bool(shuffle), validation_data=validation_data,
              validation_fraction=validation_fraction, early_stopping=bool(early_stopping),
-             tol=tol, n_iter_no_change=n_iter_no_change, max_iter=max_iter, callback=callback)
+             tol=tol, n_iter_no_change=n_iter_no_change, max_iter=max_iter, callback=callback,
+             betas=tuple(betas), epsilon=epsilon, power_t=power_t, max_fun=max_fun)
     _check_options(o)
     rng = v.check_random_state(random_state)
 
