@@ -72,3 +72,21 @@ def test_build_online_epoch_matches_numpy_loop(build):
 def test_unknown_build_is_a_clear_error():
     with pytest.raises(ValueError, match="CBACKPROP_CPU"):
         _cpu.load("sse9")
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_minibatch_epoch_same_with_rows_split_over_threads(build):
+    """fit runs mini-batches on one thread; the kernel can share a batch's rows out too."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(4)
+    X, Y = rng.normal(size=(300, 6)), np.eye(3)[rng.integers(0, 3, 300)]
+    order = rng.permutation(300).astype(np.intp)
+    results = []
+    for threads in (1, 2):
+        net = cb.Network([6, 9, 3], random_state=0)
+        state1, state2 = np.zeros_like(net.params), np.zeros_like(net.params)
+        core.minibatch_epoch(X, Y, np.empty(0), net.params, order, 128, net._sizes, net._offsets,
+                             net._acts, net._loss_code, 1.0, 0.01, 1, 0.01, 0.9, True,
+                             0.9, 0.999, 1e-8, 0, state1, state2, 10**6, 32, threads)
+        results.append(net.params.copy())
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-10, atol=1e-12)

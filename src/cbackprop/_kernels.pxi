@@ -470,6 +470,56 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
     return np.asarray(out)
 
 
+cdef double rows_cost_grad(const Net* net, const floating* X, const floating* Y,
+                          const floating* w, int m, const floating* params, floating* grad,
+                          Py_ssize_t P, floating* tgrad, floating* ws, Py_ssize_t ws_size,
+                          double* losses, int mb_max, int nt) noexcept nogil:
+    """The weighted loss summed over m rows and, when grad is not NULL, grad = the sum of
+    their gradients: blocks of mb_max rows shared out statically over nt threads. Thread 0
+    accumulates into grad, thread t > 0 into tgrad[(t-1)P : tP]; ws holds nt workspaces
+    of ws_size. The reduction runs in thread order: the same threads give the same bits."""
+    cdef int n_blocks = (m + mb_max - 1) // mb_max
+    cdef int b, r0, mb, tid, t
+    cdef Py_ssize_t k
+    cdef floating* target
+    cdef double total = 0
+    if grad != NULL:
+        for k in range(P):
+            grad[k] = 0
+        for k in range((nt - 1) * P):
+            tgrad[k] = 0
+    for t in range(nt):
+        losses[t] = 0
+    if nt == 1:
+        for b in range(n_blocks):
+            r0 = b * mb_max
+            mb = min(mb_max, m - r0)
+            losses[0] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
+                               Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
+                               w + r0 if w != NULL else NULL, mb, params, <floating*>NULL,
+                               grad, 1, 1, ws, mb_max)
+    else:
+        with parallel(num_threads=nt):
+            for b in prange(n_blocks, schedule="static"):
+                tid = threadid()
+                r0 = b * mb_max
+                mb = min(mb_max, m - r0)
+                target = NULL
+                if grad != NULL:
+                    target = grad if tid == 0 else tgrad + (tid - 1) * P
+                losses[tid] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
+                                     Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
+                                     w + r0 if w != NULL else NULL, mb, params,
+                                     <floating*>NULL, target, 1, 1, ws + tid * ws_size, mb_max)
+        if grad != NULL:
+            for t in range(1, nt):
+                for k in range(P):
+                    grad[k] += tgrad[(t - 1) * P + k]
+    for t in range(nt):
+        total += losses[t]
+    return total
+
+
 def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
               const floating[::1] params, floating[::1] grad,
               const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
@@ -483,47 +533,18 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef int m = X.shape[0]
     cdef Py_ssize_t P = params.shape[0]
     cdef int mb_max = min(block_rows, m)
-    cdef int n_blocks = (m + mb_max - 1) // mb_max
-    cdef int nt = max(1, min(n_threads, n_blocks))
+    cdef int nt = max(1, min(n_threads, (m + mb_max - 1) // mb_max))
     cdef bint want_grad = grad.shape[0] > 0
-    cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
-    cdef int b, r0, mb, tid, t
-    cdef Py_ssize_t k
-    cdef double total = 0
+    cdef Py_ssize_t ws_size = workspace_size(&net, mb_max)
+    cdef double total
     dtype = np.asarray(params).dtype
-    cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(&net, mb_max)), dtype=dtype)
-    cdef floating[:, ::1] tgrad = np.zeros((nt, P if want_grad else 1), dtype=dtype)
-    cdef double[::1] losses = np.zeros(nt)
-
+    cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
+    cdef floating[::1] tgrad = np.empty(max(1, (nt - 1) * P), dtype=dtype)
+    cdef double[::1] losses = np.empty(nt)
     with nogil:
-        if nt == 1:
-            for b in range(n_blocks):
-                r0 = b * mb_max
-                mb = min(mb_max, m - r0)
-                losses[0] += block(&net, &X[r0, 0], &Y[r0, 0], wp + r0 if wp != NULL else NULL,
-                                    mb, &params[0], <floating*>NULL,
-                                    &tgrad[0, 0] if want_grad else NULL, 1, 1,
-                                    &ws[0, 0], mb_max)
-        else:
-            with parallel(num_threads=nt):
-                for b in prange(n_blocks, schedule="static"):
-                    tid = threadid()
-                    r0 = b * mb_max
-                    mb = min(mb_max, m - r0)
-                    losses[tid] += block(&net, &X[r0, 0], &Y[r0, 0],
-                                          wp + r0 if wp != NULL else NULL,
-                                          mb, &params[0], <floating*>NULL,
-                                          &tgrad[tid, 0] if want_grad else NULL, 1, 1,
-                                          &ws[tid, 0], mb_max)
-        # fixed reduction order: the same threads give the same bits
-        for t in range(nt):
-            total += losses[t]
-        if want_grad:
-            for k in range(P):
-                grad[k] = tgrad[0, k]
-            for t in range(1, nt):
-                for k in range(P):
-                    grad[k] += tgrad[t, k]
+        total = rows_cost_grad(&net, &X[0, 0], &Y[0, 0], &w[0] if w.shape[0] > 0 else NULL,
+                               m, &params[0], &grad[0] if want_grad else NULL, P, &tgrad[0],
+                               &ws[0], ws_size, &losses[0], mb_max, nt)
         total = total / loss_norm + regularize(&net, &params[0],
                                                 &grad[0] if want_grad else NULL,
                                                 loss_norm, reg)

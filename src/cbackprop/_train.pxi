@@ -103,7 +103,8 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                     int loss, double scale, double reg,
                     int solver, double rate, double momentum, bint nesterov,
                     double beta1, double beta2, double epsilon, long long adam_t,
-                    floating[::1] state1, floating[::1] state2, Py_ssize_t check_every):
+                    floating[::1] state1, floating[::1] state2, Py_ssize_t check_every,
+                    int block_rows=256, int n_threads=1):
     """One epoch of mini-batches in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
@@ -111,20 +112,26 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     gradient of the full-data J (DESIGN.md section 1). Then:
       SGD:  v = momentum v - rate g;  Theta += v  (Nesterov: Theta += momentum v - rate g)
       Adam: moments m, v; Theta -= rate sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + epsilon)
-    state1/state2 hold v (SGD) or the two moments (Adam) across epochs.
+    state1/state2 hold v (SGD) or the two moments (Adam) across epochs. A batch's rows run
+    in blocks of block_rows, which n_threads threads could share out as cost_grad's do;
+    fit keeps one (a thread team a batch was 90x slower with the cores busy elsewhere).
     Returns (sum over batches of b * batch cost, samples done, status, adam_t).
     """
     cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef Py_ssize_t n = order.shape[0], P = params.shape[0], start, k, j
     cdef int nX = X.shape[1], nY = Y.shape[1]
-    cdef int b = min(batch_size, <int>n), nb, r0, mb
-    cdef int mb_max = min(b, 256)
+    cdef int b = min(batch_size, <int>n), nb
+    cdef int mb_max = min(b, block_rows)
+    cdef int nt = max(1, min(n_threads, (b + mb_max - 1) // mb_max))
     dtype = np.asarray(params).dtype
     cdef floating[:, ::1] Xb = np.zeros((b, nX), dtype=dtype)
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
     cdef floating[::1] wb = np.ones(b, dtype=dtype)
     cdef floating[::1] grad = np.zeros(P, dtype=dtype)
-    cdef floating[::1] ws = np.zeros(workspace_size(&net, mb_max), dtype=dtype)
+    cdef Py_ssize_t ws_size = workspace_size(&net, mb_max)
+    cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
+    cdef floating[::1] tgrad = np.zeros(max(1, (nt - 1) * P), dtype=dtype)
+    cdef double[::1] losses = np.zeros(nt)
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm, lr_t
     cdef floating g, mu = <floating>momentum, lr = <floating>rate, step
@@ -141,14 +148,9 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                 memcpy(&Yb[k, 0], &Y[j, 0], nY * sizeof(floating))
                 if weighted:
                     wb[k] = w[j]
-            grad[:] = 0
-            batch_loss = 0
-            r0 = 0
-            while r0 < nb:       # the batch in cache-sized blocks
-                mb = min(mb_max, nb - r0)
-                batch_loss += block(&net, &Xb[r0, 0], &Yb[r0, 0], &wb[r0], mb, &params[0],
-                                    <floating*>NULL, &grad[0], 1, 1, &ws[0], mb_max)
-                r0 += mb
+            batch_loss = rows_cost_grad(&net, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
+                                        &grad[0], P, &tgrad[0], &ws[0], ws_size, &losses[0],
+                                        mb_max, min(nt, (nb + mb_max - 1) // mb_max))
             norm = nb / scale
             batch_loss = batch_loss / norm + regularize(&net, &params[0], &grad[0], norm, reg)
             if not isfinite(batch_loss):
