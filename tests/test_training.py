@@ -1061,3 +1061,79 @@ def test_fit_does_not_modify_its_inputs(rng, solver, dtype):
     for original, now in zip(originals, (X, y, Y, w, Xv, yv)):
         assert np.array_equal(original, now)
     assert not np.shares_memory(net.params, X)
+
+
+# ---------------------------------------------------------------- found in review
+
+def _iris_like(m=150, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(m, 4))
+    return X, (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+
+
+def test_a_cost_that_explodes_without_nan_is_divergence():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 1], output="identity", loss="squared_error", random_state=0)
+    with pytest.raises(FloatingPointError, match=r"grew from .* learning_rate=10"):
+        net.fit(X, y * 1.0, solver="sgd", learning_rate=10, epochs=20)
+    assert np.isfinite(net.params).all()
+
+
+def test_a_cost_that_rises_warns():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 3], random_state=0)
+    with pytest.warns(cb.ConvergenceWarning, match="cost rose"):
+        net.fit(X, y, solver="sgd", learning_rate=50, epochs=30)
+
+
+def test_scipy_giving_up_is_reported():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 1], activation="relu", output="identity", loss="squared_error",
+                     random_state=0)
+    with pytest.warns(cb.ConvergenceWarning, match="L-BFGS-B stopped"):
+        net.fit(X * 1e150, y * 1e150, solver="lbfgs")
+
+
+def test_validation_split_keeps_every_class_in_training():
+    X, _ = _iris_like(6)
+    net = cb.Network([4, 5, 3], random_state=0)
+    seen = []
+    net.fit(X, [0, 0, 0, 0, 1, 2], solver="sgd", epochs=1, validation_fraction=0.6,
+            callback=lambda n, e, logs: seen.append(e))
+    assert seen == [1]
+
+
+def test_validation_needs_two_samples():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        cb.Network([3, 4, 1], output="identity", loss="squared_error").fit(
+            np.ones((1, 3)), [1.0], early_stopping=True)
+
+
+def test_copy_keeps_what_fit_learned():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 3], random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, np.array(["a", "b", "c"])[y], solver="lbfgs", max_iter=5)
+    twin = net.copy()
+    np.testing.assert_array_equal(twin.predict(X), net.predict(X))
+    assert twin.history_ == net.history_
+    twin.params[0] += 1
+    assert twin.params[0] != net.params[0]
+
+
+def test_score_with_one_hot_rows_matches_score_with_labels():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 3], random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y, solver="lbfgs", max_iter=30)
+    assert net.score(X, np.eye(3)[y]) == net.score(X, y)
+
+
+def test_fit_refuses_parameters_made_non_finite_by_hand():
+    X, y = _iris_like()
+    net = cb.Network([4, 8, 3], random_state=0)
+    net.thetas[0][0, 0] = np.inf
+    with pytest.raises(ValueError, match="parameters contain NaN or inf"):
+        net.fit(X, y)

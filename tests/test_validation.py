@@ -80,7 +80,8 @@ BAD_X = {
     "nan_float32": lambda: with_value(good_X().astype(np.float32), (1, 1), np.nan),
     "string_dtype": lambda: np.full((M, SIZES[0]), "1.0"),
     "bytes_dtype": lambda: np.full((M, SIZES[0]), b"1"),
-    "object_dtype": lambda: good_X().astype(object),
+    "object_dtype_text": lambda: np.full((M, SIZES[0]), "x", dtype=object),
+    "object_dtype_missing": lambda: with_value(good_X().astype(object), (1, 1), None),
     "complex_dtype": lambda: good_X().astype(complex),
     "datetime_dtype": lambda: np.zeros((M, SIZES[0]), dtype="datetime64[s]"),
     "ragged_list": lambda: [[1.0, 2.0, 3.0], [1.0, 2.0]],
@@ -133,7 +134,7 @@ BAD_Y = {
     "nan": lambda: with_value(good_Y(), (1, 0), np.nan),
     "inf": lambda: with_value(good_Y(), (3, 1), np.inf),
     "string_dtype": lambda: np.full((M, SIZES[-1]), "1"),
-    "object_dtype": lambda: good_Y().astype(object),
+    "object_dtype_text": lambda: np.full((M, SIZES[-1]), "x", dtype=object),
     "complex_dtype": lambda: good_Y().astype(complex),
     "above_one_cross_entropy": lambda: with_value(good_Y(), (0, 0), 2.0),
     "below_zero_cross_entropy": lambda: with_value(good_Y(), (2, 1), -0.5),
@@ -409,3 +410,9 @@ def test_rejected_calls_leave_inputs_alone(net):
         net.cost_and_gradient(X, Y, method="nope")
     for a, c in zip((X, Y, w), copies):
         np.testing.assert_array_equal(a, c)
+
+
+def test_object_arrays_of_numbers_are_numbers(net):
+    """pandas' nullable columns (Int64, Float64, boolean) arrive as object arrays of numbers."""
+    X = good_X()
+    np.testing.assert_array_equal(net.forward(X.astype(object)), net.forward(X))

@@ -121,6 +121,12 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns"):
     if A is None:
         raise TypeError(f"{name} must be a 2-D array; got None")
     arr = to_array(name, A)
+    if arr.dtype.kind == "O":            # pandas' nullable columns (Int64, Float64, boolean)
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold numbers; it holds objects that are not "
+                            "(text, or missing values: impute them first)") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers (bool, int or float); got dtype {arr.dtype}")
     if arr.ndim != 2:

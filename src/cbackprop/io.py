@@ -218,9 +218,14 @@ def save(model, path):
     directory, then renamed over path.
     """
     net = _network_of(model)
+    if not np.isfinite(net.params).all():
+        raise ModelFileError("the network's parameters contain NaN or inf: load would refuse "
+                             "such a file, so it is not written")
     arrays, meta = _arrays_and_metadata(net)
     arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
     target = os.fspath(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the model file", target)
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "no such directory to save the model in", folder)

@@ -1,4 +1,6 @@
 """Network: the parameters of a fully connected network and the calls into the compiled core."""
+import copy
+
 import numpy as np
 
 from cbackprop import _targets, training, _validation as v
@@ -152,8 +154,8 @@ class Network:
         self._params[...] = params
 
     def copy(self):
-        return Network.from_thetas(self._thetas, self.activation, self.output, self.loss,
-                                   self.dtype)
+        """An independent copy: parameters, settings and what fit learned (classes_, history_)."""
+        return copy.deepcopy(self)
 
     def __repr__(self):
         acts = self.activation[0] if len(set(self.activation)) == 1 else self.activation
@@ -295,7 +297,8 @@ class Network:
         if y.ndim == 2:
             if y.shape[1] != h.shape[1]:
                 raise ValueError(f"y has {y.shape[1]} columns, the network {h.shape[1]} outputs")
-            if self.output == "softmax":
+            if self.output == "softmax" or self._target_kind == _targets.LABELS:
+                # single-label: a one-hot row is right when its class is the argmax
                 return float(np.mean(np.argmax(h, 1) == np.argmax(y, 1)))
             return float(np.mean(np.all((h >= 0.5) == (y >= 0.5), axis=1)))
         pred = _targets.decode(h, self.classes_, self._target_kind, self.output, squeeze=True)

@@ -15,7 +15,7 @@ what each step produced, keyed by the course's layer numbers l = 1..L:
 """
 import numpy as np
 
-from cbackprop import _targets, reference
+from cbackprop import _targets, _validation, reference
 
 __all__ = ["Trace", "trace"]
 
@@ -74,7 +74,7 @@ class Trace:
                              f"{x.shape}")
         X = net._check_X(x.reshape(1, -1))                 # its size, dtype and finiteness
         self.net_repr = repr(net)
-        self.lam = float(lam)
+        self.lam = _validation.check_lam(lam)
         self.L = L = len(net.layer_sizes)
         self.names = dict(zip(range(2, L + 1), net.activation + [net.output]))
         self.theta = {l: t.astype(np.float64) for l, t in enumerate(net.thetas, start=1)}

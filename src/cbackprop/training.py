@@ -29,6 +29,7 @@ POWER_T = 0.5                              # invscaling: rate / epoch ** power_t
 ADAPTIVE_DIVISOR, MIN_ADAPTIVE_RATE = 5.0, 1e-6
 RPROP = dict(increase=1.2, decrease=0.5, step_min=1e-6, step_max=50.0, step_init=0.0125)
 SIGNAL_CHECK_FLOPS = 2e6                   # look for Ctrl-C about every millisecond of work
+BLOW_UP = 1e4                              # a cost this many times its first value: diverging
 
 
 class ConvergenceWarning(UserWarning):
@@ -79,18 +80,24 @@ def _check_options(o):
 
 
 def _split_validation(n, labels, fraction, rng):
-    """Indices (train, validation); stratified by class when there are labels."""
+    """Indices (train, validation); stratified by class when there are labels, and never
+    taking a class's last training sample (training on fewer classes than y has would be
+    a silent, different problem)."""
+    if n < 2:
+        raise ValueError(f"validation needs at least 2 samples (one to train on, one to "
+                         f"validate); got {n}")
     order = rng.permutation(n)
     if labels is None:
-        n_val = max(1, int(round(fraction * n)))
+        n_val = min(n - 1, max(1, int(round(fraction * n))))
         return np.sort(order[n_val:]), np.sort(order[:n_val])
     val = []
     for c in np.unique(labels):
         members = order[labels[order] == c]
-        val.append(members[:int(round(fraction * len(members)))])
+        val.append(members[:min(len(members) - 1, int(round(fraction * len(members))))])
     val = np.concatenate(val)
     if val.size == 0:
-        raise ValueError(f"validation_fraction={fraction} leaves no validation samples")
+        raise ValueError(f"validation_fraction={fraction} leaves no validation samples "
+                         "(each class keeps at least one sample for training)")
     train = np.setdiff1d(np.arange(n), val)
     return train, np.sort(val)
 
@@ -144,7 +151,8 @@ class _Run:
         self.best_loss, self.best_score, self.best_params = np.inf, -np.inf, None
         self.no_improve = 0
         self.converged = False
-        self.snapshot = net.params.copy()           # last finite parameters
+        self.failure = None                          # why scipy's solver gave up, if it did
+        self.snapshot = net.params.copy()           # parameters of the last epoch that ended well
         self.t0 = time.perf_counter()
 
     def order(self):
@@ -156,19 +164,24 @@ class _Run:
         return 0.5 * self.reg * sum(float(np.dot(t[:, 1:].ravel(), t[:, 1:].ravel()))
                                     for t in self.net.thetas)
 
-    def diverged(self, cost):
+    def diverged(self, cost, how=None):
+        """Raise, with the parameters of the last epoch that ended well."""
         self.net.params[...] = self.snapshot
         what = (f"learning_rate={self.rate:g}" if self.o["solver"] not in ("lbfgs", "cg")
                 else f"solver={self.o['solver']!r}")
+        how = how or f"became {cost}"
         raise FloatingPointError(
-            f"training diverged in epoch {self.epoch + 1}: the cost became {cost} with {what}; "
-            f"the parameters were restored to their last finite values (try a smaller "
+            f"training diverged in epoch {self.epoch + 1}: the cost {how} with {what}; "
+            f"the parameters were restored to those of epoch {self.epoch} (try a smaller "
             f"learning_rate, scaled inputs, or lam > 0)")
 
     def end_epoch(self, loss):
         """Record an epoch; False when training should stop."""
         if not np.isfinite(loss) or not np.isfinite(self.net.params).all():
             self.diverged(loss)
+        first = self.history["loss"][0] if self.history["loss"] else None
+        if first is not None and loss > BLOW_UP * max(first, 1e-12):
+            self.diverged(loss, f"grew from {first:.4g} to {loss:.4g}")
         self.snapshot[...] = self.net.params
         self.epoch += 1
         logs = {"loss": float(loss)}
@@ -308,6 +321,9 @@ def _run_scipy(run, n_iter):
     if np.isfinite(result.x).all():
         params[...] = result.x
     run.converged = result.success or run.converged
+    stopped_by_us = run.flag.requested or "StopIteration" in str(result.message)
+    if not result.success and not stopped_by_us and result.nit < n_iter:
+        run.failure = f"{method} stopped after {result.nit} iterations: {result.message}"
 
 
 def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_rate, momentum,
@@ -327,6 +343,9 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
              betas=tuple(betas), epsilon=epsilon, power_t=power_t, max_fun=max_fun)
     _check_options(o)
     rng = v.check_random_state(random_state)
+    if not np.isfinite(net.params).all():
+        raise ValueError("the network's parameters contain NaN or inf (written into params "
+                         "or thetas by hand?); set finite values before fit")
 
     X = net._check_X(X)
     if classes is None:
@@ -393,6 +412,13 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
         net.params[...] = run.best_params
     net.history_ = run.history
     net.n_iter_ = run.epoch
+    if run.failure:
+        warnings.warn(f"{run.failure}; the network keeps the parameters reached",
+                      ConvergenceWarning, stacklevel=3)
+    losses = run.history["loss"]
+    if not interrupted and len(losses) > 1 and losses[-1] > 1.5 * losses[0]:
+        warnings.warn(f"the cost rose from {losses[0]:.4g} to {losses[-1]:.4g} during training; "
+                      f"the learning rate may be too large", ConvergenceWarning, stacklevel=3)
     if interrupted:
         unit = "iteration" if solver in FULL_BATCH else "epoch"
         warnings.warn(f"training interrupted by the user in {unit} {run.epoch}; the network keeps "
