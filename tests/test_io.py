@@ -67,13 +67,21 @@ KINDS = ["int", "str", "object", "float", "binary", "multilabel", "regression", 
          "unfitted"]
 
 
-def rewrite(path, out, change=None, drop=(), add=None, metadata=None):
-    """A copy of a model file with some members changed, dropped or added (a tamperer's)."""
+def rewrite(path, out, change=None, drop=(), add=None, metadata=None, reseal=True):
+    """A copy of a model file with some members changed, dropped or added (a tamperer's).
+
+    reseal: recompute the metadata's own checksum, as a careful tamperer would, so that
+    the checks behind it are reached; reseal=False is a plain edit."""
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     meta = json.loads(str(arrays["metadata"]))
     if metadata:
         metadata(meta)
+    if reseal:
+        try:
+            meta["metadata_sha256"] = cbio._metadata_digest(meta)
+        except ValueError:
+            pass
     arrays["metadata"] = np.array(json.dumps(meta))
     for name, value in (change or {}).items():
         arrays[name] = value
@@ -599,3 +607,17 @@ def test_from_state_dict_errors():
         cb.Network.from_torch_state_dict({"0.weight": np.ones((2, 3)), "0.bias": np.ones(3)})
     net = cb.Network.from_torch_state_dict({"0.weight": np.ones((2, 3)), "0.bias": np.zeros(2)})
     assert net.layer_sizes == [3, 2]
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(activation=["tanh"] * len(m["activation"])),
+    lambda m: m.update(output="sigmoid"),
+    lambda m: m.update(loss="squared_error"),
+    lambda m: m["target"].update(kind="regression"),
+])
+def test_a_plain_edit_of_the_metadata_is_refused(model_file, tmp_path, edit):
+    """Every field of the metadata is sealed by its checksum, not only the arrays."""
+    path, _, _ = model_file
+    out = rewrite(path, tmp_path / "edited.cbp", metadata=edit, reseal=False)
+    with pytest.raises(cb.ModelFileError, match="metadata was modified"):
+        cb.load(out)

@@ -222,6 +222,7 @@ def save(model, path):
         raise ModelFileError("the network's parameters contain NaN or inf: load would refuse "
                              "such a file, so it is not written")
     arrays, meta = _arrays_and_metadata(net)
+    meta["metadata_sha256"] = _metadata_digest(meta)
     arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
     target = os.fspath(path)
     if os.path.isdir(target):
@@ -317,6 +318,14 @@ class _Reader:
         return np.array(arr, order="C")           # (ascontiguousarray would make 0-d 1-d)
 
 
+def _metadata_digest(meta):
+    """SHA-256 of the metadata (less this digest) in a canonical JSON form: an edited
+    activation, scaler or class list shows, as the arrays' digests show edited numbers."""
+    rest = {k: val for k, val in meta.items() if k != "metadata_sha256"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _metadata(reader):
     raw = reader.read("metadata", shape=(), kind="U", max_bytes=MAX_METADATA_BYTES)
     try:
@@ -335,6 +344,13 @@ def _metadata(reader):
             f"written by a newer cbackprop ({meta.get('cbackprop_version', '?')}, model format "
             f"version {version}); this cbackprop {cbackprop.__version__} reads format version "
             f"{FORMAT_VERSION} and older: upgrade cbackprop (pip install -U cbackprop)")
+    try:
+        digest = _metadata_digest(meta)
+    except ValueError:                             # NaN or inf in it: never written by save
+        digest = None
+    if meta.get("metadata_sha256") != digest:
+        raise reader.fail("the metadata was modified after saving (its checksum does not "
+                          "match): refusing a tampered or corrupted file")
     return meta
 
 
