@@ -393,7 +393,20 @@ def _split(y, fraction, task, seed):
         raise CLIError(f"--validation-fraction {fraction}: {exc}") from None
 
 
+def _check_writable(path, suffixes=None):
+    """Fail before the work, not after it: the folder of path must exist, path must not be
+    a folder, and (for a picture) its suffix must be one matplotlib writes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{path}: no such folder to write into ({folder})")
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: is a folder, not a file to write")
+    if suffixes and os.path.splitext(path)[1].lower() not in suffixes:
+        raise CLIError(f"{path}: the picture must end in one of {', '.join(suffixes)}")
+
+
 def cmd_train(args):
+    _check_writable(args.out)
     data = read_data(args.data, args.target, need_target=True, drop=args.drop)
     X, y = data.X, data.y
     task = {"auto": None, "classify": "classification", "regress": "regression"}[args.task]
@@ -836,6 +849,7 @@ def _demo_imports():
 
 
 def cmd_demo(args):
+    _check_writable(args.out, (".png", ".pdf", ".svg"))
     _demo_imports()
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
