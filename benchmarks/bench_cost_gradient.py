@@ -3,24 +3,24 @@
 X 5000 x 400 (uniform [0, 1), seeded) -> 25 sigmoid -> 10 sigmoid, cross-entropy, lambda 1, in
 float64 and float32, plus the per-sample kernel against the NumPy per-sample loop. Every
 contender is checked against cbackprop.reference before it is timed; all are then timed
-round-robin and reported as median and min - max. Prints figures; asserts no time (issue 2).
+interleaved (order rotated and reversed) and reported as median and min - max. Prints
+figures; asserts no time (issue 2). benchmarks/run.py adds PyTorch, scikit-learn and the
+pure-Python loop to these contenders.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cost_gradient.py
 """
 import argparse
 import gc
 import json
-import os
-import platform
 import sys
 import time
 
 import numpy as np
-import scipy
 import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one cython_blas calls)
 
 import cbackprop as cb
 from cbackprop import reference
+from _common import PAUSE, environment, interleave, print_environment, steady
 
 M, SIZES, LAM, SEED = 5000, [400, 25, 10], 1.0, 0
 TOL = {"float64": 1e-8, "float32": 1e-3}   # max relative difference to the reference
@@ -123,6 +123,51 @@ def numpy_loop(net, X, Y):
     return lambda: reference.cost_and_gradient_loop(net.thetas, X, Y, LAM)
 
 
+def reference_vectorized(net, X, Y):
+    return lambda: reference.cost_and_gradient(net.thetas, X, Y, LAM)
+
+
+def pure_python(net, X, Y):
+    return lambda: reference.pure_python(net.thetas, X, Y, LAM)
+
+
+def torch_autograd(net, X, Y):
+    """A plain PyTorch cost and gradient: Linear layers as tensors, cross-entropy from the
+    logits (binary_cross_entropy_with_logits, summed), L2 on the weights, backward()."""
+    import torch
+    F = torch.nn.functional
+    X, Y = torch.from_numpy(X), torch.from_numpy(Y)
+    params = [torch.tensor(t, requires_grad=True) for t in net.thetas]   # [b, W] as in Theta
+
+    def run():
+        a = X
+        for l, T in enumerate(params):
+            z = torch.addmm(T[:, 0], a, T[:, 1:].T)
+            a = torch.sigmoid(z) if l + 1 < len(params) else z
+        m = X.shape[0]
+        J = (F.binary_cross_entropy_with_logits(a, Y, reduction="sum")
+             + 0.5 * LAM * sum((T[:, 1:] ** 2).sum() for T in params)) / m
+        grads = torch.autograd.grad(J, params)
+        return float(J), [g.numpy() for g in grads]
+    return run
+
+
+def sklearn_backprop(net, X, Y, lam=LAM):
+    """scikit-learn's own loss and gradient: MLPClassifier._backprop (private; the function its
+    L-BFGS solver calls each iteration) on an estimator holding the network's weights."""
+    mlp = net.to_sklearn()
+    mlp.alpha = lam
+    n = len(mlp.coefs_)
+    coef_grads = [np.empty_like(c) for c in mlp.coefs_]
+    intercept_grads = [np.empty_like(b) for b in mlp.intercepts_]
+
+    def run():
+        loss, cg, ig = mlp._backprop(X, Y, None, [X] + [None] * n, [None] * n, coef_grads,
+                                     intercept_grads)
+        return loss, [np.column_stack([b, c.T]) for c, b in zip(cg, ig)]
+    return run
+
+
 # ------------------------------------------------------------------ checking, timing, output
 
 def verify(name, fn, expected, tol):
@@ -136,77 +181,24 @@ def verify(name, fn, expected, tol):
     return err
 
 
-def race(contenders, rounds, pause):
-    """{name: [seconds]}: each round runs every contender once, the order rotated each round.
-
-    Each contender's turn starts with `pause` s of rest: after a call OpenBLAS keeps its worker
-    threads spinning for about 0.1 s, NumPy and SciPy each have their own pool, and on 2 cores a
-    call made straight after another library's can be slowed 10-30x by that spinning. Then one
-    untimed call wakes the contender's threads (the rest lets them sleep, and waking a sleeping
-    thread on a virtual machine's idle core can cost milliseconds), and the next call is timed:
-    the steady state of a training loop, which calls the same function back to back.
-    """
-    items = list(contenders.items())
-    times = {name: [] for name, _ in items}
-    for _, fn in items:                                    # warm-up, untimed
-        fn()
+def race(contenders, rounds, pause=PAUSE):
+    """{name: [seconds]}: interleaved rounds (see _common.interleave) of no-argument callables,
+    each turn timing its contender's steady state (_common.steady) after the rest. The garbage
+    collector is off while timing."""
     gc.collect()
     gc.disable()
     try:
-        for r in range(rounds):
-            k = r % len(items)
-            for name, fn in items[k:] + items[:k]:
-                time.sleep(pause)
-                fn()
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+        return interleave({name: (lambda fn: lambda _: steady(fn))(fn)
+                           for name, fn in contenders.items()}, rounds, pause)
     finally:
         gc.enable()
-    return times
-
-
-def environment():
-    env = {"python": platform.python_version(), "numpy": np.__version__,
-           "scipy": scipy.__version__, "cbackprop": cb.__version__, "cpu": "unknown",
-           "nproc": len(os.sched_getaffinity(0)), "loadavg": os.getloadavg(), "blas": None,
-           **{v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}}
-    try:
-        with open("/proc/cpuinfo") as f:
-            env["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return env
-    keys = ("internal_api", "version", "architecture", "num_threads", "filepath")
-    env["blas"] = [{k: lib.get(k) for k in keys}
-                   for lib in threadpool_info() if lib.get("user_api") == "blas"]
-    return env
-
-
-def print_environment(env):
-    print(f"python {env['python']}, numpy {env['numpy']}, scipy {env['scipy']}, "
-          f"cbackprop {env['cbackprop']}; CPU: {env['cpu']}, nproc {env['nproc']}, load average "
-          + " ".join(f"{x:.2f}" for x in env["loadavg"])
-          + ("  <- busy: other work skews the figures" if env["loadavg"][0] > 0.5 else ""))
-    if env["blas"] is None:
-        print("BLAS: unknown (threadpoolctl is not installed: pip install threadpoolctl)")
-    for lib in env["blas"] or []:
-        owner = os.path.basename(os.path.dirname(lib["filepath"]))
-        print(f"BLAS ({owner}): {lib['internal_api']} {lib['version']}, kernel "
-              f"{lib['architecture']}, {lib['num_threads']} threads")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        value = env[var]
-        print(f"{var}=" + ("(unset)" if value is None else f"{value}  <- unset it to benchmark"))
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, help="rounds (default 15; 5 with --quick)")
     p.add_argument("--quick", action="store_true", help="fewer rounds, 100 per-sample rows")
-    p.add_argument("--pause", type=float, default=0.2, help="seconds of rest before each call")
+    p.add_argument("--pause", type=float, default=PAUSE, help="seconds of rest before each call")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
     rounds, k = max(1, args.repeats or (5 if args.quick else 15)), 100 if args.quick else 500
@@ -236,7 +228,8 @@ def main(argv=None):
         errors[name], contenders[name] = verify(name, fn, expected, TOL["float64"]), fn
 
     print(f"\n{M} x {SIZES[0]} -> {SIZES[1]} -> {SIZES[2]}, sigmoid, cross-entropy, lambda {LAM:g}"
-          f"; {rounds} rounds round-robin, {args.pause:g} s rest and one untimed call before each timed call; per-sample "
+          f"; {rounds} rounds interleaved, {args.pause:g} s rest, then each turn's steady state "
+          f"(_common.steady); per-sample "
           f"on the first {k} rows; tuned NumPy hidden layout: "
           + ", ".join(f"{d} {o}" for d, o in layouts.items()))
     results = {}

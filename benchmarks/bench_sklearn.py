@@ -12,72 +12,34 @@ Workloads:
          each of the 2 jobs (oversubscribed), to show why n_threads=None keeps to the
          OMP_NUM_THREADS that joblib gives its workers.
 
-Contenders run interleaved (order reversed every other round) with a pause between them;
-figures are medians over rounds (min-max beside). Goals: accuracy within one point, fit at
-least 5x faster, the grid search at least 3x faster. Prints figures; asserts nothing.
+Contenders run interleaved (order rotated and reversed from round to round) with a pause
+between them; figures are medians over rounds (min-max beside). Goals: accuracy within one
+point, fit at least 5x faster, the grid search at least 3x faster. Prints figures; asserts
+nothing.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=src python benchmarks/bench_sklearn.py
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 
-import numpy as np
-import scipy
 import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one cbackprop's cython_blas calls)
-import sklearn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_info
-
-import cbackprop
 from cbackprop.sklearn import BackpropClassifier
+from _common import PAUSE, environment, interleave, print_environment, timed
 
 warnings.simplefilter("ignore")       # ConvergenceWarning: both run the same budget
 PARAMS = dict(hidden_layer_sizes=(30,), activation="logistic")
 GRID = {"alpha": [1e-4, 1e-2, 1.0], "hidden_layer_sizes": [(30,), (60,)],
         "solver": ["adam", "lbfgs"]}
 FIT_GOAL, GRID_GOAL, ACC_SLACK = 5.0, 3.0, 0.01
-
-
-def header():
-    print(f"cbackprop {cbackprop.__version__}, scikit-learn {sklearn.__version__}, "
-          f"numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"Python {platform.python_version()}, {len(os.sched_getaffinity(0))} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS"):
-        print(f"  {var}={os.environ.get(var, '(unset)')}")
-    for lib in threadpool_info():          # the folder tells whose copy it is (*.libs: wheels)
-        where = os.path.basename(os.path.dirname(lib["filepath"]))
-        print(f"  {lib['user_api']:6s} {lib['internal_api']:8s} kernel="
-              f"{lib.get('architecture') or '-':9s} threads={lib['num_threads']}  "
-              f"{where}/{os.path.basename(lib['filepath'])}")
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t0, result
-
-
-def interleaved(contenders, rounds, pause):
-    """{name: [results of each round]} with the order reversed every other round."""
-    results = {name: [] for name in contenders}
-    names = list(contenders)
-    for r in range(rounds):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            time.sleep(pause)
-            results[name].append(contenders[name](r))
-        print(".", end="", flush=True)
-    print()
-    return results
 
 
 def spread(values):
@@ -98,7 +60,7 @@ def bench_fit(X_train, X_test, y_train, y_test, rounds, pause):
         contenders = {"scikit-learn": run(MLPClassifier), "cbackprop": run(BackpropClassifier)}
         for one in contenders.values():           # warm-up: imports, first-call costs
             one(0)
-        res = interleaved(contenders, rounds, pause)
+        res = interleave(contenders, rounds, pause, progress=True)
         med = {k: statistics.median(s for s, _, _ in v) for k, v in res.items()}
         acc = {k: statistics.median(a for _, a, _ in v) for k, v in res.items()}
         print(f"solver={solver!r}")
@@ -115,7 +77,7 @@ def bench_fit(X_train, X_test, y_train, y_test, rounds, pause):
 
 
 def bench_grid(X_train, X_test, y_train, y_test, rounds, pause):
-    n = np.prod([len(v) for v in GRID.values()])
+    n = len(GRID["alpha"]) * len(GRID["hidden_layer_sizes"]) * len(GRID["solver"])
     print(f"\n== GridSearchCV(Pipeline(StandardScaler(), est), {n} settings, cv=3, n_jobs=2): "
           f"alpha x hidden_layer_sizes x solver, activation='logistic' ==")
 
@@ -136,7 +98,7 @@ def bench_grid(X_train, X_test, y_train, y_test, rounds, pause):
             activation="logistic", random_state=r, n_threads=2)),
     }
     run(lambda r: BackpropClassifier(activation="logistic", random_state=r))(0)   # workers up
-    res = interleaved(contenders, rounds, pause)
+    res = interleave(contenders, rounds, pause, progress=True)
     med = {k: statistics.median(s for s, _, _ in v) for k, v in res.items()}
     for name, runs in res.items():
         acc = statistics.median(a for _, a, _ in runs)
@@ -153,11 +115,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="rounds of the fit workload")
     parser.add_argument("--grid-repeats", type=int, default=3, help="rounds of the grid search")
-    parser.add_argument("--pause", type=float, default=0.2, help="seconds between contenders")
+    parser.add_argument("--pause", type=float, default=PAUSE, help="seconds between contenders")
     parser.add_argument("--only", choices=("fit", "grid"), action="append")
     args = parser.parse_args(argv)
 
-    header()
+    print_environment(environment())
     X, y = load_digits(return_X_y=True)
     split = train_test_split(X / 16.0, y, test_size=0.25, stratify=y, random_state=0)
     t0 = time.perf_counter()

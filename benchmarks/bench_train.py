@@ -12,7 +12,6 @@ Contenders run interleaved with a pause between them; medians over rounds. Asser
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,15 +19,16 @@ import time
 import warnings
 
 import numpy as np
-import scipy
 import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one cbackprop's cython_blas calls)
-import sklearn
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 import cbackprop as cb
+from cbackprop import reference
+from _common import (CORES, PAUSE, environment, interleave, print_environment,
+                     proc_status_bytes, reset_peak_rss, timed)
 
 try:
     import torch
@@ -36,7 +36,6 @@ except ImportError:          # benchmarks only; never a dependency of cbackprop
     torch = None
 
 warnings.simplefilter("ignore")      # ConvergenceWarning: every contender runs a fixed budget
-CORES = len(os.sched_getaffinity(0))
 if torch is not None:
     torch.set_num_threads(CORES)
 THREADS = None                       # --threads: cbackprop's n_threads (else its default)
@@ -73,6 +72,20 @@ def synthetic(n_train, n_test=10000, seed=0):
                 sizes=[784, 256, 10])
 
 
+def as_dtype(d, dtype):
+    """The data set d with its features (and one-hot targets) in dtype (the contenders follow
+    X's dtype)."""
+    d = dict(d, Xtr=d["Xtr"].astype(dtype), Xte=d["Xte"].astype(dtype))
+    if "Ytr" in d:
+        d["Ytr"] = d["Ytr"].astype(dtype)
+    return d
+
+
+def head(d, k):
+    """The data set d cut to its first k training samples."""
+    return dict(d, Xtr=d["Xtr"][:k], ytr=d["ytr"][:k], Ytr=d["Ytr"][:k])
+
+
 def network(sizes, **kw):
     net = cb.Network(sizes, **kw)
     net.n_threads = THREADS or net.n_threads
@@ -83,12 +96,6 @@ def sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 # ------------------------------------------------------------- online, batch size 1
 
 def start_thetas(seed):
@@ -96,12 +103,15 @@ def start_thetas(seed):
     return [t.copy() for t in cb.Network([64, 30, 10], random_state=seed).thetas]
 
 
-def online_cbackprop(d, seed):
-    net = network(d["sizes"], random_state=seed)
-    t = timed(lambda: net.fit(d["Xtr"], d["ytr"], solver="online", epochs=1,
-                              learning_rate=LR_ONLINE, shuffle=False))
-    return dict(time=t / len(d["Xtr"]), acc=net.score(d["Xte"], d["yte"]), iters=1,
-                params=net.params.copy())
+def online_cbackprop(d, seed, loss="cross_entropy"):
+    """Targets as the one-hot matrix Ytr, like the other online contenders (and so that a
+    few rows need not hold every class)."""
+    net = network(d["sizes"], loss=loss, dtype=d["Xtr"].dtype, random_state=seed)
+    Y = d["Ytr"].astype(net.dtype)
+    t, _ = timed(lambda: net.fit(d["Xtr"], Y, solver="online", epochs=1,
+                                 learning_rate=LR_ONLINE, shuffle=False))
+    acc = float(np.mean(net.forward(d["Xte"]).argmax(1) == d["yte"]))
+    return dict(time=t / len(d["Xtr"]), acc=acc, iters=1, params=net.params.copy())
 
 
 def online_numpy(d, seed):
@@ -124,6 +134,25 @@ def online_numpy(d, seed):
                 params=np.concatenate([T1.ravel(), T2.ravel()]))
 
 
+def online_reference(d, seed, gradient=reference.cost_and_gradient_loop):
+    """The same SGD, each sample's gradient from cbackprop.reference's per-sample loop (NumPy)
+    or its pure-Python version (gradient=reference.pure_python)."""
+    thetas = start_thetas(seed)
+    t = time.perf_counter()
+    for x, y in zip(d["Xtr"], d["Ytr"]):
+        _, grads = gradient(thetas, x[None], y[None])
+        for theta, grad in zip(thetas, grads):
+            theta -= LR_ONLINE * grad
+    t = time.perf_counter() - t
+    h = reference.forward(thetas, d["Xte"])
+    return dict(time=t / len(d["Xtr"]), acc=float(np.mean(h.argmax(1) == d["yte"])), iters=1,
+                params=np.concatenate([theta.ravel() for theta in thetas]))
+
+
+def torch_dtype(d):
+    return torch.float32 if d["Xtr"].dtype == np.float32 else torch.float64
+
+
 def torch_mlp(sizes, dtype, thetas=None, sigmoid_output=False):
     """nn.Linear layers with sigmoid between them; optionally our Thetas as the start."""
     layers = []
@@ -139,7 +168,7 @@ def torch_mlp(sizes, dtype, thetas=None, sigmoid_output=False):
 
 def online_torch(d, seed):
     """Plain PyTorch loop, batch 1: sigmoid outputs, BCE summed over units, SGD."""
-    model = torch_mlp(d["sizes"], torch.float64, start_thetas(seed), sigmoid_output=True)
+    model = torch_mlp(d["sizes"], torch_dtype(d), start_thetas(seed), sigmoid_output=True)
     opt = torch.optim.SGD(model.parameters(), lr=LR_ONLINE)
     X, Y = torch.from_numpy(d["Xtr"]), torch.from_numpy(d["Ytr"])
     bce = torch.nn.functional.binary_cross_entropy
@@ -149,7 +178,7 @@ def online_torch(d, seed):
             opt.zero_grad()
             bce(model(X[i:i + 1]), Y[i:i + 1], reduction="sum").backward()
             opt.step()
-    t = timed(epoch)
+    t, _ = timed(epoch)
     with torch.no_grad():
         h = model(torch.from_numpy(d["Xte"])).numpy()
     params = [np.column_stack([m.bias.detach(), m.weight.detach()]).ravel()
@@ -162,9 +191,9 @@ def online_torch(d, seed):
 
 def mb_cbackprop(d, seed, epochs, batch):
     net = network(d["sizes"], output="softmax", dtype=d["Xtr"].dtype, random_state=seed)
-    t = timed(lambda: net.fit(d["Xtr"], d["ytr"], solver="adam", epochs=epochs, batch_size=batch,
-                              learning_rate=LR_ADAM, tol=0.0, n_iter_no_change=epochs,
-                              random_state=seed))
+    t, _ = timed(lambda: net.fit(d["Xtr"], d["ytr"], solver="adam", epochs=epochs,
+                                 batch_size=batch, learning_rate=LR_ADAM, tol=0.0,
+                                 n_iter_no_change=epochs, random_state=seed))
     return dict(time=t / net.n_iter_, acc=net.score(d["Xte"], d["yte"]), iters=net.n_iter_)
 
 
@@ -177,14 +206,14 @@ def sklearn_mlp(d, seed, **kw):
     """MLPClassifier, logistic hidden units (its output is softmax for multi-class), alpha 0."""
     clf = MLPClassifier(hidden_layer_sizes=(d["sizes"][1],), activation="logistic", alpha=0.0,
                         tol=0.0, random_state=seed, **kw)
-    t = timed(lambda: clf.fit(d["Xtr"], d["ytr"]))
+    t, _ = timed(lambda: clf.fit(d["Xtr"], d["ytr"]))
     return dict(time=t / clf.n_iter_, acc=clf.score(d["Xte"], d["yte"]), iters=clf.n_iter_)
 
 
 def mb_torch(d, seed, epochs, batch):
     """Plain PyTorch loop: softmax + cross-entropy (mean over the batch), Adam."""
     torch.manual_seed(seed)
-    model = torch_mlp(d["sizes"], torch.float32 if d["Xtr"].dtype == np.float32 else torch.float64)
+    model = torch_mlp(d["sizes"], torch_dtype(d))
     opt = torch.optim.Adam(model.parameters(), lr=LR_ADAM)
     X, y = torch.from_numpy(d["Xtr"]), torch.from_numpy(d["ytr"]).long()
     loss = torch.nn.CrossEntropyLoss()
@@ -197,15 +226,38 @@ def mb_torch(d, seed, epochs, batch):
                 opt.zero_grad()
                 loss(model(X[idx]), y[idx]).backward()
                 opt.step()
-    t = timed(train)
+    t, _ = timed(train)
     with torch.no_grad():
         pred = model(torch.from_numpy(d["Xte"])).argmax(1).numpy()
     return dict(time=t / epochs, acc=float(np.mean(pred == d["yte"])), iters=epochs)
 
 
+def mb_bare_products(d, seed, epochs, batch):
+    """The matrix products of mini-batch epochs alone (forward, gradients, the deltas' back
+    products), NumPy in X's dtype on contiguous batches: the floor for a BLAS-based contender.
+    It learns nothing, so no accuracy."""
+    X, sizes = d["Xtr"], d["sizes"]
+    rng = np.random.default_rng(seed)
+    Ws = [rng.uniform(-0.1, 0.1, (b, a)).astype(X.dtype) for a, b in zip(sizes, sizes[1:])]
+
+    def epoch():
+        for i in range(0, len(X), batch):
+            a = [X[i:i + batch]]
+            for W in Ws:
+                a.append(a[-1] @ W.T)
+            delta = a.pop()
+            for l in reversed(range(len(Ws))):
+                delta.T @ a[l]                          # dJ/dW(l)
+                if l:
+                    delta = delta @ Ws[l]               # delta(l), before g'
+    t, _ = timed(lambda: [epoch() for _ in range(epochs)])
+    return dict(time=t / epochs, acc=None, iters=epochs)
+
+
 def lbfgs_cbackprop(d, seed, max_iter):
     net = network(d["sizes"], output="softmax", random_state=seed)
-    t = timed(lambda: net.fit(d["Xtr"], d["ytr"], solver="lbfgs", max_iter=max_iter, tol=0.0))
+    t, _ = timed(lambda: net.fit(d["Xtr"], d["ytr"], solver="lbfgs", max_iter=max_iter,
+                                 tol=0.0))
     return dict(time=t / net.n_iter_, acc=net.score(d["Xte"], d["yte"]), iters=net.n_iter_)
 
 
@@ -229,16 +281,11 @@ def contenders(name, cfg):
 
 def run_workload(name, data, cfg, pause):
     fns = contenders(name, cfg)
-    runs = {k: [] for k in fns}
     if name in ("online", "adam", "lbfgs"):              # cheap: one untimed warm-up each
         for f in fns.values():
             f(data, 0)
-    for r in range(cfg["repeats"]):
-        order = list(fns.items())[::(-1 if r % 2 else 1)]
-        for k, f in order:
-            time.sleep(pause)              # let the other thread pool go idle (issue 6)
-            runs[k].append(f(data, r))
-    return runs
+    return interleave({k: (lambda f: lambda r: f(data, r))(f) for k, f in fns.items()},
+                      cfg["repeats"], pause)
 
 
 def summarize(name, runs, unit, scale):
@@ -278,23 +325,28 @@ def print_table(rows):
 
 # -------------------------------------------------------------------------------- memory
 
-def _status_kb(field):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith(field + ":")) * 1024
-
-
 def memory_child(name, rows):
     """In a fresh process: one 2-epoch fit of the synthetic workload; print figures as JSON."""
     import tracemalloc
     d = synthetic(rows)
     fn = contenders("synthetic", FULL)[name]
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")                     # reset the peak RSS (VmHWM) to the current RSS
-    rss0 = _status_kb("VmRSS")
+    reset_peak_rss()                     # the peak RSS (VmHWM) starts at the current RSS
+    rss0 = proc_status_bytes("VmRSS")
     tracemalloc.start()
     fn(d, 0)
-    print(json.dumps(dict(data=d["Xtr"].nbytes, rss_before=rss0, peak=_status_kb("VmHWM"),
+    print(json.dumps(dict(data=d["Xtr"].nbytes, rss_before=rss0,
+                          peak=proc_status_bytes("VmHWM"),
                           traced=tracemalloc.get_traced_memory()[1])))
+
+
+def memory_run(name, rows):
+    """memory_child's figures for one contender, from a fresh Python process; growth = peak
+    RSS during fit - RSS before it."""
+    p = subprocess.run([sys.executable, __file__, "--memory-child", name, str(rows)],
+                       capture_output=True, text=True, check=True)
+    m = dict(json.loads(p.stdout.strip().splitlines()[-1]), contender=name, rows=rows)
+    m["growth"] = m["peak"] - m["rss_before"]
+    return m
 
 
 def memory(cfg, only_cbackprop):
@@ -306,41 +358,11 @@ def memory(cfg, only_cbackprop):
           "tensors, not malloc in compiled code).")
     out, mb = [], 2.0 ** 20
     for name in names:
-        p = subprocess.run([sys.executable, __file__, "--memory-child", name,
-                            str(cfg["synth_rows"])], capture_output=True, text=True, check=True)
-        m = dict(json.loads(p.stdout.strip().splitlines()[-1]), contender=name)
-        m["growth"] = m["peak"] - m["rss_before"]
+        m = memory_run(name, cfg["synth_rows"])
         print(f"  {name:<13} X {m['data'] / mb:6.1f} MB   growth {m['growth'] / mb:6.1f} MB "
               f"({m['growth'] / m['data']:.2f} x X)   traced {m['traced'] / mb:6.1f} MB")
         out.append(m)
     return out
-
-
-# ------------------------------------------------------------------------------- header
-
-def environment():
-    with open("/proc/cpuinfo") as f:
-        cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
-    versions = dict(python=platform.python_version(), numpy=np.__version__,
-                    scipy=scipy.__version__, sklearn=sklearn.__version__,
-                    torch=torch.__version__ if torch is not None else "not installed",
-                    cbackprop=cb.__version__)
-    env = {k: os.environ.get(k, "(unset)") for k in
-           ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    pools = [dict(api=p["user_api"], lib=p["internal_api"], version=p.get("version"),
-                  threads=p["num_threads"], kernel=p.get("architecture"),
-                  file=os.path.basename(p["filepath"])) for p in threadpool_info()]
-    e = dict(cpu=cpu, cores=CORES, load=os.getloadavg(), versions=versions, env=env,
-             pools=pools, torch_threads=torch.get_num_threads() if torch is not None else None)
-    print(f"CPU: {e['cpu']}, {e['cores']} usable cores; load average {e['load'][0]:.2f}")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in e["versions"].items()))
-    print("env: " + ", ".join(f"{k}={v}" for k, v in e["env"].items()))
-    for p in e["pools"]:
-        print(f"  {p['api']:<7} {p['lib']:<9} {p['version'] or '':<8} threads={p['threads']:<2} "
-              f"kernel={p['kernel']}  {p['file']}")
-    print(f"torch threads: {e['torch_threads']}" if torch is not None else
-          "PyTorch is not importable: its contenders are skipped.")
-    return e
 
 
 def main():
@@ -350,7 +372,7 @@ def main():
     ap.add_argument("--only", choices=WORKLOADS, action="append", help="only this (repeatable)")
     ap.add_argument("--threads", type=int, help="limit every BLAS/OpenMP pool, torch and "
                     "cbackprop's n_threads to this (default: as installed)")
-    ap.add_argument("--pause", type=float, default=0.2, help="seconds between contenders")
+    ap.add_argument("--pause", type=float, default=PAUSE, help="seconds between contenders")
     ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -364,8 +386,9 @@ def main():
         if torch is not None:
             torch.set_num_threads(args.threads)
     e = environment()
-    print(f"rounds: {cfg['repeats']}, contenders interleaved (order reversed every other round), "
-          f"{args.pause} s pause between them; times are medians.")
+    print_environment(e)
+    print(f"rounds: {cfg['repeats']}, contenders interleaved (order rotated, reversed every "
+          f"other round), {args.pause} s pause between them; times are medians.")
     dig, rows, t0 = digits(), [], time.perf_counter()
     units = dict(online=("us/sample", 1e6), adam=("ms/epoch", 1e3), synthetic=("s/epoch", 1.0),
                  lbfgs=("ms/iter", 1e3))
