@@ -422,21 +422,26 @@ cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int
 cdef double regularize(const Net* net, const floating* params, floating* grad,
                         double loss_norm, double reg) noexcept nogil:
     """grad = grad / loss_norm + reg * W (bias column excluded); returns reg/2 * sum W^2."""
-    cdef int l, j, i, ldt
-    cdef Py_ssize_t base
+    cdef int l, j, i, ldt, L = net.n_layers
+    cdef Py_ssize_t base, k
+    cdef Py_ssize_t P = net.offsets[L - 2] + <Py_ssize_t>net.sizes[L - 1] * (net.sizes[L - 2] + 1)
     cdef double sumsq = 0
     cdef floating inv = <floating>(1.0 / loss_norm)
     cdef floating r = <floating>reg
-    for l in range(net.n_layers - 1):
+    if grad != NULL:
+        for k in range(P):                   # one flat, vectorized pass when lam = 0
+            grad[k] = grad[k] * inv
+    if reg == 0:
+        return 0
+    for l in range(L - 1):
         ldt = net.sizes[l] + 1
         for j in range(net.sizes[l + 1]):
             base = net.offsets[l] + <Py_ssize_t>j * ldt
             if grad != NULL:
-                grad[base] = grad[base] * inv
+                for i in range(1, ldt):
+                    grad[base + i] = grad[base + i] + r * params[base + i]
             for i in range(1, ldt):
                 sumsq += <double>params[base + i] * params[base + i]
-                if grad != NULL:
-                    grad[base + i] = grad[base + i] * inv + r * params[base + i]
     return 0.5 * reg * sumsq
 
 
