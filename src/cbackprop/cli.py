@@ -904,7 +904,7 @@ def cmd_demo(args):
     _out(_class_table(y_test, pred, np.arange(10), name="digit"))
     _out(f"\ntraining time for {net.n_iter_} epochs x {m} samples (each epoch followed by the "
          f"test set's cost and accuracy):")
-    _out(f"  cbackprop (compiled per-sample loop, BLAS level 2)   {ours:8.3f} s")
+    _out(f"  cbackprop (compiled per-sample loop, one nogil call) {ours:8.3f} s")
     _out(f"  NumPy (the same loop and updates, sample by sample)   {theirs:8.3f} s   "
          f"{theirs / ours:.1f}x slower")
     _out(f"  same result: the largest difference between the two networks' weights is "
