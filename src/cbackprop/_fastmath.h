@@ -151,7 +151,18 @@ static inline float cb_log1p_unit_f(float u) {
 #define CB_SMALL_LOOPS(T, SUFFIX)                                                       \
 static inline void cb_matvec##SUFFIX(int m, int n, const T *W, int ld, const T *x,    \
                                       T *y) {                                          \
-    for (int j = 0; j < m; j++) {                                                       \
+    int j = 0;                                                                          \
+    for (; j + 4 <= m; j += 4) {    /* four rows at once: four FMA chains, x read once */ \
+        const T *r0 = W + (long)j * ld, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;    \
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                               \
+        _Pragma("omp simd reduction(+:s0, s1, s2, s3)")                                 \
+        for (int i = 0; i < n; i++) {                                                   \
+            s0 += r0[i] * x[i]; s1 += r1[i] * x[i];                                     \
+            s2 += r2[i] * x[i]; s3 += r3[i] * x[i];                                     \
+        }                                                                               \
+        y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3;                         \
+    }                                                                                   \
+    for (; j < m; j++) {                                                                \
         const T *row = W + (long)j * ld;                                                \
         T s = 0;                                                                        \
         _Pragma("omp simd reduction(+:s)")                                              \
