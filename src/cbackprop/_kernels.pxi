@@ -32,6 +32,8 @@ cdef struct Net:
     const Py_ssize_t* offsets   # where Theta(l) starts in the flat parameters
     const int* acts             # activation of layers 2 .. L (the last is the output's)
     int loss
+    int widest                  # the widest of layers 2 .. L
+    Py_ssize_t units            # s_2 + ... + s_L: a row of activations in the workspace
 
 
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
@@ -289,13 +291,8 @@ cdef double _output_layer(const Net* net, floating* Z, floating* H, const floati
 cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
     """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and a row
     of scratch for biases."""
-    cdef Py_ssize_t total = 0, widest = 0
-    cdef int l
-    for l in range(1, net.n_layers):
-        total += net.sizes[l]
-        if net.sizes[l] > widest:
-            widest = net.sizes[l]
-    return mb_max * (total + net.sizes[net.n_layers - 1] + 2 * widest) + widest
+    return (mb_max * (net.units + net.sizes[net.n_layers - 1] + 2 * <Py_ssize_t>net.widest)
+            + net.widest)
 
 
 cdef double block(const Net* net, const floating* X, const floating* Y, const floating* w,
@@ -315,7 +312,6 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     """
     cdef int L = net.n_layers
     cdef int l, j, i, s_in, s_out, ldt
-    cdef Py_ssize_t widest = 0
     cdef const floating* a_in = X
     cdef const floating* theta
     cdef floating* a_out
@@ -330,16 +326,11 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     cdef floating* bias
     cdef double loss
 
-    # workspace: a(2) .. a(L) | z(L) | D | Dn   (a(1) is X itself)
-    for l in range(1, L):
-        if net.sizes[l] > widest:
-            widest = net.sizes[l]
-    Z = ws
-    for l in range(1, L):
-        Z += <Py_ssize_t>mb_max * net.sizes[l]
+    # workspace: a(2) .. a(L) | z(L) | D | Dn | bias   (a(1) is X itself)
+    Z = ws + mb_max * net.units
     D = Z + <Py_ssize_t>mb_max * net.sizes[L - 1]
-    Dn = D + mb_max * widest
-    bias = Dn + mb_max * widest
+    Dn = D + <Py_ssize_t>mb_max * net.widest
+    bias = Dn + <Py_ssize_t>mb_max * net.widest
 
     # forward: z(l+1) = [1 a(l)] Theta(l)^T, a(l+1) = g(z(l+1))
     slot = ws
@@ -411,11 +402,17 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
 cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
               int loss) noexcept:
     cdef Net net
+    cdef int l
     net.n_layers = sizes.shape[0]
     net.sizes = &sizes[0]
     net.offsets = &offsets[0]
     net.acts = &acts[0]
     net.loss = loss
+    net.widest = 0
+    net.units = 0
+    for l in range(1, net.n_layers):
+        net.widest = max(net.widest, sizes[l])
+        net.units += sizes[l]
     return net
 
 

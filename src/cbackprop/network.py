@@ -191,12 +191,12 @@ class Network:
         threads = int(max(1, min(n, m * self.flops_per_sample // WORK_A_THREAD)))
         return threads, min(BLOCK_ROWS, -(-m // threads))
 
-    def _cost(self, X, Y, lam, sample_weight, method, want_grad, n_train=None):
+    def _cost(self, X, Y, lam, sample_weight, method, want_grad):
+        v.check_option("method", method, METHODS)      # the cheap checks before converting X
+        lam = v.check_lam(lam)
         X = self._check_X(X)
         Y = v.check_targets(Y, X.shape[0], self.layer_sizes[-1], self.loss, self.dtype)
-        lam = v.check_lam(lam)
         w = v.check_sample_weight(sample_weight, X.shape[0], self.dtype)
-        v.check_option("method", method, METHODS)
         norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
         threads, block_rows = (1, 1) if method == "per_sample" else self._split(X.shape[0])

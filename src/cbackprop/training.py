@@ -144,6 +144,7 @@ class _Run:
         self.reg = o["lam"] / self.weight_sum        # lam / W
         self.rate = o["learning_rate"]
         self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net.flops_per_sample))
+        self.split = net._split(self.m)             # (threads, rows a block) for full batches
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:
@@ -275,11 +276,10 @@ def _run_minibatch(run, n_epochs, state):
 
 
 def _full_cost_grad(run, grad):
-    net = run.net
-    threads, block_rows = net._split(run.m)
-    with blas_single_threaded(threads > 1):
-        return core.cost_grad(run.X, run.Y, run.w, net.params, grad, *_kernel_args(net),
-                                  run.weight_sum, run.reg, block_rows, threads)
+    """J and its gradient on the whole training set; fit holds BLAS to one thread around it."""
+    threads, block_rows = run.split
+    return core.cost_grad(run.X, run.Y, run.w, run.net.params, grad, *_kernel_args(run.net),
+                          run.weight_sum, run.reg, block_rows, threads)
 
 
 def _run_rprop(run, n_iter):
@@ -389,9 +389,9 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     # not call by call, or scipy's own BLAS calls between ours wake OpenBLAS's pool, whose
     # spinning threads then take the cores from ours (measured 7x slower on 2 cores).
     # The online solver's many small level-2 calls gain nothing from BLAS threads either.
-    split = (solver in FULL_BATCH and net._split(X.shape[0])[0] > 1) or solver == "online"
+    one_blas_thread = (solver in FULL_BATCH and run.split[0] > 1) or solver == "online"
     try:
-        with graceful_interrupt() as flag, blas_single_threaded(split):
+        with graceful_interrupt() as flag, blas_single_threaded(one_blas_thread):
             run.flag = flag
             if solver == "online":
                 _run_online(run, n)
