@@ -1,4 +1,4 @@
-"""Every build of the compiled core this processor runs (baseline, AVX2) against the reference.
+"""Every build of the compiled core this processor runs (baseline, AVX2, AVX-512) against the reference.
 
 The rest of the suite exercises the build cbackprop picks; these tests load each one
 explicitly, so that a build the suite does not otherwise reach is checked too.
@@ -90,3 +90,40 @@ def test_minibatch_epoch_same_with_rows_split_over_threads(build):
                              0.9, 0.999, 1e-8, 0, state1, state2, 10**6, 32, threads)
         results.append(net.params.copy())
     np.testing.assert_allclose(results[1], results[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("seed", range(6))
+def test_build_products_on_random_shapes(build, dtype, seed):
+    """Widths on either side of the vector lanes (4, 8, 16) and of the register tiles, and
+    blocks whose rows do not fill a tile: every edge of _gemm.h's products, per build."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(100 + seed)
+    sizes = [int(s) for s in rng.integers(1, 41, size=int(rng.integers(2, 5)))]
+    acts = ["sigmoid", "tanh", "relu"]
+    act, out = acts[seed % 3], ["sigmoid", "softmax", "identity"][seed % 3]
+    loss = "squared_error" if out == "identity" else "cross_entropy"
+    net = cb.Network(sizes, activation=act, output=out, loss=loss, dtype=dtype, random_state=seed)
+    m = int(rng.integers(2, 90))
+    X = rng.normal(size=(m, sizes[0])).astype(dtype)
+    Y = (rng.uniform(size=(m, sizes[-1])) if out != "softmax"
+         else np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]).astype(dtype)
+    w = rng.uniform(0.5, 2, m).astype(dtype)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    thetas64 = [t.astype(np.float64) for t in net.thetas]
+    J_ref, G_ref = reference.cost_and_gradient(thetas64, X.astype(np.float64), Y.astype(np.float64),
+                                               0.3, activation=act, output=out, loss=loss,
+                                               sample_weight=w.astype(np.float64))
+    for block_rows in (2, 5, 7, 13, 64):
+        grad = np.zeros_like(net.params)
+        J = core.cost_grad(X, Y, w, net.params, grad, net._sizes, net._offsets, net._acts,
+                           net._loss_code, float(w.sum(dtype=np.float64)),
+                           0.3 / w.sum(dtype=np.float64), block_rows, 1)
+        assert abs(J - J_ref) <= tol * abs(J_ref)
+        for g, r in zip(net.split(grad), G_ref):
+            assert np.abs(g - r).max() <= tol * max(np.abs(r).max(), 1e-12)
+        h = core.forward(X, net.params, np.empty((m, sizes[-1]), dtype), net._sizes,
+                         net._offsets, net._acts, block_rows, 1)
+        h_ref = reference.forward(thetas64, X.astype(np.float64), activation=act, output=out)
+        assert np.abs(h - h_ref).max() <= tol

@@ -114,6 +114,26 @@ def test_X_overflowing_float32_no_stray_warning():
         net.forward(with_value(good_X(), (0, 0), 1e39))
 
 
+@pytest.mark.parametrize("value, word", [(np.inf, "inf"), (-np.inf, "inf"), (np.nan, "NaN")])
+@pytest.mark.parametrize("activation, output, loss", [
+    ("sigmoid", "sigmoid", "cross_entropy"), ("sigmoid", "sigmoid", "squared_error"),
+    ("relu", "identity", "squared_error"), ("tanh", "softmax", "cross_entropy")])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_nonfinite_X_found_after_the_gradient(value, word, activation, output, loss, dtype):
+    """The batched gradient checks its result instead of X first: a NaN or inf must still be
+    reported as such, even where the weights on that column are all zero and sigmoids
+    saturate (so that the cost alone stays finite), in any row of any block."""
+    net = cb.Network([5, 12, 3], activation=activation, output=output, loss=loss, dtype=dtype,
+                     random_state=0)
+    net.thetas[0][:, 1 + 3] = 0.0                     # column 3 of X meets zero weights only
+    X = np.random.default_rng(0).normal(size=(600, 5)) * 50   # saturates the sigmoids
+    Y = np.eye(3)[np.arange(600) % 3]
+    for row in (0, 257, 599):
+        bad = with_value(X, (row, 3), value)
+        with pytest.raises(ValueError, match=f"X contains {word}"):
+            net.cost_and_gradient(bad, Y, 0.1)
+
+
 def test_bad_X_in_check_gradients(net):
     with pytest.raises(BAD, match=name("X")):
         cb.check_gradients(net, good_X()[:, :2], good_Y())

@@ -1,9 +1,9 @@
 """Pick the build of the compiled core for this processor.
 
-setup.py compiles the same Cython sources twice on x86-64 Linux (baseline, and
-AVX2 + FMA); the vectorized exp/log loops and small products gain 15-25% from
-the wider one. NumPy's own CPU detection says which this processor runs.
-CBACKPROP_CPU=baseline|avx2 forces a build (to test each one, or compare them).
+setup.py compiles the same Cython sources three times on x86-64 Linux (baseline,
+AVX2 + FMA, AVX-512); the wider ones vectorize the exp/log loops and run our own
+products (_gemm.h). NumPy's own CPU detection says which this processor runs.
+CBACKPROP_CPU=baseline|avx2|avx512 forces a build (to test each one, or compare them).
 """
 import importlib
 import os
@@ -12,6 +12,7 @@ import numpy as np
 
 # build suffix -> the NumPy CPU features it needs
 BUILDS = {
+    "avx512": ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX2", "FMA3", "F16C"),
     "avx2": ("AVX2", "FMA3", "F16C"),
     "baseline": (),
 }

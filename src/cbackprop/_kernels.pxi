@@ -34,6 +34,8 @@ cdef struct Net:
     int loss
     int widest                  # the widest of layers 2 .. L
     Py_ssize_t units            # s_2 + ... + s_L: a row of activations in the workspace
+    const void* wt              # W(l)^T of every layer packed by pack_transposed (floating*),
+                                # or NULL: blocks of rows then use BLAS, not _gemm.h
 
 
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
@@ -62,6 +64,25 @@ cdef extern from "_fastmath.h" nogil:
     void cb_outer_d(int m, int n, double alpha, const double* d, const double* x, double* G,
                     int ld)
     void cb_outer_f(int m, int n, float alpha, const float* d, const float* x, float* G, int ld)
+
+cdef extern from "_gemm.h" nogil:
+    const bint CB_OWN_GEMM
+    void cb_gemm_d(int R, int N, int S, double alpha, const double* coef, long rs, long ss,
+                   const double* B, long ldb, int accumulate, double* C, long ldc)
+    void cb_gemm_f(int R, int N, int S, float alpha, const float* coef, long rs, long ss,
+                   const float* B, long ldb, int accumulate, float* C, long ldc)
+
+# Our products never skip a zero factor, so a NaN or inf in X always reaches the gradient.
+OWN_PRODUCTS = bool(CB_OWN_GEMM)
+
+cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef, long rs,
+                       long ss, const floating* B, long ldb, bint accumulate, floating* C,
+                       long ldc) noexcept nogil:
+    """C (R x N) (+)= alpha sum_s coef[r rs + s ss] B[s, :]: _gemm.h's one product form."""
+    if floating is float:
+        cb_gemm_f(R, N, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc)
+    else:
+        cb_gemm_d(R, N, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc)
 
 # Up to this many weights a layer's per-sample products run in our own loops (on builds
 # where they pay): there a BLAS call costs more than its arithmetic.
@@ -324,6 +345,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     cdef floating* tgt
     cdef floating* row
     cdef floating* bias
+    cdef const floating* wt = <const floating*>net.wt    # W(l)^T, layer after layer
     cdef double loss
 
     # workspace: a(2) .. a(L) | z(L) | D | Dn | bias   (a(1) is X itself)
@@ -342,6 +364,9 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         a_out = Z if l == L - 2 else slot
         if mb == 1:
             _matvec(s_out, s_in, theta + 1, ldt, a_in, a_out)             # z = W a
+        elif wt != NULL:
+            _gemm(mb, s_out, s_in, 1, a_in, s_in, 1, wt, s_out, False, a_out, s_out)
+            wt += <Py_ssize_t>s_in * s_out
         else:
             gemm_nt(mb, s_out, s_in, 1, a_in, s_in, theta + 1, ldt, 0, a_out, s_out)  # Z = A W^T
         _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
@@ -366,6 +391,8 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             # delta(l) = delta(l+1) W * g'(a(l)), from W before any update to it
             if mb == 1:
                 _matvec_t(s_out, s_in, theta + 1, ldt, D, Dn)              # d = W^T d
+            elif wt != NULL:
+                _gemm(mb, s_in, s_out, 1, D, s_out, 1, theta + 1, ldt, False, Dn, s_in)
             else:
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
@@ -385,6 +412,8 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1:
             _outer(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)            # G += d a^T
+        elif wt != NULL:
+            _gemm(s_out, s_in, mb, alpha, D, 1, s_out, a_in, s_in, True, tgt + 1, ldt)
         else:
             gemm_tn(s_out, s_in, mb, alpha, D, s_out, a_in, s_in, 1, tgt + 1, ldt)  # G += D^T A
         if l > 1:
@@ -410,10 +439,41 @@ cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int
     net.loss = loss
     net.widest = 0
     net.units = 0
+    net.wt = NULL
     for l in range(1, net.n_layers):
         net.widest = max(net.widest, sizes[l])
         net.units += sizes[l]
     return net
+
+
+cdef Py_ssize_t transposed_size(const Net* net) noexcept nogil:
+    """Elements of every W(l)^T (the weights without the bias column)."""
+    cdef Py_ssize_t size = 0
+    cdef int l
+    for l in range(net.n_layers - 1):
+        size += <Py_ssize_t>net.sizes[l] * net.sizes[l + 1]
+    return size
+
+
+cdef void pack_transposed(Net* net, const floating* params, floating* wt,
+                          int mb_max) noexcept nogil:
+    """Point net at our own products (_gemm.h), which take W(l)^T packed in wt
+    (transposed_size elements), when this build has them and blocks have several rows."""
+    cdef int l, j, k, s_in, s_out
+    cdef const floating* w
+    cdef floating* dst = wt
+    net.wt = NULL
+    if not CB_OWN_GEMM or mb_max < 2:
+        return
+    for l in range(net.n_layers - 1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        w = params + net.offsets[l] + 1
+        for j in range(s_out):
+            for k in range(s_in):
+                dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * (s_in + 1) + k]
+        dst += <Py_ssize_t>s_in * s_out
+    net.wt = wt
 
 
 cdef double regularize(const Net* net, const floating* params, floating* grad,
@@ -454,6 +514,8 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
     cdef int b, r0, mb, tid
     cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(&net, mb_max)),
                                         dtype=np.asarray(out).dtype)
+    cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=np.asarray(out).dtype)
+    pack_transposed(&net, &params[0], &wt[0], mb_max)
     if nt == 1:
         with nogil:
             for b in range(n_blocks):
@@ -543,7 +605,9 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
     cdef floating[::1] tgrad = np.empty(max(1, (nt - 1) * P), dtype=dtype)
     cdef double[::1] losses = np.empty(nt)
+    cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=dtype)
     with nogil:
+        pack_transposed(&net, &params[0], &wt[0], mb_max)
         total = rows_cost_grad(&net, &X[0, 0], &Y[0, 0], &w[0] if w.shape[0] > 0 else NULL,
                                m, &params[0], &grad[0] if want_grad else NULL, P, &tgrad[0],
                                &ws[0], ws_size, &losses[0], mb_max, nt)

@@ -97,26 +97,35 @@ def to_array(name, A):
         raise ValueError(f"{name} is not a rectangular array of numbers ({exc})") from None
 
 
-def _all_finite(arr, chunk=1 << 16):
+def all_finite(arr, chunk=1 << 16):
     """np.isfinite(arr).all() without a boolean array the size of arr (a quarter of a
     float32 X during fit): checked a chunk of elements at a time."""
     flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
     return all(np.isfinite(flat[k:k + chunk]).all() for k in range(0, flat.size, chunk))
 
 
-def cast_finite(name, arr, dtype):
-    """arr as a C-contiguous array of dtype, refusing NaN, inf and values dtype cannot hold."""
+def cast_finite(name, arr, dtype, finite=True):
+    """arr as a C-contiguous array of dtype, refusing NaN, inf and values dtype cannot hold
+    (finite=False: the caller checks that later, see Network._cost)."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.ascontiguousarray(arr, dtype=dtype)
-    if not _all_finite(out):
-        if arr.dtype.kind == "f" and _all_finite(arr):
-            raise ValueError(f"{name} overflows {np.dtype(dtype).name} (values too large)")
-        bad = "NaN" if np.isnan(out).any() else "inf"
-        raise ValueError(f"{name} contains {bad}; remove or impute those values first")
+    if finite:
+        require_finite(name, arr, out)
     return out
 
 
-def as_matrix(name, A, dtype, n_cols=None, what="columns"):
+def require_finite(name, given, out):
+    """Raise if out (given cast to a float dtype) holds NaN or inf, saying which, or that
+    the cast overflowed."""
+    if not all_finite(out):
+        given = np.asarray(given)
+        if given.dtype.kind == "f" and all_finite(given):
+            raise ValueError(f"{name} overflows {out.dtype.name} (values too large)")
+        bad = "NaN" if np.isnan(out).any() else "inf"
+        raise ValueError(f"{name} contains {bad}; remove or impute those values first")
+
+
+def as_matrix(name, A, dtype, n_cols=None, what="columns", finite=True):
     """A 2-D, finite, non-empty, C-contiguous array of dtype; copies only when needed."""
     if A is None:
         raise TypeError(f"{name} must be a 2-D array; got None")
@@ -137,7 +146,7 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns"):
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if n_cols is not None and arr.shape[1] != n_cols:
         raise ValueError(f"{name} has {arr.shape[1]} {what}, the network expects {n_cols}")
-    return cast_finite(name, arr, dtype)
+    return cast_finite(name, arr, dtype, finite)
 
 
 def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):

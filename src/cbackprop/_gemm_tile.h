@@ -1,0 +1,111 @@
+/* One instance of the register-tiled product of _gemm.h, for one element type and
+ * vector width. _gemm.h includes this file once per type after defining:
+ *   CB_T (element), CB_V (vector), CB_W (lanes), CB_M (tail mask), CB_RT x CB_VT (tile:
+ *   rows x vectors, sized to the register file), CB_FN(name) (suffixes a name), and the
+ *   vector operations CB_ZERO CB_SET1 CB_LOADU CB_STOREU CB_LOADM CB_STOREM CB_FMA CB_MUL
+ *   CB_ADD CB_MASK(n) (the first n lanes).
+ */
+
+/* One tile: C[r, 0:nv W] (+)= alpha sum_s coef[r rs + s ss] B[s ldb + 0:nv W] for r < nr.
+ * The last vector of the tile is masked (`last`): it may pass the end of a row of B or C.
+ * Called with constant nr and nv, so that the loops unroll and acc stays in registers. */
+static inline __attribute__((always_inline)) void
+CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, long rs,
+               long ss, const CB_T *B, long ldb, int accumulate, CB_T *C, long ldc, CB_M last)
+{
+    CB_V acc[CB_RT][CB_VT], b[CB_VT];
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = CB_ZERO();
+    for (int s = 0; s < S; s++) {
+        const CB_T *bs = B + (long)s * ldb, *as = coef + (long)s * ss;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv - 1; v++)
+            b[v] = CB_LOADU(bs + v * CB_W);
+        b[nv - 1] = CB_LOADM(bs + (nv - 1) * CB_W, last);
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            CB_V a = CB_SET1(as[r * rs]);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = CB_FMA(a, b[v], acc[r][v]);
+        }
+    }
+    CB_V al = CB_SET1(alpha);
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        CB_T *c = C + (long)r * ldc;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv - 1; v++) {
+            CB_V x = CB_MUL(al, acc[r][v]);
+            if (accumulate) x = CB_ADD(x, CB_LOADU(c + v * CB_W));
+            CB_STOREU(c + v * CB_W, x);
+        }
+        CB_V x = CB_MUL(al, acc[r][nv - 1]);
+        if (accumulate) x = CB_ADD(x, CB_LOADM(c + (nv - 1) * CB_W, last));
+        CB_STOREM(c + (nv - 1) * CB_W, last, x);
+    }
+}
+
+#define CB_TILE_ARGS S, alpha, coef + (long)r0 * rs, rs, ss, Bc, ldb, accumulate, \
+                     Cc + (long)r0 * ldc, ldc, last
+#define CB_TILE_NV(NR)                                                       \
+    switch (nv) {                                                            \
+    case 1: CB_FN(cb_tile)(NR, 1, CB_TILE_ARGS); break;                      \
+    case 2: CB_FN(cb_tile)(NR, 2, CB_TILE_ARGS); break;                      \
+    case 3: CB_FN(cb_tile)(NR, 3, CB_TILE_ARGS); break;                      \
+    default: CB_FN(cb_tile)(NR, CB_VT, CB_TILE_ARGS); break;                 \
+    }
+
+/* C (R x N, row stride ldc) (+)= alpha * sum_s coef(r, s) B[s, :] with coef(r, s) =
+ * coef[r rs + s ss] and B (S x N, row stride ldb): the three products of a layer are all
+ * this form (see _gemm.h). Column groups of CB_VT vectors outside, row tiles inside, so
+ * that a group's panel of B is reused from L1 by every row tile. */
+static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, long rs,
+                           long ss, const CB_T *B, long ldb, int accumulate, CB_T *C,
+                           long ldc)
+{
+    for (int c0 = 0; c0 < N; c0 += CB_VT * CB_W) {
+        int ncol = N - c0 < CB_VT * CB_W ? N - c0 : CB_VT * CB_W;
+        int nv = (ncol + CB_W - 1) / CB_W;
+        CB_M last = CB_MASK(ncol - (nv - 1) * CB_W);
+        const CB_T *Bc = B + c0;
+        CB_T *Cc = C + c0;
+        /* tiles of even height (25 rows: 5 x 5, not 6 6 6 6 1, whose last reuses little) */
+        int tiles = (R + CB_RT - 1) / CB_RT, height = (R + tiles - 1) / tiles;
+        for (int r0 = 0; r0 < R; r0 += height) {
+            int nr = R - r0 < height ? R - r0 : height;
+            switch (nr) {
+            case 1: CB_TILE_NV(1) break;
+            case 2: CB_TILE_NV(2) break;
+            case 3: CB_TILE_NV(3) break;
+#if CB_RT > 4
+            case 4: CB_TILE_NV(4) break;
+            case 5: CB_TILE_NV(5) break;
+#endif
+            default: CB_TILE_NV(CB_RT) break;
+            }
+        }
+    }
+}
+
+#undef CB_TILE_ARGS
+#undef CB_TILE_NV
+/* the per-type definitions, so that the next instance can make its own */
+#undef CB_T
+#undef CB_V
+#undef CB_W
+#undef CB_M
+#undef CB_FN
+#undef CB_ZERO
+#undef CB_SET1
+#undef CB_LOADU
+#undef CB_STOREU
+#undef CB_LOADM
+#undef CB_STOREM
+#undef CB_FMA
+#undef CB_MUL
+#undef CB_ADD
+#undef CB_MASK
