@@ -92,15 +92,29 @@ def test_minibatch_epoch_same_with_rows_split_over_threads(build):
     np.testing.assert_allclose(results[1], results[0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.fixture
+def own_products_off():
+    """Restores the cores' choice of products after a test that turns ours off."""
+    cores = [_cpu.load(b) for b in BUILDS]
+    yield
+    for core in cores:
+        core.use_own_products(True)
+
+
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("seed", range(6))
-def test_build_products_on_random_shapes(build, dtype, seed):
+@pytest.mark.parametrize("own", [True, False])
+def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_off):
     """Widths on either side of the vector lanes (4, 8, 16) and of the register tiles, and
-    blocks whose rows do not fill a tile: every edge of _gemm.h's products, per build."""
+    blocks whose rows do not fill a tile: every edge of _gemm.h's products, per build; a
+    layer wider than OWN_MAX_UNITS (BLAS) among ours on odd seeds; and BLAS alone."""
     core = _cpu.load(build)
+    core.use_own_products(own)
     rng = np.random.default_rng(100 + seed)
     sizes = [int(s) for s in rng.integers(1, 41, size=int(rng.integers(2, 5)))]
+    if seed % 2:
+        sizes.insert(1, int(rng.integers(129, 140)))
     acts = ["sigmoid", "tanh", "relu"]
     act, out = acts[seed % 3], ["sigmoid", "softmax", "identity"][seed % 3]
     loss = "squared_error" if out == "identity" else "cross_entropy"

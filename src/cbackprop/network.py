@@ -197,12 +197,13 @@ class Network:
         lam = v.check_lam(lam)
         X_given, X = X, self._check_X(X, finite=False)
         threads, block_rows = (1, 1) if method == "per_sample" else self._split(X.shape[0])
-        # Our own products (core.OWN_PRODUCTS, blocks of 2 rows or more) never skip a zero
+        # Our own products (blocks of 2 rows or more, layers they serve) never skip a zero
         # factor, so a NaN or inf in X makes its column of the gradient NaN or inf (0 * inf
         # is NaN): checking that small result instead of all of X saves a pass over X, 10-20%
         # of a call on the exercise's shape. BLAS may skip zeros, and the cost alone can
         # hide an inf (a saturated sigmoid): X is checked up front there.
-        check_after = want_grad and block_rows > 1 and core.OWN_PRODUCTS
+        check_after = (want_grad and block_rows > 1
+                       and core.own_products_for(self.layer_sizes[1]))
         if not check_after:
             v.require_finite("X", X_given, X)
         Y = v.check_targets(Y, X.shape[0], self.layer_sizes[-1], self.loss, self.dtype)
