@@ -141,3 +141,26 @@ def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_o
                          net._offsets, net._acts, block_rows, 1)
         h_ref = reference.forward(thetas64, X.astype(np.float64), activation=act, output=out)
         assert np.abs(h - h_ref).max() <= tol
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
+    """The per-sample update aligns its stores to each row's address: the result must not
+    depend on that address (the same seed gives the same network, bit for bit)."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(5)
+    net = cb.Network([37, 21, 5], dtype=dtype, random_state=0)
+    X = rng.normal(size=(60, 37)).astype(dtype)
+    Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, 60)]
+    order = rng.permutation(60).astype(np.intp)
+    results = []
+    for shift in range(16):
+        buffer = np.zeros(net.params.size + 16, dtype)
+        params = buffer[shift:shift + net.params.size]
+        params[...] = net.params
+        core.online_epoch(X, Y, np.empty(0, dtype), params, order, net._sizes, net._offsets,
+                          net._acts, net._loss_code, 0.1, 0.999, 10**6)
+        results.append(params.copy())
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])

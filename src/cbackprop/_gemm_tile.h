@@ -1,9 +1,11 @@
-/* One instance of the register-tiled product of _gemm.h, for one element type and
- * vector width. _gemm.h includes this file once per type after defining:
+/* One instance of _gemm.h's loops for one element type and vector width. _gemm.h
+ * includes this file once per type after defining:
  *   CB_T (element), CB_V (vector), CB_W (lanes), CB_M (tail mask), CB_RT x CB_VT (tile:
  *   rows x vectors, sized to the register file), CB_FN(name) (suffixes a name), and the
- *   vector operations CB_ZERO CB_SET1 CB_LOADU CB_STOREU CB_LOADM CB_STOREM CB_FMA CB_MUL
- *   CB_ADD CB_MASK(n) (the first n lanes).
+ *   operations CB_ZERO CB_SET1 CB_LOADU CB_STOREU CB_LOADA CB_STOREA (aligned) CB_LOADM
+ *   CB_STOREM (masked) CB_FMA CB_MUL CB_ADD CB_MASK(n) (the first n lanes) CB_HSUM (the sum
+ *   of the lanes) CB_FMA1 (scalar fused multiply-add).
+ * It undefines the per-type ones at its end, for the next instance.
  */
 
 /* One tile: C[r, 0:nv W] (+)= alpha sum_s coef[r rs + s ss] B[s ldb + 0:nv W] for r < nr.
@@ -93,6 +95,68 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
 
 #undef CB_TILE_ARGS
 #undef CB_TILE_NV
+
+/* y[j] = W[j, 0:n] . x for j < m (row stride ld): one sample's forward product on a small
+ * layer, CB_RT rows at a time so that x is loaded once for them and their sums run as
+ * independent chains, each reduced across lanes at the end. */
+static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB_T *x,
+                                  CB_T *y)
+{
+    CB_M tail = CB_MASK(n % CB_W ? n % CB_W : CB_W);
+    int nfull = n - (n % CB_W ? n % CB_W : CB_W);         /* the last vector is masked */
+    for (int j0 = 0; j0 < m; j0 += CB_RT) {
+        int nr = m - j0 < CB_RT ? m - j0 : CB_RT;
+        const CB_T *w = W + (long)j0 * ld;
+        CB_V acc[CB_RT], xv;
+        for (int r = 0; r < CB_RT; r++) acc[r] = CB_ZERO();
+        if (nr == CB_RT) {
+            for (int i = 0; i < nfull; i += CB_W) {
+                xv = CB_LOADU(x + i);
+#pragma GCC unroll 8
+                for (int r = 0; r < CB_RT; r++)
+                    acc[r] = CB_FMA(CB_LOADU(w + r * ld + i), xv, acc[r]);
+            }
+            xv = CB_LOADM(x + nfull, tail);
+#pragma GCC unroll 8
+            for (int r = 0; r < CB_RT; r++)
+                acc[r] = CB_FMA(CB_LOADM(w + r * ld + nfull, tail), xv, acc[r]);
+#pragma GCC unroll 8
+            for (int r = 0; r < CB_RT; r++)
+                y[j0 + r] = CB_HSUM(acc[r]);
+        } else {
+            for (int r = 0; r < nr; r++) {
+                for (int i = 0; i < nfull; i += CB_W)
+                    acc[r] = CB_FMA(CB_LOADU(w + r * ld + i), CB_LOADU(x + i), acc[r]);
+                acc[r] = CB_FMA(CB_LOADM(w + r * ld + nfull, tail), CB_LOADM(x + nfull, tail),
+                                acc[r]);
+                y[j0 + r] = CB_HSUM(acc[r]);
+            }
+        }
+    }
+}
+
+/* G[j, 0:n] = decay G[j, 0:n] + alpha d[j] x[0:n] for j < m (row stride ld): one sample's
+ * update of Theta, decay (weight decay) folded in. Theta's rows are never 64-byte aligned
+ * (the bias column shifts each by one element), so full-width stores would each straddle
+ * two cache lines: a short scalar first piece brings every row to alignment (masked stores
+ * were 1.5x slower here on Zen 5). Every element is rounded alike (decay y, then one fused
+ * multiply-add), in the vector part or not, so that the result does not depend on where
+ * the parameters lie in memory. */
+static void CB_FN(cb_update_rows)(int m, int n, CB_T alpha, const CB_T *d, const CB_T *x,
+                                  CB_T *G, long ld, CB_T decay)
+{
+    const CB_V dv = CB_SET1(decay);
+    for (int j = 0; j < m; j++) {
+        CB_T *y = G + (long)j * ld, adj = alpha * d[j];
+        const CB_V av = CB_SET1(adj);
+        int head = (int)(((64u - ((uintptr_t)y & 63u)) & 63u) / sizeof(CB_T)), i = 0;
+        head = head < n ? head : n;
+        for (; i < head; i++) y[i] = CB_FMA1(adj, x[i], decay * y[i]);
+        for (; i + CB_W <= n; i += CB_W)
+            CB_STOREA(y + i, CB_FMA(av, CB_LOADU(x + i), CB_MUL(dv, CB_LOADA(y + i))));
+        for (; i < n; i++) y[i] = CB_FMA1(adj, x[i], decay * y[i]);
+    }
+}
 /* the per-type definitions, so that the next instance can make its own */
 #undef CB_T
 #undef CB_V
@@ -103,9 +167,13 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
 #undef CB_SET1
 #undef CB_LOADU
 #undef CB_STOREU
+#undef CB_LOADA
+#undef CB_STOREA
 #undef CB_LOADM
 #undef CB_STOREM
 #undef CB_FMA
 #undef CB_MUL
 #undef CB_ADD
 #undef CB_MASK
+#undef CB_HSUM
+#undef CB_FMA1

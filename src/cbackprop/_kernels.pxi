@@ -55,22 +55,18 @@ cdef extern from "_fastmath.h" nogil:
     float cb_expm1_neg_f(float x)
     float cb_log1p_unit_f(float u)
 
-cdef extern from "_fastmath.h" nogil:
-    const bint CB_SMALL_LOOPS_PAY
-    void cb_matvec_d(int m, int n, const double* W, int ld, const double* x, double* y)
-    void cb_matvec_f(int m, int n, const float* W, int ld, const float* x, float* y)
-    void cb_matvec_t_d(int m, int n, const double* W, int ld, const double* d, double* y)
-    void cb_matvec_t_f(int m, int n, const float* W, int ld, const float* d, float* y)
-    void cb_outer_d(int m, int n, double alpha, const double* d, const double* x, double* G,
-                    int ld)
-    void cb_outer_f(int m, int n, float alpha, const float* d, const float* x, float* G, int ld)
-
 cdef extern from "_gemm.h" nogil:
     const bint CB_OWN_GEMM
     void cb_gemm_d(int R, int N, int S, double alpha, const double* coef, long rs, long ss,
                    const double* B, long ldb, int accumulate, double* C, long ldc)
     void cb_gemm_f(int R, int N, int S, float alpha, const float* coef, long rs, long ss,
                    const float* B, long ldb, int accumulate, float* C, long ldc)
+    void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y)
+    void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y)
+    void cb_update_rows_d(int m, int n, double alpha, const double* d, const double* x,
+                          double* G, long ld, double decay)
+    void cb_update_rows_f(int m, int n, float alpha, const float* d, const float* x,
+                          float* G, long ld, float decay)
 
 cdef bint _own_products = CB_OWN_GEMM
 # Our products serve layers up to this many units; wider ones go to BLAS, whose cache
@@ -103,39 +99,46 @@ cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef
     else:
         cb_gemm_d(R, N, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc)
 
-# Up to this many weights a layer's per-sample products run in our own loops (on builds
-# where they pay): there a BLAS call costs more than its arithmetic.
+# Up to this many weights a layer's per-sample products run in _gemm.h's loops (on builds
+# that have them): there a BLAS call costs more than its arithmetic. One sample's update of
+# Theta runs there at any size (aligned stores, weight decay folded in).
 cdef int SMALL_LAYER = 4096
 
 cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
                          floating* y) noexcept nogil:
     """y (M) = W (M x N, row stride ld) @ x."""
-    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
+    if not CB_OWN_GEMM or M * N > SMALL_LAYER:
         gemv_n(M, N, 1, W, ld, x, 0, y)
     elif floating is float:
-        cb_matvec_f(M, N, W, ld, x, y)
+        cb_matvec_rows_f(M, N, W, ld, x, y)
     else:
-        cb_matvec_d(M, N, W, ld, x, y)
+        cb_matvec_rows_d(M, N, W, ld, x, y)
 
 cdef inline void _matvec_t(int M, int N, const floating* W, int ld, const floating* d,
                            floating* y) noexcept nogil:
     """y (N) = W (M x N, row stride ld)^T @ d."""
-    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
+    if not CB_OWN_GEMM or M * N > SMALL_LAYER:
         gemv_t(M, N, 1, W, ld, d, 0, y)
-    elif floating is float:
-        cb_matvec_t_f(M, N, W, ld, d, y)
-    else:
-        cb_matvec_t_d(M, N, W, ld, d, y)
+    else:       # the broadcast form with one row: y stays in registers over W's rows
+        _gemm(1, N, M, 1, d, 0, 1, W, ld, False, y, N)
 
 cdef inline void _outer(int M, int N, floating alpha, const floating* d, const floating* x,
-                        floating* G, int ld) noexcept nogil:
-    """G (M x N, row stride ld) += alpha d x^T."""
-    if not CB_SMALL_LOOPS_PAY or M * N > SMALL_LAYER:
-        ger(M, N, alpha, d, x, G, ld)
-    elif floating is float:
-        cb_outer_f(M, N, alpha, d, x, G, ld)
-    else:
-        cb_outer_d(M, N, alpha, d, x, G, ld)
+                        floating* G, int ld, floating decay) noexcept nogil:
+    """G (M x N, row stride ld) = decay G + alpha d x^T."""
+    cdef int j, i
+    cdef floating* row
+    if CB_OWN_GEMM:
+        if floating is float:
+            cb_update_rows_f(M, N, alpha, d, x, G, ld, decay)
+        else:
+            cb_update_rows_d(M, N, alpha, d, x, G, ld, decay)
+        return
+    if decay != 1:
+        for j in range(M):
+            row = G + <Py_ssize_t>j * ld
+            for i in range(N):
+                row[i] *= decay
+    ger(M, N, alpha, d, x, G, ld)
 
 cdef inline floating _exp_neg(floating x) noexcept nogil:
     """exp(x) for x <= 0."""
@@ -416,7 +419,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             else:
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
-        if decay != 1:
+        if decay != 1 and mb > 1:
             for j in range(s_out):
                 row = tgt + <Py_ssize_t>j * ldt
                 for i in range(1, ldt):
@@ -431,7 +434,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         for j in range(s_out):
             tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1:
-            _outer(s_out, s_in, alpha, D, a_in, tgt + 1, ldt)            # G += d a^T
+            _outer(s_out, s_in, alpha, D, a_in, tgt + 1, ldt, decay)     # G = decay G + d a^T
         elif wt != NULL and s_out <= OWN_MAX_UNITS:
             _gemm(s_out, s_in, mb, alpha, D, 1, s_out, a_in, s_in, True, tgt + 1, ldt)
         else:
