@@ -164,3 +164,20 @@ def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
         results.append(params.copy())
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_build_threads_take_chunks_as_they_come_same_bits(build):
+    """Threads take chunks of blocks dynamically; which thread ran what must not change a
+    bit (each chunk has its own gradient buffer, summed in chunk order)."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(6)
+    net = cb.Network([23, 17, 4], random_state=0)
+    X, Y = rng.normal(size=(1000, 23)), np.eye(4)[rng.integers(0, 4, 1000)]
+    results = set()
+    for _ in range(20):
+        grad = np.zeros_like(net.params)
+        J = core.cost_grad(X, Y, np.empty(0), net.params, grad, net._sizes, net._offsets,
+                           net._acts, net._loss_code, 1000.0, 0.0, 32, 2)
+        results.add((J, grad.tobytes()))
+    assert len(results) == 1

@@ -558,53 +558,80 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
     return np.asarray(out)
 
 
+cdef int chunks_for(int n_blocks, int nt) noexcept nogil:
+    """How many chunks cost_grad cuts a call's blocks into: a few a thread, so that a
+    thread whose core is busy elsewhere leaves its share to the others."""
+    return max(1, min(n_blocks, 4 * nt if nt > 1 else 1))
+
+
 cdef double rows_cost_grad(const Net* net, const floating* X, const floating* Y,
                           const floating* w, int m, const floating* params, floating* grad,
                           Py_ssize_t P, floating* tgrad, floating* ws, Py_ssize_t ws_size,
                           double* losses, int mb_max, int nt) noexcept nogil:
+    """rows_cost_grad_chunks with a chunk a thread (tgrad: (nt - 1) P, losses: nt)."""
+    return rows_cost_grad_chunks(net, X, Y, w, m, params, grad, P, tgrad, ws, ws_size, losses,
+                                 mb_max, nt, max(1, min(nt, (m + mb_max - 1) // mb_max)))
+
+
+cdef double rows_cost_grad_chunks(const Net* net, const floating* X, const floating* Y,
+                                  const floating* w, int m, const floating* params,
+                                  floating* grad, Py_ssize_t P, floating* tgrad, floating* ws,
+                                  Py_ssize_t ws_size, double* losses, int mb_max, int nt,
+                                  int n_chunks) noexcept nogil:
     """The weighted loss summed over m rows and, when grad is not NULL, grad = the sum of
-    their gradients: blocks of mb_max rows shared out statically over nt threads. Thread 0
-    accumulates into grad, thread t > 0 into tgrad[(t-1)P : tP]; ws holds nt workspaces
-    of ws_size. The reduction runs in thread order: the same threads give the same bits."""
+    their gradients. The blocks of mb_max rows are cut into n_chunks runs of consecutive
+    blocks, which nt threads take as they come free (dynamic: a thread slowed by other
+    work on its core does fewer). Chunk 0 accumulates into grad, chunk c > 0 into
+    tgrad[(c-1)P : cP], and the chunks are summed in their order: the bits depend on
+    n_chunks, never on which thread ran what. ws holds nt workspaces of ws_size; losses,
+    n_chunks sums."""
     cdef int n_blocks = (m + mb_max - 1) // mb_max
-    cdef int b, r0, mb, tid, t
+    cdef int b, r0, mb, c, tid
     cdef Py_ssize_t k
     cdef floating* target
     cdef double total = 0
     if grad != NULL:
         for k in range(P):
             grad[k] = 0
-        for k in range((nt - 1) * P):
+        for k in range((n_chunks - 1) * P):
             tgrad[k] = 0
-    for t in range(nt):
-        losses[t] = 0
-    if nt == 1:
+    for c in range(n_chunks):
+        losses[c] = 0
+    if nt == 1 or n_chunks == 1:
         for b in range(n_blocks):
             r0 = b * mb_max
             mb = min(mb_max, m - r0)
-            losses[0] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
+            c = <int>((<long long>b * n_chunks) // n_blocks)
+            target = NULL
+            if grad != NULL:
+                target = grad if c == 0 else tgrad + (c - 1) * P
+            losses[c] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
                                Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
                                w + r0 if w != NULL else NULL, mb, params, <floating*>NULL,
-                               grad, 1, 1, ws, mb_max)
+                               target, 1, 1, ws, mb_max)
     else:
         with parallel(num_threads=nt):
-            for b in prange(n_blocks, schedule="static"):
-                tid = threadid()
-                r0 = b * mb_max
-                mb = min(mb_max, m - r0)
+            tid = threadid()
+            for c in prange(n_chunks, schedule="dynamic", chunksize=1):
                 target = NULL
                 if grad != NULL:
-                    target = grad if tid == 0 else tgrad + (tid - 1) * P
-                losses[tid] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
-                                     Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
-                                     w + r0 if w != NULL else NULL, mb, params,
-                                     <floating*>NULL, target, 1, 1, ws + tid * ws_size, mb_max)
-        if grad != NULL:
-            for t in range(1, nt):
-                for k in range(P):
-                    grad[k] += tgrad[(t - 1) * P + k]
-    for t in range(nt):
-        total += losses[t]
+                    target = grad if c == 0 else tgrad + (c - 1) * P
+                # chunk c: blocks [c n_blocks / n_chunks, (c + 1) n_blocks / n_chunks)
+                for b in range(<int>((<long long>c * n_blocks + n_chunks - 1) // n_chunks),
+                               <int>(((<long long>c + 1) * n_blocks + n_chunks - 1) // n_chunks)):
+                    r0 = b * mb_max
+                    mb = min(mb_max, m - r0)
+                    losses[c] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
+                                       Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
+                                       w + r0 if w != NULL else NULL, mb, params,
+                                       <floating*>NULL, target, 1, 1, ws + tid * ws_size,
+                                       mb_max)
+    if grad != NULL:
+        for c in range(1, n_chunks):
+            for k in range(P):
+                grad[k] += tgrad[(c - 1) * P + k]
+    for c in range(n_chunks):
+        total += losses[c]
     return total
 
 
@@ -622,19 +649,22 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef Py_ssize_t P = params.shape[0]
     cdef int mb_max = min(block_rows, m)
     cdef int nt = max(1, min(n_threads, (m + mb_max - 1) // mb_max))
+    cdef int n_chunks = chunks_for((m + mb_max - 1) // mb_max, nt)
     cdef bint want_grad = grad.shape[0] > 0
     cdef Py_ssize_t ws_size = workspace_size(&net, mb_max)
     cdef double total
     dtype = np.asarray(params).dtype
     cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
-    cdef floating[::1] tgrad = np.empty(max(1, (nt - 1) * P), dtype=dtype)
-    cdef double[::1] losses = np.empty(nt)
+    cdef floating[::1] tgrad = np.empty(max(1, (n_chunks - 1) * P if want_grad else 1),
+                                        dtype=dtype)
+    cdef double[::1] losses = np.empty(n_chunks)
     cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=dtype)
     with nogil:
         pack_transposed(&net, &params[0], &wt[0], mb_max)
-        total = rows_cost_grad(&net, &X[0, 0], &Y[0, 0], &w[0] if w.shape[0] > 0 else NULL,
-                               m, &params[0], &grad[0] if want_grad else NULL, P, &tgrad[0],
-                               &ws[0], ws_size, &losses[0], mb_max, nt)
+        total = rows_cost_grad_chunks(&net, &X[0, 0], &Y[0, 0],
+                                      &w[0] if w.shape[0] > 0 else NULL, m, &params[0],
+                                      &grad[0] if want_grad else NULL, P, &tgrad[0], &ws[0],
+                                      ws_size, &losses[0], mb_max, nt, n_chunks)
         total = total / loss_norm + regularize(&net, &params[0],
                                                 &grad[0] if want_grad else NULL,
                                                 loss_norm, reg)
