@@ -549,7 +549,7 @@ def forward(const floating[:, ::1] X, const floating[::1] params, floating[:, ::
                        &out[r0, 0], <floating*>NULL, 1, 1, &ws[0, 0], mb_max)
     else:
         with nogil, parallel(num_threads=nt):
-            for b in prange(n_blocks, schedule="static"):
+            for b in prange(n_blocks, schedule="dynamic"):   # rows of their own: any order
                 tid = threadid()
                 r0 = b * mb_max
                 mb = min(mb_max, m - r0)
