@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 import cbackprop as cb
 from cbackprop import reference as ref
+from cbackprop._cpu import core
 
 pytestmark = pytest.mark.filterwarnings("ignore::cbackprop.training.ConvergenceWarning")
 
@@ -284,6 +285,80 @@ def test_minibatch_epochs_equal_numpy(rng, solver, shuffle, weighted):
             shuffle=shuffle, random_state=seed, tol=0.0)
     assert net.n_iter_ == epochs
     assert rel_err(net.params, theta) < 1e-10
+
+
+# Layers wider and narrower than the 8-16 lanes the update and sum-of-squares loops run in,
+# so that their vector bodies and scalar tails both count; two to four layers.
+STEP_SIZES = [[20, 3], [37, 18, 5], [19, 33, 17, 4]]
+STEPS = {"sgd": dict(solver="sgd", momentum=0.0, nesterov=False),
+         "momentum": dict(solver="sgd", momentum=0.8, nesterov=False),
+         "nesterov": dict(solver="sgd", momentum=0.8, nesterov=True),
+         "adam": dict(solver="adam", momentum=0.0, nesterov=False)}
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+@pytest.mark.parametrize("sizes", STEP_SIZES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_batch_step_equals_numpy(rng, dtype, sizes, step):
+    """minibatch_epoch's fused pass, one batch: g = (m/W)(1/b) sum w_i dloss_i + (lam/W) W
+    (bias column unregularized), then the SGD or Adam step from states already under way;
+    its cost adds (lam/2W) sum W^2 from the weights before the step."""
+    b, lr, t0 = 24, 0.05, 5
+    scale, reg = 2.5, 0.04                 # m/W and lam/W of a training set larger than b
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    opts = STEPS[step]
+    X = rng.normal(size=(b, sizes[0])).astype(dtype)
+    Y = targets_for(rng, X, "softmax", sizes[-1]).astype(dtype)
+    w = rng.uniform(0.2, 2.0, size=b).astype(dtype)
+    net = make_net(sizes, CONFIGS[1], dtype=dtype)
+    net.params[...] += rng.normal(scale=0.3, size=net.params.size)   # weights of all sizes
+    theta, mask = net.params.astype(np.float64), weight_mask(net)
+    s1 = rng.normal(scale=0.1, size=theta.size).astype(dtype)
+    s2 = (rng.uniform(0.01, 0.1, size=theta.size) if step == "adam"
+          else rng.normal(size=theta.size)).astype(dtype)
+    m1, m2 = s1.astype(np.float64), s2.astype(np.float64)
+
+    J, g = ref.cost_and_gradient(unflatten(net, theta), X.astype(np.float64),
+                                 Y.astype(np.float64), 0.0, net.activation, net.output,
+                                 net.loss, sample_weight=w.astype(np.float64))
+    to_batch = float(w.astype(np.float64).sum()) * scale / b       # the reference divides by sum(w)
+    g = flat(g) * to_batch + reg * mask * theta
+    cost = J * to_batch + 0.5 * reg * float(np.sum(mask * theta ** 2))
+    if opts["solver"] == "sgd":
+        mu = opts["momentum"]
+        m1 = mu * m1 - lr * g
+        expected = theta + (mu * m1 - lr * g if opts["nesterov"] else m1)
+    else:
+        t = t0 + 1
+        m1 = beta1 * m1 + (1 - beta1) * g
+        m2 = beta2 * m2 + (1 - beta2) * g * g
+        expected = theta - lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m1 / (np.sqrt(m2) + eps)
+
+    total, done, status, t_after = core.minibatch_epoch(
+        X, Y, w, net.params, np.arange(b, dtype=np.intp), b, net._sizes, net._offsets,
+        net._acts, net._loss_code, scale, reg, core.SOLVER_CODES[opts["solver"]], lr,
+        opts["momentum"], opts["nesterov"], beta1, beta2, eps, t0, s1, s2, 10**6)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    assert (done, status) == (b, core.STATUS_DONE)
+    assert t_after == (t0 + 1 if step == "adam" else t0)
+    assert abs(total / b - cost) <= tol * abs(cost)
+    # the step itself, not just the parameters it lands on (it is small next to them)
+    assert rel_err(net.params.astype(np.float64) - theta, expected - theta) < tol
+    assert rel_err(s1, m1) < tol
+    if step == "adam":
+        assert rel_err(s2, m2) < tol
+
+
+@pytest.mark.parametrize("sizes", STEP_SIZES, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reg_cost_is_the_weights_sum_of_squares(rng, dtype, sizes):
+    net = make_net(sizes, dtype=dtype)
+    net.params[...] = rng.normal(size=net.params.size)
+    theta = net.params.astype(np.float64)
+    expected = 0.5 * 0.3 * float(np.sum(weight_mask(net) * theta ** 2))
+    got = core.reg_cost(net.params, net._sizes, net._offsets, 0.3)
+    assert abs(got - expected) <= 1e-12 * expected
+    assert core.reg_cost(net.params, net._sizes, net._offsets, 0.0) == 0.0
 
 
 def test_rprop_equals_numpy_irprop_minus(rng):
@@ -649,6 +724,33 @@ def test_ctrl_c_stops_within_an_epoch(solver, sigint_outside_fit):
     assert len(net.history_["loss"]) == net.n_iter_ <= 1
     assert np.isfinite(net.history_["loss"]).all()
     assert net.predict(X[:3]).shape == (3,)
+
+
+@pytest.mark.parametrize("solver", ["online", "adam"])
+def test_stop_request_reaches_a_fit_in_another_thread(solver):
+    """Off the main thread the compiled loops poll the stop flag without the GIL (only the
+    main thread runs signal handlers): a request still ends a long epoch early."""
+    rng = np.random.default_rng(2)
+    m = 100_000
+    X = np.tile(rng.random((500, 64), dtype=np.float32), (m // 500, 1))
+    y = rng.integers(0, 10, size=m)
+    net = cb.Network([64, 400, 400, 10], dtype="float32", random_state=0)
+    opts = dict(solver=solver, epochs=1, batch_size=32, learning_rate=1e-3, random_state=0)
+    t0 = time.perf_counter()
+    net.copy().fit(X[:5000], y[:5000], **opts)
+    projected = (time.perf_counter() - t0) * m / 5000        # an uninterrupted epoch
+    worker = threading.Thread(target=net.fit, args=(X, y), kwargs=opts)
+    t0 = time.perf_counter()
+    worker.start()
+    try:
+        time.sleep(0.3)
+        core.request_stop()
+        worker.join()
+    finally:
+        core.clear_stop()
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.5 * projected, f"stopped after {elapsed:.2f} s of a {projected:.2f} s epoch"
+    assert np.isfinite(net.params).all()
 
 
 # ----------------------------------------------------------------------- 10. divergence

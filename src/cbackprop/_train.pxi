@@ -4,14 +4,17 @@
 #   Theta updated in place by BLAS level 2 (ger) right after that sample's deltas;
 # - minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
 #   their gradient by the blocked level-3 kernel, then an SGD (momentum, Nesterov) or
-#   Adam update of the flat parameter vector;
+#   Adam update of the flat parameter vector, regularization folded into it (one pass);
 # - rprop_update: one iRPROP- step from a full-batch gradient.
 #
 # Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
-# about a millisecond of work) by taking the GIL briefly, and stops before an update
-# whose cost is not finite.
+# about a millisecond of work), in the main thread by taking the GIL briefly, and stops
+# before an update whose cost is not finite.
 
-from libc.math cimport sqrt, pow, isfinite
+import threading
+
+from cpython.pythread cimport PyThread_get_thread_ident
+from libc.math cimport sqrt, sqrtf, pow, isfinite
 from libc.string cimport memcpy
 
 cdef extern from "Python.h":
@@ -29,7 +32,8 @@ cdef enum:
 STATUS_DONE, STATUS_DIVERGED, STATUS_INTERRUPTED = DONE, DIVERGED, INTERRUPTED
 SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
 
-cdef int _stop_requested = 0
+cdef volatile int _stop_requested = 0   # volatile: loops off the main thread poll it, GIL-free
+cdef unsigned long _main_thread = threading.main_thread().ident
 
 
 def request_stop():
@@ -43,12 +47,19 @@ def clear_stop():
     _stop_requested = 0
 
 
-cdef inline bint _should_stop() noexcept nogil:
-    """Run Python's signal handlers (they may call request_stop, or raise) and report."""
-    cdef int rc
-    with gil:
-        rc = PyErr_CheckSignals()
+cdef inline bint _should_stop(bint main_thread) noexcept nogil:
+    """Run Python's signal handlers (they may call request_stop, or raise) and report.
+    Only the main thread ever runs them: other threads just read the flag, without
+    taking the GIL from threads that need it (several fits at once)."""
+    cdef int rc = 0
+    if main_thread:
+        with gil:
+            rc = PyErr_CheckSignals()
     return rc != 0 or _stop_requested
+
+
+cdef inline bint _in_main_thread() noexcept:
+    return PyThread_get_thread_ident() == _main_thread
 
 
 cdef int _raise_pending() except -1:
@@ -72,7 +83,7 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     cdef floating[::1] ws = np.zeros(workspace_size(&net, 1), dtype=np.asarray(params).dtype)
     cdef double total = 0, sample_loss
     cdef int status = DONE
-    cdef bint pending = False
+    cdef bint main_thread = _in_main_thread()
     with nogil:
         for k in range(n):
             i = order[k]
@@ -86,7 +97,7 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
             since_check += 1
             if since_check >= check_every:
                 since_check = 0
-                if _should_stop():
+                if _should_stop(main_thread):
                     status = INTERRUPTED
                     k += 1
                     break
@@ -95,6 +106,111 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
     return total, k, status
+
+
+cdef struct Step:               # one SGD or Adam update's constants
+    int solver
+    bint nesterov
+    double rate                 # SGD: the learning rate; Adam: this step's lr_t
+    double momentum
+    double beta1, beta2, epsilon
+
+
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    # sqrtf keeps float32 updates in float lanes (libm's sqrt would widen them to double)
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floating* s2,
+                           Py_ssize_t n, floating inv, floating r, const Step* st) noexcept nogil:
+    """The update of n contiguous parameters from g = grad * inv + r * p (p before it)."""
+    cdef Py_ssize_t k
+    cdef floating g, v
+    cdef floating lr = <floating>st.rate, mu = <floating>st.momentum
+    cdef floating b1 = <floating>st.beta1, b2 = <floating>st.beta2, eps = <floating>st.epsilon
+    cdef floating c1 = 1 - b1, c2 = 1 - b2     # typed: a literal 1 would widen float32 to double
+    # one branch-free loop per case, so that each vectorizes
+    if st.solver == ADAM:
+        for k in range(n):
+            g = grad[k] * inv + r * p[k]
+            s1[k] = b1 * s1[k] + c1 * g
+            s2[k] = b2 * s2[k] + c2 * g * g
+            p[k] -= lr * s1[k] / (_sqrt(s2[k]) + eps)
+    elif st.nesterov:
+        for k in range(n):
+            g = grad[k] * inv + r * p[k]
+            v = mu * s1[k] - lr * g
+            s1[k] = v
+            p[k] += mu * v - lr * g
+    else:
+        for k in range(n):
+            g = grad[k] * inv + r * p[k]
+            v = mu * s1[k] - lr * g
+            s1[k] = v
+            p[k] += v
+
+
+cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x^2 in double, over 16 partial sums: the compiler keeps them in vector registers
+    (a single running sum is a chain of dependent adds it may not reorder)."""
+    cdef double acc[16]
+    cdef double total = 0
+    cdef Py_ssize_t k = 0
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    while k + 16 <= n:
+        for u in range(16):
+            acc[u] += <double>x[k + u] * x[k + u]
+        k += 16
+    while k < n:
+        total += <double>x[k] * x[k]
+        k += 1
+    for u in range(16):
+        total += acc[u]
+    return total
+
+
+cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
+                   floating* s2, double loss_norm, double reg, const Step* st) noexcept nogil:
+    """One SGD or Adam step on g = grad / loss_norm + reg * W (bias column unregularized), in
+    a single pass over parameters, gradient and state. Returns reg/2 sum W^2, from W before
+    the step (the batch's regularization cost)."""
+    cdef int l, j, ldt, L = net.n_layers
+    cdef Py_ssize_t base
+    cdef Py_ssize_t P = net.offsets[L - 2] + <Py_ssize_t>net.sizes[L - 1] * (net.sizes[L - 2] + 1)
+    cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
+    cdef double sumsq = 0
+    if reg == 0:                             # nothing to tell bias from weights: one flat run
+        _step_run(params, grad, s1, s2, P, inv, 0, st)
+        return 0
+    for l in range(L - 1):                   # Theta(l) row by row: the bias, then the weights
+        ldt = net.sizes[l] + 1
+        for j in range(net.sizes[l + 1]):
+            base = net.offsets[l] + <Py_ssize_t>j * ldt
+            sumsq += _sumsq(params + base + 1, ldt - 1)
+            _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, st)
+            _step_run(params + base + 1, grad + base + 1, s1 + base + 1, s2 + base + 1,
+                      ldt - 1, inv, r, st)
+    return 0.5 * reg * sumsq
+
+
+def reg_cost(const floating[::1] params, const int[::1] sizes, const Py_ssize_t[::1] offsets,
+             double reg):
+    """reg/2 * the sum of the squared weights (bias column excluded)."""
+    cdef int l, j, ldt
+    cdef double sumsq = 0
+    if reg == 0:
+        return 0.0
+    with nogil:
+        for l in range(sizes.shape[0] - 1):
+            ldt = sizes[l] + 1
+            for j in range(sizes[l + 1]):
+                sumsq += _sumsq(&params[offsets[l] + <Py_ssize_t>j * ldt + 1], ldt - 1)
+    return 0.5 * reg * sumsq
 
 
 def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
@@ -117,6 +233,8 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     fit keeps one (a thread team a batch was 90x slower with the cores busy elsewhere).
     Returns (sum over batches of b * batch cost, samples done, status, adam_t).
     """
+    if order.shape[0] == 0:
+        return 0.0, 0, DONE, adam_t
     cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef Py_ssize_t n = order.shape[0], P = params.shape[0], start, k, j
     cdef int nX = X.shape[1], nY = Y.shape[1]
@@ -133,11 +251,11 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     cdef floating[::1] tgrad = np.zeros(max(1, (nt - 1) * P), dtype=dtype)
     cdef double[::1] losses = np.zeros(nt)
     cdef bint weighted = w.shape[0] > 0
-    cdef double total = 0, batch_loss, norm, lr_t
-    cdef floating g, mu = <floating>momentum, lr = <floating>rate, step
-    cdef floating b1 = <floating>beta1, b2 = <floating>beta2, eps = <floating>epsilon
+    cdef double total = 0, batch_loss, norm
+    cdef Step st = Step(solver, nesterov, rate, momentum, beta1, beta2, epsilon)
     cdef int status = DONE
     cdef Py_ssize_t since_check = 0
+    cdef bint main_thread = _in_main_thread()
     start = 0
     with nogil:
         while start < n:
@@ -151,33 +269,25 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
             batch_loss = rows_cost_grad(&net, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
                                         &grad[0], P, &tgrad[0], &ws[0], ws_size, &losses[0],
                                         mb_max, min(nt, (nb + mb_max - 1) // mb_max))
+            if not isfinite(batch_loss):     # stop before updating from a non-finite cost
+                status = DIVERGED
+                break
+            if solver == ADAM:
+                adam_t += 1
+                st.rate = (rate * sqrt(1 - pow(beta2, <double>adam_t))
+                           / (1 - pow(beta1, <double>adam_t)))
             norm = nb / scale
-            batch_loss = batch_loss / norm + regularize(&net, &params[0], &grad[0], norm, reg)
-            if not isfinite(batch_loss):
+            batch_loss = batch_loss / norm + update(&net, &params[0], &grad[0], &state1[0],
+                                                    &state2[0], norm, reg, &st)
+            if not isfinite(batch_loss):     # only W^2 can overflow here; fit restores W
                 status = DIVERGED
                 break
             total += nb * batch_loss
-            if solver == SGD:
-                for k in range(P):
-                    state1[k] = mu * state1[k] - lr * grad[k]
-                    if nesterov:
-                        params[k] += mu * state1[k] - lr * grad[k]
-                    else:
-                        params[k] += state1[k]
-            else:
-                adam_t += 1
-                lr_t = rate * sqrt(1 - pow(beta2, <double>adam_t)) / (1 - pow(beta1, <double>adam_t))
-                step = <floating>lr_t
-                for k in range(P):
-                    g = grad[k]
-                    state1[k] = b1 * state1[k] + (1 - b1) * g
-                    state2[k] = b2 * state2[k] + (1 - b2) * g * g
-                    params[k] -= step * state1[k] / (sqrt(state2[k]) + eps)
             start += nb
             since_check += nb
             if since_check >= check_every:
                 since_check = 0
-                if _should_stop():
+                if _should_stop(main_thread):
                     status = INTERRUPTED
                     break
     if status == INTERRUPTED and not _stop_requested:

@@ -9,6 +9,7 @@ solvers themselves only produce one epoch (or iteration) at a time:
 - rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
 - lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
 """
+import math
 import numbers
 import time
 import warnings
@@ -44,7 +45,7 @@ def _positive(name, value, integer=False, allow_zero=False):
     kinds = numbers.Integral if integer else numbers.Real
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}; got {value!r}")
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (not integer and not math.isfinite(value)) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
     return int(value) if integer else float(value)
 
@@ -154,16 +155,19 @@ class _Run:
         self.converged = False
         self.failure = None                          # why scipy's solver gave up, if it did
         self.snapshot = net.params.copy()           # parameters of the last epoch that ended well
+        self.in_order = None if o["shuffle"] else np.arange(self.m, dtype=np.intp)
         self.t0 = time.perf_counter()
 
     def order(self):
-        return (self.rng.permutation(self.m) if self.o["shuffle"]
-                else np.arange(self.m)).astype(np.intp)
+        """This epoch's sample order: a fresh permutation, or 0..m-1."""
+        if self.in_order is not None:
+            return self.in_order
+        return self.rng.permutation(self.m).astype(np.intp, copy=False)
 
     def reg_term(self):
         """(lam / 2W) * sum of the squared weights (bias excluded)."""
-        return 0.5 * self.reg * sum(float(np.dot(t[:, 1:].ravel(), t[:, 1:].ravel()))
-                                    for t in self.net.thetas)
+        net = self.net
+        return core.reg_cost(net.params, net._sizes, net._offsets, self.reg)
 
     def diverged(self, cost, how=None):
         """Raise, with the parameters of the last epoch that ended well."""
@@ -178,12 +182,13 @@ class _Run:
 
     def end_epoch(self, loss):
         """Record an epoch; False when training should stop."""
-        if not np.isfinite(loss) or not np.isfinite(self.net.params).all():
+        params, history = self.net.params, self.history
+        if not math.isfinite(loss) or not np.isfinite(params).all():
             self.diverged(loss)
-        first = self.history["loss"][0] if self.history["loss"] else None
-        if first is not None and loss > BLOW_UP * max(first, 1e-12):
-            self.diverged(loss, f"grew from {first:.4g} to {loss:.4g}")
-        self.snapshot[...] = self.net.params
+        losses = history["loss"]
+        if losses and loss > BLOW_UP * max(losses[0], 1e-12):
+            self.diverged(loss, f"grew from {losses[0]:.4g} to {loss:.4g}")
+        np.copyto(self.snapshot, params)
         self.epoch += 1
         logs = {"loss": float(loss)}
         if self.val is not None:
@@ -192,14 +197,12 @@ class _Run:
             logs["val_score"] = float(self.net.score(Xv, yv))
         logs["time"] = time.perf_counter() - self.t0
         for key, value in logs.items():
-            self.history[key].append(value)
+            history[key].append(value)
         self.progress.update(self.epoch, logs)
         keep_going = self._monitor(logs)
         if self.o["callback"] is not None and self.o["callback"](self.net, self.epoch, logs) is False:
             keep_going = False
-        if self.flag.requested:
-            keep_going = False
-        return keep_going
+        return keep_going and not self.flag.requested
 
     def _monitor(self, logs):
         """Early stopping on the validation score, or the no-improvement rule on the cost."""
@@ -240,11 +243,11 @@ def _kernel_args(net):
 
 def _run_online(run, n_epochs):
     net = run.net
+    data, arch = (run.X, run.Y, run.w, net.params), _kernel_args(net)
     for _ in range(n_epochs):
         rate = run.epoch_rate()
-        total, done, status = core.online_epoch(
-            run.X, run.Y, run.w, net.params, run.order(), *_kernel_args(net),
-            rate * run.scale, 1.0 - rate * run.reg, run.check_every)
+        total, done, status = core.online_epoch(*data, run.order(), *arch, rate * run.scale,
+                                                1.0 - rate * run.reg, run.check_every)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -261,12 +264,14 @@ def _run_minibatch(run, n_epochs, state):
         state.clear()
         state.update(solver=o["solver"], t=0, m1=np.zeros_like(net.params),
                      m2=np.zeros_like(net.params))
+    # the arguments that stay the same from epoch to epoch, gathered once
+    data = (run.X, run.Y, run.w, net.params)
+    setup = (o["batch_size"], *_kernel_args(net), run.scale, run.reg, solver)
+    step_opts = (o["momentum"], o["nesterov"], *o["betas"], o["epsilon"])
     for _ in range(n_epochs):
         total, done, status, state["t"] = core.minibatch_epoch(
-            run.X, run.Y, run.w, net.params, run.order(), o["batch_size"], *_kernel_args(net),
-            run.scale, run.reg, solver, run.epoch_rate(), o["momentum"], o["nesterov"],
-            o["betas"][0], o["betas"][1], o["epsilon"], state["t"], state["m1"], state["m2"],
-            run.check_every)
+            *data, run.order(), *setup, run.epoch_rate(), *step_opts, state["t"], state["m1"],
+            state["m2"], run.check_every)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
