@@ -250,6 +250,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
     cdef floating[::1] tgrad = np.zeros(max(1, (nt - 1) * P), dtype=dtype)
     cdef double[::1] losses = np.zeros(nt)
+    cdef floating[::1] wt = np.empty(max(1, transposed_size(&net)), dtype=dtype)
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm
     cdef Step st = Step(solver, nesterov, rate, momentum, beta1, beta2, epsilon)
@@ -266,6 +267,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                 memcpy(&Yb[k, 0], &Y[j, 0], nY * sizeof(floating))
                 if weighted:
                     wb[k] = w[j]
+            pack_transposed(&net, &params[0], &wt[0], mb_max)   # W^T for our products
             batch_loss = rows_cost_grad(&net, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
                                         &grad[0], P, &tgrad[0], &ws[0], ws_size, &losses[0],
                                         mb_max, min(nt, (nb + mb_max - 1) // mb_max))
