@@ -695,19 +695,24 @@ def test_ctrl_c_stops_fit_keeps_a_usable_network(solver, sigint_outside_fit):
     assert net.n_iter_ == 2
 
 
-@pytest.mark.parametrize("solver", ["online", "adam"])
-def test_ctrl_c_stops_within_an_epoch(solver, sigint_outside_fit):
-    """One long epoch (a whole epoch is one compiled call): the compiled loop notices the
-    signal and returns long before the epoch would have ended."""
-    rng = np.random.default_rng(1)
-    m = 100_000
+def _one_long_epoch(solver, seed, m=100_000):
+    """A network, m samples, fit options for one epoch, and how long that epoch would take
+    (projected from a fit on 5000 rows)."""
+    rng = np.random.default_rng(seed)
     X = np.tile(rng.random((500, 64), dtype=np.float32), (m // 500, 1))
     y = rng.integers(0, 10, size=m)
     net = cb.Network([64, 400, 400, 10], dtype="float32", random_state=0)
     opts = dict(solver=solver, epochs=1, batch_size=32, learning_rate=1e-3, random_state=0)
     t0 = time.perf_counter()
     net.copy().fit(X[:5000], y[:5000], **opts)
-    projected = (time.perf_counter() - t0) * m / 5000        # an uninterrupted epoch
+    return net, X, y, opts, (time.perf_counter() - t0) * m / 5000
+
+
+@pytest.mark.parametrize("solver", ["online", "adam"])
+def test_ctrl_c_stops_within_an_epoch(solver, sigint_outside_fit):
+    """One long epoch (a whole epoch is one compiled call): the compiled loop notices the
+    signal and returns long before the epoch would have ended."""
+    net, X, y, opts, projected = _one_long_epoch(solver, seed=1)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     t0 = time.perf_counter()
     timer.start()
@@ -730,15 +735,7 @@ def test_ctrl_c_stops_within_an_epoch(solver, sigint_outside_fit):
 def test_stop_request_reaches_a_fit_in_another_thread(solver):
     """Off the main thread the compiled loops poll the stop flag without the GIL (only the
     main thread runs signal handlers): a request still ends a long epoch early."""
-    rng = np.random.default_rng(2)
-    m = 100_000
-    X = np.tile(rng.random((500, 64), dtype=np.float32), (m // 500, 1))
-    y = rng.integers(0, 10, size=m)
-    net = cb.Network([64, 400, 400, 10], dtype="float32", random_state=0)
-    opts = dict(solver=solver, epochs=1, batch_size=32, learning_rate=1e-3, random_state=0)
-    t0 = time.perf_counter()
-    net.copy().fit(X[:5000], y[:5000], **opts)
-    projected = (time.perf_counter() - t0) * m / 5000        # an uninterrupted epoch
+    net, X, y, opts, projected = _one_long_epoch(solver, seed=2)
     worker = threading.Thread(target=net.fit, args=(X, y), kwargs=opts)
     t0 = time.perf_counter()
     worker.start()
