@@ -21,7 +21,7 @@ CORES = len(os.sched_getaffinity(0))
 PAUSE = 0.2                  # seconds of rest before each contender's turn
 BUSY_LOAD = 0.5              # a load average above this on arrival: other work skews figures
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS")
+            "MKL_NUM_THREADS", "CBACKPROP_CPU")
 
 
 # ---------------------------------------------------------------------------- environment
@@ -70,10 +70,13 @@ def environment(**extra):
         torch_threads = torch.get_num_threads()
     except ImportError:
         torch_threads = None
+    from cbackprop import _cpu
     return dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 cpu=cpu_model(), cores=CORES, load=list(os.getloadavg()), versions=versions,
                 env={k: os.environ.get(k) for k in ENV_VARS}, pools=thread_pools(),
-                torch_threads=torch_threads, **extra)
+                torch_threads=torch_threads,
+                cbackprop_build=f"{_cpu.BUILD} (of {', '.join(_cpu.runnable_builds())})",
+                **extra)
 
 
 def environment_lines(env):
