@@ -51,22 +51,31 @@ def test_build_matches_reference(build, dtype, sizes, act, out, loss):
 
 
 @pytest.mark.parametrize("build", BUILDS)
-def test_build_online_epoch_matches_numpy_loop(build):
+@pytest.mark.parametrize("sizes", [[6, 7, 3], [37, 13, 5], [64, 30, 10], [3, 1, 2],
+                                   [17, 6, 4, 3], [16, 12, 8]])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_build_online_epoch_matches_numpy_loop(build, sizes, dtype):
+    """Each sample's update, the first layer's deferred to the next sample's forward pass
+    on the builds with our own loops, against the derivation's loop in float64."""
     core = _cpu.load(build)
     rng = np.random.default_rng(3)
-    net = cb.Network([6, 7, 3], random_state=0)
-    X, Y = rng.normal(size=(40, 6)), np.eye(3)[rng.integers(0, 3, 40)]
-    thetas = [t.copy() for t in net.thetas]
-    lr, lam, m = 0.2, 0.3, 40
+    net = cb.Network(sizes, dtype=dtype, random_state=0)
+    m = 40
+    X = rng.normal(size=(m, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], m)]
+    thetas = [t.astype(np.float64) for t in net.thetas]
+    lr, lam = 0.2, 0.3
     order = rng.permutation(m).astype(np.intp)
     for i in order:
-        _, grads = reference.cost_and_gradient(thetas, X[i:i + 1], Y[i:i + 1], 0.0)
+        _, grads = reference.cost_and_gradient(thetas, X[i:i + 1].astype(np.float64),
+                                               Y[i:i + 1].astype(np.float64), 0.0)
         for t, g in zip(thetas, grads):
             t -= lr * (g + np.hstack([np.zeros((t.shape[0], 1)), t[:, 1:]]) * lam / m)
-    core.online_epoch(X, Y, np.empty(0), net.params, order, net._sizes, net._offsets, net._acts,
-                      net._loss_code, lr, 1 - lr * lam / m, 10**6)
+    core.online_epoch(X, Y, np.empty(0, dtype), net.params, order, net._sizes, net._offsets,
+                      net._acts, net._loss_code, lr, 1 - lr * lam / m, 10**6)
+    rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (1e-4, 1e-5)
     for t, r in zip(net.thetas, thetas):
-        np.testing.assert_allclose(t, r, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(t, r, rtol=rtol, atol=atol)
 
 
 def test_unknown_build_is_a_clear_error():

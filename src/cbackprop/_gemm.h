@@ -154,6 +154,12 @@ static inline void cb_matvec_rows_d(int m, int n, const double *W, long ld, cons
                                     double *y) {}
 static inline void cb_matvec_rows_f(int m, int n, const float *W, long ld, const float *x,
                                     float *y) {}
+static inline void cb_update_matvec_rows_d(int m, int n, double *W, long ld, const double *x,
+                                           double *y, double alpha, const double *dp,
+                                           const double *xp, double decay) {}
+static inline void cb_update_matvec_rows_f(int m, int n, float *W, long ld, const float *x,
+                                           float *y, float alpha, const float *dp,
+                                           const float *xp, float decay) {}
 static inline void cb_update_rows_d(int m, int n, double alpha, const double *d, const double *x,
                                     double *G, long ld, double decay) {}
 static inline void cb_update_rows_f(int m, int n, float alpha, const float *d, const float *x,

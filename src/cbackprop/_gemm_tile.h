@@ -135,6 +135,57 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
     }
 }
 
+/* The previous sample's update of the first layer and this sample's product with it in
+ * one pass over W, which is read and written once instead of read twice:
+ *     W[j, :] = decay W[j, :] + alpha dp[j] xp      (as cb_update_rows rounds it)
+ *     y[j] = W[j, :] . x                              (with the updated row)
+ * Online training defers each sample's first-layer update to the next sample's forward
+ * pass (_kernels.pxi, Pending): nothing reads that layer's weights in between. */
+static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const CB_T *x,
+                                         CB_T *y, CB_T alpha, const CB_T *dp,
+                                         const CB_T *xp, CB_T decay)
+{
+    const CB_V dv = CB_SET1(decay);
+    int nfull = n - n % CB_W;                  /* the rest element by element */
+    for (int j0 = 0; j0 < m; j0 += CB_RT) {
+        int nr = m - j0 < CB_RT ? m - j0 : CB_RT;
+        CB_T *w = W + (long)j0 * ld, adj[CB_RT], rest[CB_RT];
+        CB_V acc[CB_RT], av[CB_RT];
+        for (int r = 0; r < CB_RT; r++) {
+            acc[r] = CB_ZERO();
+            rest[r] = 0;
+            adj[r] = r < nr ? alpha * dp[j0 + r] : 0;
+            av[r] = CB_SET1(adj[r]);
+        }
+        if (nr == CB_RT) {
+            for (int i = 0; i < nfull; i += CB_W) {
+                CB_V xv = CB_LOADU(x + i), pv = CB_LOADU(xp + i);
+#pragma GCC unroll 8
+                for (int r = 0; r < CB_RT; r++) {
+                    CB_V wv = CB_FMA(av[r], pv, CB_MUL(dv, CB_LOADU(w + r * ld + i)));
+                    CB_STOREU(w + r * ld + i, wv);
+                    acc[r] = CB_FMA(wv, xv, acc[r]);
+                }
+            }
+        } else {
+            for (int r = 0; r < nr; r++)
+                for (int i = 0; i < nfull; i += CB_W) {
+                    CB_V wv = CB_FMA(av[r], CB_LOADU(xp + i), CB_MUL(dv, CB_LOADU(w + r * ld + i)));
+                    CB_STOREU(w + r * ld + i, wv);
+                    acc[r] = CB_FMA(wv, CB_LOADU(x + i), acc[r]);
+                }
+        }
+        for (int r = 0; r < nr; r++) {
+            CB_T *row = w + r * ld;
+            for (int i = nfull; i < n; i++) {
+                row[i] = CB_FMA1(adj[r], xp[i], decay * row[i]);
+                rest[r] = CB_FMA1(row[i], x[i], rest[r]);
+            }
+            y[j0 + r] = CB_HSUM(acc[r]) + rest[r];
+        }
+    }
+}
+
 /* G[j, 0:n] = decay G[j, 0:n] + alpha d[j] x[0:n] for j < m (row stride ld): one sample's
  * update of Theta, decay (weight decay) folded in. Theta's rows are never 64-byte aligned
  * (the bias column shifts each by one element), so full-width stores would each straddle

@@ -36,6 +36,17 @@ cdef struct Net:
     Py_ssize_t units            # s_2 + ... + s_L: a row of activations in the workspace
     const void* wt              # W(l)^T of every layer packed by pack_transposed (floating*),
                                 # or NULL: blocks of rows then use BLAS, not _gemm.h
+    Pending* pending            # online training's deferred first-layer update, or NULL
+
+
+cdef struct Pending:
+    # One sample's update of W(1) = Theta(1)[:, 1:], deferred to the next sample's forward
+    # pass, which applies it while it reads W(1) anyway (_gemm.h: cb_update_matvec_rows).
+    # Nothing reads W(1) in between: the backward pass stops at delta(2).
+    bint active
+    void* d                     # alpha delta(2) of that sample (floating*, s_2 of them)
+    const void* x               # its input row
+    double decay
 
 
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
@@ -63,6 +74,11 @@ cdef extern from "_gemm.h" nogil:
                    const float* B, long ldb, int accumulate, float* C, long ldc)
     void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y)
     void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y)
+    void cb_update_matvec_rows_d(int m, int n, double* W, long ld, const double* x, double* y,
+                                 double alpha, const double* dp, const double* xp,
+                                 double decay)
+    void cb_update_matvec_rows_f(int m, int n, float* W, long ld, const float* x, float* y,
+                                 float alpha, const float* dp, const float* xp, float decay)
     void cb_update_rows_d(int m, int n, double alpha, const double* d, const double* x,
                           double* G, long ld, double decay)
     void cb_update_rows_f(int m, int n, float alpha, const float* d, const float* x,
@@ -331,6 +347,41 @@ cdef double _output_layer(const Net* net, floating* Z, floating* H, const floati
 
 # ------------------------------------------------------------------ one block
 
+cdef inline void _update_matvec(const Net* net, floating* W, int ld, const floating* x,
+                                floating* z) noexcept nogil:
+    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x."""
+    cdef Pending* p = net.pending
+    if floating is float:
+        cb_update_matvec_rows_f(net.sizes[1], net.sizes[0], W, ld, x, z, 1, <const float*>p.d,
+                                <const float*>p.x, <float>p.decay)
+    else:
+        cb_update_matvec_rows_d(net.sizes[1], net.sizes[0], W, ld, x, z, 1, <const double*>p.d,
+                                <const double*>p.x, p.decay)
+    p.active = False
+
+
+cdef inline void _defer_update(const Net* net, const floating* D, const floating* x,
+                               floating alpha, floating decay) noexcept nogil:
+    cdef Pending* p = net.pending
+    cdef floating* d = <floating*>p.d
+    cdef int j
+    for j in range(net.sizes[1]):
+        d[j] = alpha * D[j]
+    p.x = x
+    p.decay = decay
+    p.active = True
+
+
+cdef void flush_pending(const Net* net, floating* params) noexcept nogil:
+    """Apply a deferred first-layer update (at the end of an online epoch)."""
+    cdef Pending* p = net.pending
+    if p == NULL or not p.active:
+        return
+    _outer(net.sizes[1], net.sizes[0], 1, <const floating*>p.d, <const floating*>p.x,
+           params + net.offsets[0] + 1, net.sizes[0] + 1, <floating>p.decay)
+    p.active = False
+
+
 cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
     """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and a row
     of scratch for biases."""
@@ -384,7 +435,9 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
         ldt = s_in + 1
         theta = params + net.offsets[l]
         a_out = Z if l == L - 2 else slot
-        if mb == 1:
+        if mb == 1 and l == 0 and net.pending != NULL and net.pending.active:
+            _update_matvec(net, target + net.offsets[0] + 1, ldt, a_in, a_out)   # update, z
+        elif mb == 1:
             _matvec(s_out, s_in, theta + 1, ldt, a_in, a_out)             # z = W a
         elif wt != NULL and s_out <= OWN_MAX_UNITS:
             _gemm(mb, s_out, s_in, 1, a_in, s_in, 1, wt, s_out, False, a_out, s_out)
@@ -433,7 +486,9 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
                 bias[j] += row[j]
         for j in range(s_out):
             tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
-        if mb == 1:
+        if mb == 1 and l == 0 and net.pending != NULL:
+            _defer_update(net, D, a_in, alpha, decay)       # applied by the next forward
+        elif mb == 1:
             _outer(s_out, s_in, alpha, D, a_in, tgt + 1, ldt, decay)     # G = decay G + d a^T
         elif wt != NULL and s_out <= OWN_MAX_UNITS:
             _gemm(s_out, s_in, mb, alpha, D, 1, s_out, a_in, s_in, True, tgt + 1, ldt)
@@ -463,6 +518,7 @@ cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int
     net.widest = 0
     net.units = 0
     net.wt = NULL
+    net.pending = NULL
     for l in range(1, net.n_layers):
         net.widest = max(net.widest, sizes[l])
         net.units += sizes[l]

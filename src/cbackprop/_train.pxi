@@ -1,7 +1,8 @@
 # Compiled training loops: a whole epoch runs in one `nogil` call.
 #
 # - online_epoch: the derivation's stochastic gradient descent, one sample at a time,
-#   Theta updated in place by BLAS level 2 (ger) right after that sample's deltas;
+#   Theta updated in place from that sample's deltas (BLAS level 2 ger, or _gemm.h's
+#   loops, which apply the first layer's update in the next sample's forward pass);
 # - minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
 #   their gradient by the blocked level-3 kernel, then an SGD (momentum, Nesterov) or
 #   Adam update of the flat parameter vector, regularization folded into it (one pass);
@@ -81,6 +82,10 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     cdef Py_ssize_t n = order.shape[0], k, i, since_check = 0
     cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
     cdef floating[::1] ws = np.zeros(workspace_size(&net, 1), dtype=np.asarray(params).dtype)
+    cdef floating[::1] deferred = np.zeros(sizes[1], dtype=np.asarray(params).dtype)
+    cdef Pending pending = Pending(False, &deferred[0], NULL, 1.0)
+    if CB_OWN_GEMM:             # defer each first-layer update to the next forward pass
+        net.pending = &pending
     cdef double total = 0, sample_loss
     cdef int status = DONE
     cdef bint main_thread = _in_main_thread()
@@ -103,6 +108,7 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
                     break
         else:
             k = n
+        flush_pending(&net, &params[0])
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
     return total, k, status
