@@ -120,6 +120,17 @@ cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef
 # Theta runs there at any size (aligned stores, weight decay folded in).
 cdef int SMALL_LAYER = 4096
 
+def per_sample_calls_blas(const int[::1] sizes):
+    """Whether one sample's products call BLAS (layers too wide for our loops, or a build
+    without them): fit holds BLAS to one thread only then."""
+    cdef int l
+    if not CB_OWN_GEMM:
+        return True
+    for l in range(sizes.shape[0] - 1):
+        if sizes[l] * sizes[l + 1] > SMALL_LAYER:
+            return True
+    return False
+
 cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
                          floating* y) noexcept nogil:
     """y (M) = W (M x N, row stride ld) @ x."""

@@ -393,8 +393,10 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,
     # not call by call, or scipy's own BLAS calls between ours wake OpenBLAS's pool, whose
     # spinning threads then take the cores from ours (measured 7x slower on 2 cores).
-    # The online solver's many small level-2 calls gain nothing from BLAS threads either.
-    one_blas_thread = (solver in FULL_BATCH and run.split[0] > 1) or solver == "online"
+    # The online solver's many small level-2 calls gain nothing from BLAS threads either
+    # (on small layers it calls no BLAS at all: then there is nothing to hold).
+    one_blas_thread = ((solver in FULL_BATCH and run.split[0] > 1)
+                       or (solver == "online" and core.per_sample_calls_blas(net._sizes)))
     try:
         with graceful_interrupt() as flag, blas_single_threaded(one_blas_thread):
             run.flag = flag
