@@ -7,6 +7,7 @@ our own products of _gemm.h) and _core_avx512 (x86-64-v4: the same products on 5
 vectors and 32 registers). cbackprop._cpu picks the best one the processor runs at
 import time. Other platforms get _core alone, built with the compiler's defaults.
 """
+import glob
 import os
 import platform
 import sys
@@ -47,6 +48,7 @@ extensions = [
         f"cbackprop._core{suffix}",
         [f"src/cbackprop/_core{suffix}.pyx"],
         include_dirs=[numpy.get_include(), "src/cbackprop"],
+        depends=sorted(glob.glob("src/cbackprop/*.h")),     # rebuild when a header changes
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=base_args + flags,
         extra_link_args=link_args,

@@ -51,14 +51,40 @@ CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, 
     }
 }
 
+/* Each tile shape is a small function of its own, with cb_tile inlined at literal sizes:
+ * inlined two dozen times into one large function, GCC stopped unrolling some of them
+ * (float32 6 x 2 kept its accumulators on the stack and ran 2x slower). */
+#define CB_TILE_FN(NR, NV)                                                             \
+static __attribute__((noinline)) void CB_FN(cb_tile_##NR##_##NV)(                     \
+        int S, CB_T alpha, const CB_T *coef, long rs, long ss, const CB_T *B, long ldb,  \
+        int accumulate, CB_T *C, long ldc, CB_M last) {                                \
+    CB_FN(cb_tile)(NR, NV, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc, last);  \
+}
+#define CB_TILE_FNS(NR) CB_TILE_FN(NR, 1) CB_TILE_FN(NR, 2) CB_TILE_FN(NR, 3) CB_TILE_FN4(NR)
+#if CB_VT > 3
+#define CB_TILE_FN4(NR) CB_TILE_FN(NR, 4)
+#else
+#define CB_TILE_FN4(NR)
+#endif
+CB_TILE_FNS(1)
+CB_TILE_FNS(2)
+CB_TILE_FNS(3)
+CB_TILE_FNS(4)
+#if CB_RT > 4
+CB_TILE_FNS(5)
+CB_TILE_FNS(6)
+#endif
+
 #define CB_TILE_ARGS S, alpha, coef + (long)r0 * rs, rs, ss, Bc, ldb, accumulate, \
                      Cc + (long)r0 * ldc, ldc, last
+#define CB_TILE_CALL(NR, NV) CB_TILE_CALL_(NR, NV)       /* expands CB_RT, CB_VT first */
+#define CB_TILE_CALL_(NR, NV) CB_FN(cb_tile_##NR##_##NV)(CB_TILE_ARGS)
 #define CB_TILE_NV(NR)                                                       \
     switch (nv) {                                                            \
-    case 1: CB_FN(cb_tile)(NR, 1, CB_TILE_ARGS); break;                      \
-    case 2: CB_FN(cb_tile)(NR, 2, CB_TILE_ARGS); break;                      \
-    case 3: CB_FN(cb_tile)(NR, 3, CB_TILE_ARGS); break;                      \
-    default: CB_FN(cb_tile)(NR, CB_VT, CB_TILE_ARGS); break;                 \
+    case 1: CB_TILE_CALL(NR, 1); break;                                      \
+    case 2: CB_TILE_CALL(NR, 2); break;                                      \
+    case 3: CB_TILE_CALL(NR, 3); break;                                      \
+    default: CB_TILE_CALL(NR, CB_VT); break;                                 \
     }
 
 /* C (R x N, row stride ldc) (+)= alpha * sum_s coef(r, s) B[s, :] with coef(r, s) =
@@ -95,6 +121,11 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
 
 #undef CB_TILE_ARGS
 #undef CB_TILE_NV
+#undef CB_TILE_FN
+#undef CB_TILE_FNS
+#undef CB_TILE_FN4
+#undef CB_TILE_CALL
+#undef CB_TILE_CALL_
 
 /* y[j] = W[j, 0:n] . x for j < m (row stride ld): one sample's forward product on a small
  * layer, CB_RT rows at a time so that x is loaded once for them and their sums run as
