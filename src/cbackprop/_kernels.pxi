@@ -4,7 +4,8 @@
 # functions here trust their arguments. Each works on row blocks of X: forward,
 # output error and backward for a block while it is in cache, with one
 # workspace per thread allocated before any `nogil` code. A block of one row uses
-# BLAS level 2 (the derivation's per-sample loop); larger blocks use level 3.
+# matrix-vector products (the derivation's per-sample loop); larger blocks use matrix
+# products. Both run through _gemm.h's loops on thin layers where built, else BLAS.
 
 import numpy as np
 
@@ -709,7 +710,7 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     """J = sum_i w_i loss_i / loss_norm + reg/2 sum W^2, and, when grad is not empty,
     grad = sum_i w_i dloss_i / loss_norm + reg W (bias column unregularized).
 
-    w empty: all weights one. block_rows=1 gives the per-sample (BLAS level 2) kernel.
+    w empty: all weights one. block_rows=1 gives the per-sample (matrix-vector) kernel.
     """
     cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef int m = X.shape[0]

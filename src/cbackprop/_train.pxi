@@ -4,7 +4,7 @@
 #   Theta updated in place from that sample's deltas (BLAS level 2 ger, or _gemm.h's
 #   loops, which apply the first layer's update in the next sample's forward pass);
 # - minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
-#   their gradient by the blocked level-3 kernel, then an SGD (momentum, Nesterov) or
+#   their gradient by the blocked kernel (rows_cost_grad), then an SGD (momentum, Nesterov) or
 #   Adam update of the flat parameter vector, regularization folded into it (one pass);
 # - rprop_update: one iRPROP- step from a full-batch gradient.
 #

@@ -226,8 +226,10 @@ class Network:
     def cost_and_gradient(self, X, Y, lam=0.0, sample_weight=None, method="batched"):
         """(J, [dJ/dTheta(l) for each l]).
 
-        method 'batched' runs BLAS level 3 over row blocks (split across threads);
-        'per_sample' runs the derivation's loop, one sample at a time (BLAS level 2).
+        method 'batched' runs matrix products over row blocks (split across threads);
+        'per_sample' runs the derivation's loop, one sample at a time (matrix-vector products).
+        Thin layers use the core's own register-tiled loops where built (AVX2, AVX-512),
+        wide ones BLAS.
         The gradients are views into one flat vector laid out like params.
         """
         J, grad = self._cost(X, Y, lam, sample_weight, method, want_grad=True)
@@ -248,7 +250,7 @@ class Network:
 
         solver:
           'online'  the derivation's stochastic gradient descent: Theta updated after every
-                    sample (BLAS level 2), one compiled call an epoch;
+                    sample (matrix-vector products), one compiled call an epoch;
           'sgd'     mini-batches with momentum (Nesterov's by default);
           'adam'    mini-batches with Adam (beta 0.9, 0.999, epsilon 1e-8);
           'lbfgs', 'cg'  scipy.optimize.minimize on the full batch (the course's fmincg role);
