@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cbackprop as cb
+from cbackprop import _validation as v
 
 BAD = (ValueError, TypeError)
 SIZES = [3, 4, 2]
@@ -436,3 +437,18 @@ def test_object_arrays_of_numbers_are_numbers(net):
     """pandas' nullable columns (Int64, Float64, boolean) arrive as object arrays of numbers."""
     X = good_X()
     np.testing.assert_array_equal(net.forward(X.astype(object)), net.forward(X))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_all_finite_fast_path_and_its_fallback(dtype):
+    """all_finite tries one dot product first: NaN and inf anywhere must still be found, and
+    finite values whose squares overflow must still pass (through the exact check)."""
+    a = np.ones(100_000, dtype)
+    assert v.all_finite(a) and v.all_finite(a.reshape(400, 250)[:, ::3])
+    for bad in (np.nan, np.inf, -np.inf):
+        for index in (0, 65_536, 99_999):
+            b = a.copy()
+            b[index] = bad
+            assert not v.all_finite(b)
+    assert v.all_finite(np.full(1000, np.finfo(dtype).max / 2, dtype))
+    assert v.all_finite(np.empty(0, dtype))
