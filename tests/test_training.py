@@ -356,9 +356,9 @@ def test_reg_cost_is_the_weights_sum_of_squares(rng, dtype, sizes):
     net.params[...] = rng.normal(size=net.params.size)
     theta = net.params.astype(np.float64)
     expected = 0.5 * 0.3 * float(np.sum(weight_mask(net) * theta ** 2))
-    got = core.reg_cost(net.params, net._sizes, net._offsets, 0.3)
+    got = core.reg_cost(net.params, net._sizes, net._offsets, net._acts, 0.3)
     assert abs(got - expected) <= 1e-12 * expected
-    assert core.reg_cost(net.params, net._sizes, net._offsets, 0.0) == 0.0
+    assert core.reg_cost(net.params, net._sizes, net._offsets, net._acts, 0.0) == 0.0
 
 
 def test_rprop_equals_numpy_irprop_minus(rng):

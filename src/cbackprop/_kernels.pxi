@@ -412,8 +412,8 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     target: where the backward pass accumulates alpha * delta(l+1) [1 a(l)]^T
             (the gradient sum with alpha = 1, or the parameters themselves with
             alpha = -learning_rate for online updates; NULL: no backward pass).
-            Before accumulating into a layer, its weights are scaled by decay
-            (1 leaves them; online regularization uses 1 - rate * lambda / m).
+            Blocks of one row (online updates) scale a layer's weights by decay before
+            accumulating into them (1 - rate * lambda / m); larger blocks take decay = 1.
     Returns the weighted loss summed over the block.
     """
     cdef int L = net.n_layers
@@ -484,11 +484,6 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             else:
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
-        if decay != 1 and mb > 1:
-            for j in range(s_out):
-                row = tgt + <Py_ssize_t>j * ldt
-                for i in range(1, ldt):
-                    row[i] *= decay
         # bias column: sum of delta over the block's rows (row by row, so it vectorizes)
         for j in range(s_out):
             bias[j] = 0
@@ -568,6 +563,27 @@ cdef void pack_transposed(Net* net, const floating* params, floating* wt,
     net.wt = wt
 
 
+cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x^2 in double, over 16 partial sums: the compiler keeps them in vector registers
+    (a single running sum is a chain of dependent adds it may not reorder)."""
+    cdef double acc[16]
+    cdef double total = 0
+    cdef Py_ssize_t k = 0
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    while k + 16 <= n:
+        for u in range(16):
+            acc[u] += <double>x[k + u] * x[k + u]
+        k += 16
+    while k < n:
+        total += <double>x[k] * x[k]
+        k += 1
+    for u in range(16):
+        total += acc[u]
+    return total
+
+
 cdef double regularize(const Net* net, const floating* params, floating* grad,
                         double loss_norm, double reg) noexcept nogil:
     """grad = grad / loss_norm + reg * W (bias column excluded); returns reg/2 * sum W^2."""
@@ -589,8 +605,7 @@ cdef double regularize(const Net* net, const floating* params, floating* grad,
             if grad != NULL:
                 for i in range(1, ldt):
                     grad[base + i] = grad[base + i] + r * params[base + i]
-            for i in range(1, ldt):
-                sumsq += <double>params[base + i] * params[base + i]
+            sumsq += _sumsq(params + base + 1, ldt - 1)
     return 0.5 * reg * sumsq
 
 
@@ -633,19 +648,9 @@ cdef int chunks_for(int n_blocks, int nt) noexcept nogil:
 
 
 cdef double rows_cost_grad(const Net* net, const floating* X, const floating* Y,
-                          const floating* w, int m, const floating* params, floating* grad,
-                          Py_ssize_t P, floating* tgrad, floating* ws, Py_ssize_t ws_size,
-                          double* losses, int mb_max, int nt) noexcept nogil:
-    """rows_cost_grad_chunks with a chunk a thread (tgrad: (nt - 1) P, losses: nt)."""
-    return rows_cost_grad_chunks(net, X, Y, w, m, params, grad, P, tgrad, ws, ws_size, losses,
-                                 mb_max, nt, max(1, min(nt, (m + mb_max - 1) // mb_max)))
-
-
-cdef double rows_cost_grad_chunks(const Net* net, const floating* X, const floating* Y,
-                                  const floating* w, int m, const floating* params,
-                                  floating* grad, Py_ssize_t P, floating* tgrad, floating* ws,
-                                  Py_ssize_t ws_size, double* losses, int mb_max, int nt,
-                                  int n_chunks) noexcept nogil:
+                           const floating* w, int m, const floating* params, floating* grad,
+                           Py_ssize_t P, floating* tgrad, floating* ws, Py_ssize_t ws_size,
+                           double* losses, int mb_max, int nt, int n_chunks) noexcept nogil:
     """The weighted loss summed over m rows and, when grad is not NULL, grad = the sum of
     their gradients. The blocks of mb_max rows are cut into n_chunks runs of consecutive
     blocks, which nt threads take as they come free (dynamic: a thread slowed by other
@@ -665,18 +670,14 @@ cdef double rows_cost_grad_chunks(const Net* net, const floating* X, const float
             tgrad[k] = 0
     for c in range(n_chunks):
         losses[c] = 0
-    if nt == 1 or n_chunks == 1:
+    if n_chunks == 1:
         for b in range(n_blocks):
             r0 = b * mb_max
             mb = min(mb_max, m - r0)
-            c = <int>((<long long>b * n_chunks) // n_blocks)
-            target = NULL
-            if grad != NULL:
-                target = grad if c == 0 else tgrad + (c - 1) * P
-            losses[c] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
+            losses[0] += block(net, X + <Py_ssize_t>r0 * net.sizes[0],
                                Y + <Py_ssize_t>r0 * net.sizes[net.n_layers - 1],
                                w + r0 if w != NULL else NULL, mb, params, <floating*>NULL,
-                               target, 1, 1, ws, mb_max)
+                               grad, 1, 1, ws, mb_max)
     else:
         with parallel(num_threads=nt):
             tid = threadid()
@@ -729,10 +730,9 @@ def cost_grad(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=dtype)
     with nogil:
         pack_transposed(&net, &params[0], &wt[0], mb_max)
-        total = rows_cost_grad_chunks(&net, &X[0, 0], &Y[0, 0],
-                                      &w[0] if w.shape[0] > 0 else NULL, m, &params[0],
-                                      &grad[0] if want_grad else NULL, P, &tgrad[0], &ws[0],
-                                      ws_size, &losses[0], mb_max, nt, n_chunks)
+        total = rows_cost_grad(&net, &X[0, 0], &Y[0, 0], &w[0] if w.shape[0] > 0 else NULL,
+                               m, &params[0], &grad[0] if want_grad else NULL, P, &tgrad[0],
+                               &ws[0], ws_size, &losses[0], mb_max, nt, n_chunks)
         total = total / loss_norm + regularize(&net, &params[0],
                                                 &grad[0] if want_grad else NULL,
                                                 loss_norm, reg)

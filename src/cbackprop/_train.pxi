@@ -159,27 +159,6 @@ cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floa
             p[k] += v
 
 
-cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum x^2 in double, over 16 partial sums: the compiler keeps them in vector registers
-    (a single running sum is a chain of dependent adds it may not reorder)."""
-    cdef double acc[16]
-    cdef double total = 0
-    cdef Py_ssize_t k = 0
-    cdef int u
-    for u in range(16):
-        acc[u] = 0
-    while k + 16 <= n:
-        for u in range(16):
-            acc[u] += <double>x[k + u] * x[k + u]
-        k += 16
-    while k < n:
-        total += <double>x[k] * x[k]
-        k += 1
-    for u in range(16):
-        total += acc[u]
-    return total
-
-
 cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
                    floating* s2, double loss_norm, double reg, const Step* st) noexcept nogil:
     """One SGD or Adam step on g = grad / loss_norm + reg * W (bias column unregularized), in
@@ -205,18 +184,10 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
 
 
 def reg_cost(const floating[::1] params, const int[::1] sizes, const Py_ssize_t[::1] offsets,
-             double reg):
+             const int[::1] acts, double reg):
     """reg/2 * the sum of the squared weights (bias column excluded)."""
-    cdef int l, j, ldt
-    cdef double sumsq = 0
-    if reg == 0:
-        return 0.0
-    with nogil:
-        for l in range(sizes.shape[0] - 1):
-            ldt = sizes[l] + 1
-            for j in range(sizes[l + 1]):
-                sumsq += _sumsq(&params[offsets[l] + <Py_ssize_t>j * ldt + 1], ldt - 1)
-    return 0.5 * reg * sumsq
+    cdef Net net = make_net(sizes, offsets, acts, CROSS_ENTROPY)
+    return regularize(&net, &params[0], <floating*>NULL, 1.0, reg)
 
 
 def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
@@ -244,7 +215,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef Py_ssize_t n = order.shape[0], P = params.shape[0], start, k, j
     cdef int nX = X.shape[1], nY = Y.shape[1]
-    cdef int b = min(batch_size, <int>n), nb
+    cdef int b = min(batch_size, <int>n), nb, nt_b
     cdef int mb_max = min(b, block_rows)
     cdef int nt = max(1, min(n_threads, (b + mb_max - 1) // mb_max))
     dtype = np.asarray(params).dtype
@@ -256,7 +227,7 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
     cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
     cdef floating[::1] tgrad = np.zeros(max(1, (nt - 1) * P), dtype=dtype)
     cdef double[::1] losses = np.zeros(nt)
-    cdef floating[::1] wt = np.empty(max(1, transposed_size(&net)), dtype=dtype)
+    cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=dtype)
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm
     cdef Step st = Step(solver, nesterov, rate, momentum, beta1, beta2, epsilon)
@@ -274,9 +245,10 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                 if weighted:
                     wb[k] = w[j]
             pack_transposed(&net, &params[0], &wt[0], mb_max)   # W^T for our products
+            nt_b = min(nt, (nb + mb_max - 1) // mb_max)     # a chunk a thread
             batch_loss = rows_cost_grad(&net, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
                                         &grad[0], P, &tgrad[0], &ws[0], ws_size, &losses[0],
-                                        mb_max, min(nt, (nb + mb_max - 1) // mb_max))
+                                        mb_max, nt_b, nt_b)
             if not isfinite(batch_loss):     # stop before updating from a non-finite cost
                 status = DIVERGED
                 break

@@ -167,7 +167,7 @@ class _Run:
     def reg_term(self):
         """(lam / 2W) * sum of the squared weights (bias excluded)."""
         net = self.net
-        return core.reg_cost(net.params, net._sizes, net._offsets, self.reg)
+        return core.reg_cost(net.params, net._sizes, net._offsets, net._acts, self.reg)
 
     def diverged(self, cost, how=None):
         """Raise, with the parameters of the last epoch that ended well."""
