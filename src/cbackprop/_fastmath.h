@@ -19,21 +19,17 @@
 #define CB_LN2_HI 6.93147180369123816490e-01
 #define CB_LN2_LO 1.90821492927058770002e-10
 
-/* expm1(r) - r for |r| <= ln2/2: Taylor terms r^2/2! .. r^13/13! (error < 1e-17). */
+/* expm1(r) - r for |r| <= ln2/2: Taylor terms r^2/2! .. r^13/13! (error < 1e-17), summed
+ * in Estrin's scheme (pairs, then pairs of pairs): a chain of 5 multiply-adds, not Horner's
+ * 12. One sample of online training waits on every exp it computes, so latency counts. */
 static inline double cb_expm1_poly(double r) {
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    return p * r * r;
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double q0 = 0.5 + r * (1.0 / 6.0), q1 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    double q2 = 1.0 / 720.0 + r * (1.0 / 5040.0), q3 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+    double q4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+    double q5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    double s0 = q0 + r2 * q1, s1 = q2 + r2 * q3, s2 = q4 + r2 * q5;
+    return (s0 + r4 * s1 + r8 * s2) * r2;
 }
 
 /* Reduce x in [-708, 0]: returns expm1(r) and sets *scale = 2^n. */
@@ -99,13 +95,10 @@ static inline float cb_reduce_f(float x, float *scale) {
     memcpy(&bits, &t, sizeof bits);
     bits = (bits + 127u) << 23;
     memcpy(scale, &bits, sizeof bits);
-    float p = 1.0f / 40320.0f;
-    p = p * r + 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
+    float r2 = r * r, r4 = r2 * r2;                    /* Estrin, as cb_expm1_poly */
+    float q0 = 0.5f + r * (1.0f / 6.0f), q1 = 1.0f / 24.0f + r * (1.0f / 120.0f);
+    float q2 = 1.0f / 720.0f + r * (1.0f / 5040.0f);
+    float p = (q0 + r2 * q1) + r4 * (q2 + r2 * (1.0f / 40320.0f));
     return r + p * r * r;
 }
 

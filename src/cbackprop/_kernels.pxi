@@ -31,6 +31,8 @@ cdef struct Net:
     int n_layers                # L, input layer included
     const int* sizes            # s_1 .. s_L
     const Py_ssize_t* offsets   # where Theta(l) starts in the flat parameters
+    const int* ldt              # row stride of each Theta(l), or NULL: s_l + 1 (the flat
+                                # layout; online training pads rows, see aligned_layout)
     const int* acts             # activation of layers 2 .. L (the last is the output's)
     int loss
     int widest                  # the widest of layers 2 .. L
@@ -48,6 +50,11 @@ cdef struct Pending:
     void* d                     # alpha delta(2) of that sample (floating*, s_2 of them)
     const void* x               # its input row
     double decay
+
+
+cdef inline int row_stride(const Net* net, int l) noexcept nogil:
+    """Elements from one row of Theta(l) to the next (bias, then the weights)."""
+    return net.ldt[l] if net.ldt != NULL else net.sizes[l] + 1
 
 
 ACTIVATION_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
@@ -390,7 +397,7 @@ cdef void flush_pending(const Net* net, floating* params) noexcept nogil:
     if p == NULL or not p.active:
         return
     _outer(net.sizes[1], net.sizes[0], 1, <const floating*>p.d, <const floating*>p.x,
-           params + net.offsets[0] + 1, net.sizes[0] + 1, <floating>p.decay)
+           params + net.offsets[0] + 1, row_stride(net, 0), <floating>p.decay)
     p.active = False
 
 
@@ -444,7 +451,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     for l in range(L - 1):
         s_in = net.sizes[l]
         s_out = net.sizes[l + 1]
-        ldt = s_in + 1
+        ldt = row_stride(net, l)
         theta = params + net.offsets[l]
         a_out = Z if l == L - 2 else slot
         if mb == 1 and l == 0 and net.pending != NULL and net.pending.active:
@@ -472,7 +479,7 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
     for l in range(L - 2, -1, -1):
         s_in = net.sizes[l]
         s_out = net.sizes[l + 1]
-        ldt = s_in + 1
+        ldt = row_stride(net, l)
         theta = params + net.offsets[l]
         tgt = target + net.offsets[l]
         if l > 0:
@@ -485,14 +492,18 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
         # bias column: sum of delta over the block's rows (row by row, so it vectorizes)
-        for j in range(s_out):
-            bias[j] = 0
-        for i in range(mb):
-            row = D + <Py_ssize_t>i * s_out
+        if mb == 1:
             for j in range(s_out):
-                bias[j] += row[j]
-        for j in range(s_out):
-            tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
+                tgt[<Py_ssize_t>j * ldt] += alpha * D[j]
+        else:
+            for j in range(s_out):
+                bias[j] = 0
+            for i in range(mb):
+                row = D + <Py_ssize_t>i * s_out
+                for j in range(s_out):
+                    bias[j] += row[j]
+            for j in range(s_out):
+                tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1 and l == 0 and net.pending != NULL:
             _defer_update(net, D, a_in, alpha, decay)       # applied by the next forward
         elif mb == 1:
@@ -526,6 +537,7 @@ cdef Net make_net(const int[::1] sizes, const Py_ssize_t[::1] offsets, const int
     net.units = 0
     net.wt = NULL
     net.pending = NULL
+    net.ldt = NULL
     for l in range(1, net.n_layers):
         net.widest = max(net.widest, sizes[l])
         net.units += sizes[l]
@@ -558,7 +570,7 @@ cdef void pack_transposed(Net* net, const floating* params, floating* wt,
         if s_out <= OWN_MAX_UNITS:                     # the layers block() runs through ours
             for j in range(s_out):
                 for k in range(s_in):
-                    dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * (s_in + 1) + k]
+                    dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * row_stride(net, l) + k]
         dst += <Py_ssize_t>s_in * s_out
     net.wt = wt
 

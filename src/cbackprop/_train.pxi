@@ -68,6 +68,39 @@ cdef int _raise_pending() except -1:
     return -1
 
 
+def aligned_layout(const int[::1] sizes, int itemsize):
+    """Offsets and row strides of a copy of the parameters whose every weight row starts
+    64 bytes after the copy's start, so on a 64-byte boundary when the copy is: each row
+    padded to a multiple of 64 bytes, bias just before its weights. Online training
+    updates every weight of a layer each sample, and full-width stores of unaligned rows
+    each straddle two cache lines. Returns (offsets, strides, elements the copy needs)."""
+    cdef int lanes = 64 // itemsize, l
+    cdef Py_ssize_t pos = lanes - 1          # the first row's weights at `lanes`
+    offsets = np.empty(sizes.shape[0] - 1, dtype=np.intp)
+    strides = np.empty(sizes.shape[0] - 1, dtype=np.intc)
+    for l in range(sizes.shape[0] - 1):
+        offsets[l] = pos
+        strides[l] = (sizes[l] + 1 + lanes - 1) // lanes * lanes
+        pos += <Py_ssize_t>strides[l] * sizes[l + 1]
+    return offsets, strides, pos
+
+
+cdef void copy_layout(const Net* net, const floating* src, const Py_ssize_t* src_offsets,
+                      const int* src_ldt, floating* dst, const Py_ssize_t* dst_offsets,
+                      const int* dst_ldt) noexcept nogil:
+    """Copy every Theta(l) between two layouts (offsets and row strides; NULL: flat)."""
+    cdef int l, j
+    cdef Py_ssize_t k, width
+    cdef const floating* s
+    cdef floating* d
+    for l in range(net.n_layers - 1):
+        width = net.sizes[l] + 1
+        for j in range(net.sizes[l + 1]):
+            s = src + src_offsets[l] + <Py_ssize_t>j * (src_ldt[l] if src_ldt != NULL else width)
+            d = dst + dst_offsets[l] + <Py_ssize_t>j * (dst_ldt[l] if dst_ldt != NULL else width)
+            memcpy(d, s, width * sizeof(floating))
+
+
 def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
                  floating[::1] params, const Py_ssize_t[::1] order,
                  const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
@@ -81,19 +114,29 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     cdef Net net = make_net(sizes, offsets, acts, loss)
     cdef Py_ssize_t n = order.shape[0], k, i, since_check = 0
     cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
-    cdef floating[::1] ws = np.zeros(workspace_size(&net, 1), dtype=np.asarray(params).dtype)
-    cdef floating[::1] deferred = np.zeros(sizes[1], dtype=np.asarray(params).dtype)
+    dtype = np.asarray(params).dtype
+    cdef floating[::1] ws = np.zeros(workspace_size(&net, 1), dtype=dtype)
+    cdef floating[::1] deferred = np.zeros(sizes[1], dtype=dtype)
     cdef Pending pending = Pending(False, &deferred[0], NULL, 1.0)
     if CB_OWN_GEMM:             # defer each first-layer update to the next forward pass
         net.pending = &pending
+    # the epoch runs on a copy with aligned rows (aligned_layout), copied back at its end
+    padded_offsets, padded_ldt, size = aligned_layout(sizes, dtype.itemsize)
+    cdef Py_ssize_t[::1] p_offsets = padded_offsets
+    cdef int[::1] p_ldt = padded_ldt
+    cdef floating[::1] buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
+    cdef floating* theta = &buf[(-<Py_ssize_t>&buf[0]) % 64 // dtype.itemsize]
     cdef double total = 0, sample_loss
     cdef int status = DONE
     cdef bint main_thread = _in_main_thread()
     with nogil:
+        copy_layout(&net, &params[0], &offsets[0], NULL, theta, &p_offsets[0], &p_ldt[0])
+        net.offsets = &p_offsets[0]
+        net.ldt = &p_ldt[0]
         for k in range(n):
             i = order[k]
             sample_loss = block(&net, &X[i, 0], &Y[i, 0], wp + i if wp != NULL else NULL, 1,
-                                &params[0], <floating*>NULL, &params[0],
+                                theta, <floating*>NULL, theta,
                                 <floating>(-step), <floating>decay, &ws[0], 1)
             if not isfinite(sample_loss):
                 status = DIVERGED
@@ -108,7 +151,8 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
                     break
         else:
             k = n
-        flush_pending(&net, &params[0])
+        flush_pending(&net, theta)
+        copy_layout(&net, theta, &p_offsets[0], &p_ldt[0], &params[0], &offsets[0], NULL)
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
     return total, k, status
