@@ -149,10 +149,20 @@ def steady(op, warm=0.02, calls=3):
     return statistics.median(timed(op)[0] for _ in range(calls))
 
 
-def settled(fn):
-    """fn(r) run twice in a turn, the second run's result: the first wakes the threads and the
-    idle core after the rest (for contenders of about a millisecond, an online epoch)."""
-    return lambda r: (fn(r), fn(r))[1]
+def steady_run(fn, warm=0.02, calls=3):
+    """fn(r) -> {"time": seconds, ...} timed like `steady`: untimed calls for at least `warm`
+    seconds (two at least), then the result of the median of `calls` timed calls. For
+    contenders that time themselves (an online epoch: a new network trained from the same
+    start each call, so every call does the same work)."""
+    def run(r):
+        t0 = time.perf_counter()
+        n = 0
+        while n < 2 or time.perf_counter() - t0 < warm:
+            fn(r)
+            n += 1
+        results = sorted((fn(r) for _ in range(calls)), key=lambda res: res["time"])
+        return results[len(results) // 2]
+    return run
 
 
 def round_order(names, r):

@@ -184,7 +184,7 @@ def check_cost(thetas, X, Y):
 def main():
     """FANN against cbackprop's online solver (squared error) on digits, per sample."""
     from bench_train import LR_ONLINE, digits, online_cbackprop, start_thetas
-    from _common import environment, interleave, print_environment, settled, spread
+    from _common import environment, interleave, print_environment, spread, steady_run
     lib, why = load()
     print_environment(environment(fann=version()))
     if lib is None:
@@ -192,9 +192,9 @@ def main():
     d = digits()
     print(f"FANN MSE vs cbackprop squared-error cost, same Thetas: relative difference "
           f"{check_cost(start_thetas(0), d['Xtr'], d['Ytr']):.1e} (FANN's MSE is a float)")
-    runs = interleave({"FANN": settled(lambda r: online_fann(d, r, LR_ONLINE)),
-                       "cbackprop": settled(lambda r: online_cbackprop(d, r, loss="squared_error"))},
-                      7)
+    runs = interleave({"FANN": steady_run(lambda r: online_fann(d, r, LR_ONLINE)),
+                       "cbackprop": steady_run(
+                           lambda r: online_cbackprop(d, r, loss="squared_error"))}, 7)
     for name, rs in runs.items():
         s = spread([r["time"] for r in rs], 1e6)
         print(f"{name:10s} {s['median']:7.3f} us a sample ({s['min']:.3f}-{s['max']:.3f}), "

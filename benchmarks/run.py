@@ -29,7 +29,7 @@ import bench_train as bt
 import cbackprop as cb
 import sweeps
 from _common import (CORES, all_threads, environment, fmt, interleave, order_effect,
-                     print_environment, settled, spread, timed)
+                     print_environment, spread, steady_run, timed)
 from bench_train import torch       # None without PyTorch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -191,7 +191,7 @@ def online(cfg):
     checks = check_online(contenders, d, cfg["check_rows"])
     part = {name: f"timed on {len(data['Xtr'])} samples" for name, (_, data, _) in
             contenders.items() if len(data["Xtr"]) < len(d["Xtr"])}
-    runs = interleave({name: settled(lambda r, fn=fn, data=data: fn(data, r))
+    runs = interleave({name: steady_run(lambda r, fn=fn, data=data: fn(data, r))
                        for name, (fn, data, _) in contenders.items()}, cfg["rounds"])
     for name in part:                        # a part of an epoch: its accuracy means nothing
         for r in runs[name]:

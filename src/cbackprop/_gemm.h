@@ -146,10 +146,10 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_OWN_GEMM 0
 static inline void cb_gemm_d(int R, int N, int S, double alpha, const double *coef, long rs,
                              long ss, const double *B, long ldb, int accumulate, double *C,
-                             long ldc) {}
+                             long ldc, int s_block) {}
 static inline void cb_gemm_f(int R, int N, int S, float alpha, const float *coef, long rs,
                              long ss, const float *B, long ldb, int accumulate, float *C,
-                             long ldc) {}
+                             long ldc, int s_block) {}
 static inline void cb_matvec_rows_d(int m, int n, const double *W, long ld, const double *x,
                                     double *y) {}
 static inline void cb_matvec_rows_f(int m, int n, const float *W, long ld, const float *x,
