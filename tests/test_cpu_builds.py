@@ -176,6 +176,44 @@ def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
 
 
 @pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_build_online_epoch_stopped_part_way_keeps_the_samples_done(build, dtype):
+    """An online epoch runs on a copy of the parameters with aligned rows: stopped part-way,
+    it must still copy back the updates of the samples it did, and only those."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(8)
+    net = cb.Network([19, 13, 3], dtype=dtype, random_state=0)
+    X = rng.normal(size=(50, 19)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 50)]
+    order = rng.permutation(50).astype(np.intp)
+    args = (net._sizes, net._offsets, net._acts, net._loss_code, 0.1, 0.999)
+    stopped = net.params.copy()
+    core.request_stop()
+    try:
+        _, done, status = core.online_epoch(X, Y, np.empty(0, dtype), stopped, order, *args, 7)
+    finally:
+        core.clear_stop()
+    assert (done, status) == (7, core.STATUS_INTERRUPTED)
+    expected = net.params.copy()
+    core.online_epoch(X, Y, np.empty(0, dtype), expected, order[:7], *args, 10**6)
+    np.testing.assert_array_equal(stopped, expected)
+    assert not np.array_equal(stopped, net.params)
+
+
+@pytest.mark.parametrize("sizes", [[64, 30, 10], [1, 1], [37, 21, 5, 3], [400, 25, 10]])
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_aligned_layout_starts_every_weight_row_on_64_bytes(sizes, itemsize):
+    core = _cpu.load(BUILDS[0])
+    offsets, strides, size = core.aligned_layout(np.array(sizes, np.intc), itemsize)
+    lanes, end = 64 // itemsize, 0
+    for l in range(len(sizes) - 1):
+        assert (offsets[l] + 1) % lanes == 0 and strides[l] % lanes == 0
+        assert strides[l] >= sizes[l] + 1 and offsets[l] >= end
+        end = offsets[l] + strides[l] * sizes[l + 1]
+    assert size == end
+
+
+@pytest.mark.parametrize("build", BUILDS)
 def test_build_threads_take_chunks_as_they_come_same_bits(build):
     """Threads take chunks of blocks dynamically; which thread ran what must not change a
     bit (each chunk has its own gradient buffer, summed in chunk order)."""

@@ -176,6 +176,18 @@ def test_bad_Y(net, case, entry):
             call(entry, net, good_X(), Y)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+@pytest.mark.parametrize("value, words", [(np.nan, "Y contains NaN"), (np.inf, "Y contains inf"),
+                                          (-np.inf, "Y contains inf"),
+                                          (1e300, "Y overflows float32")])
+def test_bad_Y_values_are_named(loss, value, words):
+    """Cross-entropy's range check stands in for the finite check (NaN fails it too): the
+    message still says what is wrong."""
+    net = cb.Network(SIZES, loss=loss, dtype="float32", random_state=0)
+    with pytest.raises(ValueError, match=words):
+        net.cost_and_gradient(good_X(), with_value(good_Y(), (2, 1), value))
+
+
 @pytest.mark.parametrize("output", ["sigmoid", "softmax"])
 def test_cross_entropy_targets_in_unit_interval(output):
     net = make_net(output=output)

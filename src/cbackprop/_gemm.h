@@ -150,6 +150,8 @@ static inline void cb_gemm_d(int R, int N, int S, double alpha, const double *co
 static inline void cb_gemm_f(int R, int N, int S, float alpha, const float *coef, long rs,
                              long ss, const float *B, long ldb, int accumulate, float *C,
                              long ldc, int s_block) {}
+static inline void cb_colsum_d(int S, int N, const double *B, long ldb, double *out) {}
+static inline void cb_colsum_f(int S, int N, const float *B, long ldb, float *out) {}
 static inline void cb_matvec_rows_d(int m, int n, const double *W, long ld, const double *x,
                                     double *y) {}
 static inline void cb_matvec_rows_f(int m, int n, const float *W, long ld, const float *x,

@@ -82,6 +82,8 @@ cdef extern from "_gemm.h" nogil:
     void cb_gemm_f(int R, int N, int S, float alpha, const float* coef, long rs, long ss,
                    const float* B, long ldb, int accumulate, float* C, long ldc,
                    int s_block)
+    void cb_colsum_d(int S, int N, const double* B, long ldb, double* out)
+    void cb_colsum_f(int S, int N, const float* B, long ldb, float* out)
     void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y)
     void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y)
     void cb_update_matvec_rows_d(int m, int n, double* W, long ld, const double* x, double* y,
@@ -143,6 +145,17 @@ def per_sample_calls_blas(const int[::1] sizes):
         return True
     for l in range(sizes.shape[0] - 1):
         if sizes[l] * sizes[l + 1] > SMALL_LAYER:
+            return True
+    return False
+
+def blocks_call_blas(const int[::1] sizes):
+    """Whether blocks of rows call BLAS (a layer too wide for our products, or a build or
+    setting without them): cost, gradient and forward hold BLAS to one thread only then.
+    Holding it needlessly costs more than the call to do it: restoring OpenBLAS's thread
+    count wakes its pool, whose spinning slowed the next call of the exercise's shape 5-8%."""
+    cdef int l
+    for l in range(1, sizes.shape[0]):
+        if not own_products_for(sizes[l]):
             return True
     return False
 
@@ -212,9 +225,14 @@ cdef inline floating _abs(floating x) noexcept nogil:
     else:
         return fabs(x)
 
+# Constants of the element's own type (`one`, `two`) wherever a float32 lane meets them:
+# Cython writes 1 - x and 1 / x as 1.0 - x and 1.0 / x, double arithmetic, which made
+# float32's activations and derivatives convert to double and back (2x slower there).
+
 cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
     """sigmoid(z) given e = exp(-|z|): never overflows, for any z."""
-    cdef floating s = 1 / (1 + e)
+    cdef floating one = 1
+    cdef floating s = one / (one + e)
     cdef floating es = e * s
     return s if z >= 0 else es
 
@@ -223,9 +241,10 @@ cdef inline floating _sigmoid(floating z) noexcept nogil:
 
 cdef inline floating _tanh(floating z) noexcept nogil:
     # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)), accurate for small |z| too
-    cdef floating q = _expm1_neg(-2 * _abs(z))
-    cdef floating t = -q / (2 + q)
-    cdef floating neg = q / (2 + q)
+    cdef floating two = 2
+    cdef floating q = _expm1_neg(-two * _abs(z))
+    cdef floating t = -q / (two + q)
+    cdef floating neg = q / (two + q)
     return t if z >= 0 else neg
 
 
@@ -260,12 +279,13 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
 cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
     """D *= g'(z), with g' computed from the activation a = g(z)."""
     cdef Py_ssize_t k
+    cdef floating one = 1
     if act == SIGMOID:
         for k in range(n):
-            D[k] = D[k] * (A[k] * (1 - A[k]))
+            D[k] = D[k] * (A[k] * (one - A[k]))
     elif act == TANH:
         for k in range(n):
-            D[k] = D[k] * (1 - A[k] * A[k])
+            D[k] = D[k] * (one - A[k] * A[k])
     elif act == RELU:
         for k in range(n):
             D[k] = D[k] if A[k] > 0 else 0
@@ -285,7 +305,7 @@ cdef double _output_layer(const Net* net, floating* Z, floating* H, const floati
     cdef floating* h
     cdef const floating* y
     cdef floating* d
-    cdef floating zmax, wi
+    cdef floating zmax, wi, one = 1
     cdef double total = 0, row_loss, norm, lse, ysum, dot
 
     # one loop per case, each free of branches, so that each vectorizes
@@ -307,7 +327,7 @@ cdef double _output_layer(const Net* net, floating* Z, floating* H, const floati
             hz = _sigmoid(Z[k])
             H[k] = hz
             r = hz - Y[k]
-            D[k] = r * (hz * (1 - hz))                      # (h - y) g'(z)
+            D[k] = r * (hz * (one - hz))                    # (h - y) g'(z)
             Z[k] = <floating>0.5 * r * r
     elif act == IDENTITY:
         for k in range(n):
@@ -499,17 +519,23 @@ cdef double block(const Net* net, const floating* X, const floating* Y, const fl
             else:
                 gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)  # Dn = D W
             _mul_derivative(Dn, a_in, <Py_ssize_t>mb * s_in, net.acts[l - 1])
-        # bias column: sum of delta over the block's rows (row by row, so it vectorizes)
+        # bias column: sum of delta over the block's rows
         if mb == 1:
             for j in range(s_out):
                 tgt[<Py_ssize_t>j * ldt] += alpha * D[j]
         else:
-            for j in range(s_out):
-                bias[j] = 0
-            for i in range(mb):
-                row = D + <Py_ssize_t>i * s_out
+            if wt != NULL:                  # builds with our own loops (_gemm.h)
+                if floating is float:
+                    cb_colsum_f(mb, s_out, D, s_out, bias)
+                else:
+                    cb_colsum_d(mb, s_out, D, s_out, bias)
+            else:                           # row by row, so that it vectorizes
                 for j in range(s_out):
-                    bias[j] += row[j]
+                    bias[j] = 0
+                for i in range(mb):
+                    row = D + <Py_ssize_t>i * s_out
+                    for j in range(s_out):
+                        bias[j] += row[j]
             for j in range(s_out):
                 tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
         if mb == 1 and l == 0 and net.pending != NULL:

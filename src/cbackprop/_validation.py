@@ -103,6 +103,8 @@ def all_finite(arr, chunk=1 << 16):
     2-3x faster: that wakes OpenBLAS's thread pool, whose spinning then slowed the row-split
     kernels right after it 5x.)"""
     flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
+    if flat.size <= chunk:
+        return bool(np.isfinite(flat).all())
     return all(np.isfinite(flat[k:k + chunk]).all() for k in range(0, flat.size, chunk))
 
 
@@ -152,12 +154,18 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns", finite=True):
 
 
 def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
-    Y = as_matrix(name, Y, dtype, n_outputs, what="outputs")
+    """Y as the kernels take it. For cross-entropy the range check also finds NaN and inf
+    (NaN makes min and max NaN): two passes over Y, not three."""
+    in_range = loss == "cross_entropy"
+    Y_given, Y = Y, as_matrix(name, Y, dtype, n_outputs, what="outputs", finite=not in_range)
     if Y.shape[0] != m:
         raise ValueError(f"{name} has {Y.shape[0]} rows but X has {m}")
-    if loss == "cross_entropy" and (Y.min() < 0 or Y.max() > 1):
-        raise ValueError(f"{name} must lie in [0, 1] for loss='cross_entropy' (one-hot, multi-label "
-                         f"0/1 or probabilities); got values in [{Y.min()}, {Y.max()}]")
+    if in_range:
+        lo, hi = Y.min(), Y.max()
+        if not (lo >= 0 and hi <= 1):
+            require_finite(name, Y_given, Y)
+            raise ValueError(f"{name} must lie in [0, 1] for loss='cross_entropy' (one-hot, "
+                             f"multi-label 0/1 or probabilities); got values in [{lo}, {hi}]")
     return Y
 
 

@@ -173,7 +173,7 @@ class Network:
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._split(X.shape[0])
-        with blas_single_threaded(threads > 1):
+        with blas_single_threaded(threads > 1 and core.blocks_call_blas(self._sizes)):
             return core.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
                                     block_rows, threads)
 
@@ -190,7 +190,8 @@ class Network:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         threads = int(max(1, min(n, m * self.flops_per_sample // WORK_A_THREAD)))
-        return threads, min(BLOCK_ROWS, -(-m // threads))
+        blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
+        return threads, -(-m // blocks)         # blocks of even size: no short last one
 
     def _cost(self, X, Y, lam, sample_weight, method, want_grad):
         v.check_option("method", method, METHODS)      # the cheap checks before converting X
@@ -210,8 +211,11 @@ class Network:
         w = v.check_sample_weight(sample_weight, X.shape[0], self.dtype)
         norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
-        # one BLAS thread when we split rows, and for the per-sample loop's many small calls
-        with blas_single_threaded(threads > 1 or block_rows == 1):
+        # one BLAS thread when we split rows, and for the per-sample loop's many small calls,
+        # if the kernel calls BLAS at all
+        calls_blas = (core.per_sample_calls_blas(self._sizes) if block_rows == 1
+                      else core.blocks_call_blas(self._sizes))
+        with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
             J = core.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
                                    self._acts, self._loss_code, norm, lam / norm,
                                    block_rows, threads)
