@@ -152,17 +152,23 @@ def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_o
         assert np.abs(h - h_ref).max() <= tol
 
 
+def _online_problem(sizes, m, dtype, seed):
+    """A network, m random samples with one-hot targets, and a sample order."""
+    rng = np.random.default_rng(seed)
+    net = cb.Network(sizes, dtype=dtype, random_state=0)
+    X = rng.normal(size=(m, sizes[0])).astype(dtype)
+    Y = np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], m)]
+    return net, X, Y, rng.permutation(m).astype(np.intp)
+
+
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
-    """The per-sample update aligns its stores to each row's address: the result must not
-    depend on that address (the same seed gives the same network, bit for bit)."""
+    """The epoch runs on a copy with aligned rows, and its loops align their stores to
+    each row's address: the result must not depend on where the parameters lie (the same
+    seed gives the same network, bit for bit)."""
     core = _cpu.load(build)
-    rng = np.random.default_rng(5)
-    net = cb.Network([37, 21, 5], dtype=dtype, random_state=0)
-    X = rng.normal(size=(60, 37)).astype(dtype)
-    Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, 60)]
-    order = rng.permutation(60).astype(np.intp)
+    net, X, Y, order = _online_problem([37, 21, 5], 60, dtype, 5)
     results = []
     for shift in range(16):
         buffer = np.zeros(net.params.size + 16, dtype)
@@ -181,11 +187,7 @@ def test_build_online_epoch_stopped_part_way_keeps_the_samples_done(build, dtype
     """An online epoch runs on a copy of the parameters with aligned rows: stopped part-way,
     it must still copy back the updates of the samples it did, and only those."""
     core = _cpu.load(build)
-    rng = np.random.default_rng(8)
-    net = cb.Network([19, 13, 3], dtype=dtype, random_state=0)
-    X = rng.normal(size=(50, 19)).astype(dtype)
-    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 50)]
-    order = rng.permutation(50).astype(np.intp)
+    net, X, Y, order = _online_problem([19, 13, 3], 50, dtype, 8)
     args = (net._sizes, net._offsets, net._acts, net._loss_code, 0.1, 0.999)
     stopped = net.params.copy()
     core.request_stop()
