@@ -101,6 +101,32 @@ def test_minibatch_epoch_same_with_rows_split_over_threads(build):
     np.testing.assert_allclose(results[1], results[0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("units", [1, 2, 3, 4, 5, 8, 9, 10, 17, 18, 20, 25, 33, 34, 36, 65])
+def test_build_forward_split_at_every_remainder(build, dtype, units):
+    """The forward product computes its last columns as dot products when they fill a
+    quarter of a vector or less (float64's 25 = 3 x 8 + 1): every remainder of the unit
+    count over 4, 8 and 16 lanes, inputs that end inside a vector (13, 29), and row counts
+    that end inside a group of 4 rows."""
+    core = _cpu.load(build)
+    rng = np.random.default_rng(units)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    for n_in, m in ((13, 11), (29, 6)):
+        net = cb.Network([n_in, units, 3], dtype=dtype, random_state=units)
+        X = rng.normal(size=(m, n_in)).astype(dtype)
+        Y = rng.uniform(size=(m, 3)).astype(dtype)
+        thetas64 = [t.astype(np.float64) for t in net.thetas]
+        J_ref, G_ref = reference.cost_and_gradient(thetas64, X.astype(np.float64),
+                                                   Y.astype(np.float64), 0.0)
+        grad = np.zeros_like(net.params)
+        J = core.cost_grad(X, Y, np.empty(0, dtype), net.params, grad, net._sizes,
+                           net._offsets, net._acts, net._loss_code, float(m), 0.0, m, 1)
+        assert abs(J - J_ref) <= tol * abs(J_ref)
+        for g, r in zip(net.split(grad), G_ref):
+            assert np.abs(g - r).max() <= tol * max(np.abs(r).max(), 1e-12)
+
+
 @pytest.fixture
 def own_products_off():
     """Restores the cores' choice of products after a test that turns ours off."""

@@ -34,6 +34,8 @@
 #if defined(__AVX512F__)
 #define CB_RT 6
 #define CB_VT 4
+#define CB_LANES_D 8                /* elements a vector, for the callers' choices */
+#define CB_LANES_F 16
 
 #define CB_T double
 #define CB_V __m512d
@@ -80,6 +82,8 @@
 #else /* AVX2 + FMA: masks are vectors whose lanes have the sign bit set */
 #define CB_RT 4
 #define CB_VT 3
+#define CB_LANES_D 4
+#define CB_LANES_F 8
 
 static inline __m256i cb_mask_lanes(int n, int lanes) {
     const __m256i idx = lanes == 4 ? _mm256_setr_epi64x(0, 1, 2, 3)
@@ -144,6 +148,12 @@ static inline float cb_hsum_f(__m256 v) {
 
 #else /* baseline: the core calls BLAS; these are never reached */
 #define CB_OWN_GEMM 0
+#define CB_LANES_D 1
+#define CB_LANES_F 1
+static inline void cb_dot_rows_d(int R, int T, int S, const double *X, long ldx,
+                                 const double *Wr, long ldw, double *C, long ldc) {}
+static inline void cb_dot_rows_f(int R, int T, int S, const float *X, long ldx,
+                                 const float *Wr, long ldw, float *C, long ldc) {}
 static inline void cb_gemm_d(int R, int N, int S, double alpha, const double *coef, long rs,
                              long ss, const double *B, long ldb, int accumulate, double *C,
                              long ldc, int s_block) {}
