@@ -135,53 +135,6 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
 #undef CB_TILE_CALL
 #undef CB_TILE_CALL_
 
-/* C[r, t] = X[r, 0:S] . Wr[t, 0:S] for r < R, t < T (row strides ldx, ldw, ldc): the
- * forward product's last few columns when they would fill little of a vector in the
- * broadcast form (see _forward_product in _kernels.pxi). Four rows at a time, so that each
- * vector of a row of Wr serves four multiply-adds. */
-static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, const CB_T *Wr,
-                               long ldw, CB_T *C, long ldc)
-{
-    int nfull = S - S % CB_W;
-    CB_M tail = CB_MASK(S % CB_W ? S % CB_W : CB_W);
-    int r0 = 0;
-    for (; r0 + 4 <= R; r0 += 4) {
-        const CB_T *x = X + (long)r0 * ldx;
-        for (int t = 0; t < T; t++) {
-            const CB_T *w = Wr + (long)t * ldw;
-            CB_V a0 = CB_ZERO(), a1 = CB_ZERO(), a2 = CB_ZERO(), a3 = CB_ZERO();
-            for (int i = 0; i < nfull; i += CB_W) {
-                CB_V wv = CB_LOADU(w + i);
-                a0 = CB_FMA(CB_LOADU(x + i), wv, a0);
-                a1 = CB_FMA(CB_LOADU(x + ldx + i), wv, a1);
-                a2 = CB_FMA(CB_LOADU(x + 2 * ldx + i), wv, a2);
-                a3 = CB_FMA(CB_LOADU(x + 3 * ldx + i), wv, a3);
-            }
-            if (nfull < S) {
-                CB_V wv = CB_LOADM(w + nfull, tail);
-                a0 = CB_FMA(CB_LOADM(x + nfull, tail), wv, a0);
-                a1 = CB_FMA(CB_LOADM(x + ldx + nfull, tail), wv, a1);
-                a2 = CB_FMA(CB_LOADM(x + 2 * ldx + nfull, tail), wv, a2);
-                a3 = CB_FMA(CB_LOADM(x + 3 * ldx + nfull, tail), wv, a3);
-            }
-            C[(long)r0 * ldc + t] = CB_HSUM(a0);
-            C[(long)(r0 + 1) * ldc + t] = CB_HSUM(a1);
-            C[(long)(r0 + 2) * ldc + t] = CB_HSUM(a2);
-            C[(long)(r0 + 3) * ldc + t] = CB_HSUM(a3);
-        }
-    }
-    for (; r0 < R; r0++)
-        for (int t = 0; t < T; t++) {
-            const CB_T *x = X + (long)r0 * ldx, *w = Wr + (long)t * ldw;
-            CB_V a = CB_ZERO();
-            for (int i = 0; i < nfull; i += CB_W)
-                a = CB_FMA(CB_LOADU(x + i), CB_LOADU(w + i), a);
-            if (nfull < S)
-                a = CB_FMA(CB_LOADM(x + nfull, tail), CB_LOADM(w + nfull, tail), a);
-            C[(long)r0 * ldc + t] = CB_HSUM(a);
-        }
-}
-
 /* out[0:N] = sum over s < S of B[s ldb + 0:N]: a block's bias gradient (delta summed over
  * its rows) in four interleaved partial sums, so that each addition need not wait for the
  * one before (summed in one chain it took 3% of a float32 cost and gradient). */
@@ -239,6 +192,24 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
                                 acc[r]);
                 y[j0 + r] = CB_HSUM(acc[r]);
             }
+        }
+    }
+}
+
+/* C[r, t] = X[r, 0:S] . Wr[t, 0:S] for r < R, t < T (row strides ldx, ldw, ldc): the
+ * forward product's last few columns when they would fill little of a vector in the
+ * broadcast form (see _forward_product in _kernels.pxi): cb_matvec_rows with the rows of
+ * X as its matrix, CB_RT of them against each row of Wr. */
+static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, const CB_T *Wr,
+                               long ldw, CB_T *C, long ldc)
+{
+    CB_T y[CB_RT];
+    for (int r0 = 0; r0 < R; r0 += CB_RT) {
+        int nr = R - r0 < CB_RT ? R - r0 : CB_RT;
+        for (int t = 0; t < T; t++) {
+            CB_FN(cb_matvec_rows)(nr, S, X + (long)r0 * ldx, ldx, Wr + (long)t * ldw, y);
+            for (int r = 0; r < nr; r++)
+                C[(long)(r0 + r) * ldc + t] = y[r];
         }
     }
 }

@@ -85,20 +85,16 @@ def aligned_layout(const int[::1] sizes, int itemsize):
     return offsets, strides, pos
 
 
-cdef void copy_layout(const Net* net, const floating* src, const Py_ssize_t* src_offsets,
-                      const int* src_ldt, floating* dst, const Py_ssize_t* dst_offsets,
-                      const int* dst_ldt) noexcept nogil:
-    """Copy every Theta(l) between two layouts (offsets and row strides; NULL: flat)."""
+cdef void copy_layout(const Net* src_net, const floating* src, const Net* dst_net,
+                      floating* dst) noexcept nogil:
+    """Copy every Theta(l) from src, laid out as src_net says (offsets, row strides), to
+    dst, laid out as dst_net says."""
     cdef int l, j
-    cdef Py_ssize_t k, width
-    cdef const floating* s
-    cdef floating* d
-    for l in range(net.n_layers - 1):
-        width = net.sizes[l] + 1
-        for j in range(net.sizes[l + 1]):
-            s = src + src_offsets[l] + <Py_ssize_t>j * (src_ldt[l] if src_ldt != NULL else width)
-            d = dst + dst_offsets[l] + <Py_ssize_t>j * (dst_ldt[l] if dst_ldt != NULL else width)
-            memcpy(d, s, width * sizeof(floating))
+    for l in range(src_net.n_layers - 1):
+        for j in range(src_net.sizes[l + 1]):
+            memcpy(dst + dst_net.offsets[l] + <Py_ssize_t>j * row_stride(dst_net, l),
+                   src + src_net.offsets[l] + <Py_ssize_t>j * row_stride(src_net, l),
+                   (src_net.sizes[l] + 1) * sizeof(floating))
 
 
 def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
@@ -111,7 +107,8 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
-    cdef Net net = make_net(sizes, offsets, acts, loss)
+    cdef Net flat = make_net(sizes, offsets, acts, loss)
+    cdef Net net = flat         # the same network, on the copy with aligned rows below
     cdef Py_ssize_t n = order.shape[0], k, i, since_check = 0
     cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
     dtype = np.asarray(params).dtype
@@ -129,10 +126,10 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
     cdef double total = 0, sample_loss
     cdef int status = DONE
     cdef bint main_thread = _in_main_thread()
+    net.offsets = &p_offsets[0]
+    net.ldt = &p_ldt[0]
     with nogil:
-        copy_layout(&net, &params[0], &offsets[0], NULL, theta, &p_offsets[0], &p_ldt[0])
-        net.offsets = &p_offsets[0]
-        net.ldt = &p_ldt[0]
+        copy_layout(&flat, &params[0], &net, theta)
         for k in range(n):
             i = order[k]
             sample_loss = block(&net, &X[i, 0], &Y[i, 0], wp + i if wp != NULL else NULL, 1,
@@ -152,7 +149,7 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
         else:
             k = n
         flush_pending(&net, theta)
-        copy_layout(&net, theta, &p_offsets[0], &p_ldt[0], &params[0], &offsets[0], NULL)
+        copy_layout(&net, theta, &flat, &params[0])
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
     return total, k, status
