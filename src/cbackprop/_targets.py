@@ -1,5 +1,8 @@
 """Targets: class labels, label matrices and regression values, to and from the
-m x s_L target matrix Y the kernels work with."""
+m x s_L target matrix Y the kernels work with; what a network's outputs mean
+(TargetCoding); the validation split."""
+from dataclasses import dataclass
+
 import numpy as np
 
 from cbackprop import _validation as v
@@ -7,6 +10,28 @@ from cbackprop import _validation as v
 LABELS = "labels"          # 1-D class labels, recoded one-hot (or 0/1 for one sigmoid unit)
 MATRIX = "matrix"          # a 2-D target matrix given as is: one-hot, multi-label 0/1, soft
 REGRESSION = "regression"  # real values through identity outputs
+KINDS = (LABELS, MATRIX, REGRESSION)
+
+
+@dataclass(frozen=True)
+class TargetCoding:
+    """What a network's outputs mean, as fit learned it from y (a Network's
+    ``target_coding_``; its class labels are ``classes_``).
+
+    kind: None (not fitted: outputs are read as class indices, or values for identity
+    outputs), 'labels' (1-D class labels), 'matrix' (a 2-D target matrix given as is) or
+    'regression'; one_dimensional: whether y was 1-D, so that predict returns 1-D.
+    """
+    kind: object = None
+    one_dimensional: bool = True
+
+    def __post_init__(self):
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"target kind must be None or one of {', '.join(map(repr, KINDS))}; "
+                             f"got {self.kind!r}")
+        if not isinstance(self.one_dimensional, (bool, np.bool_)):
+            raise TypeError(f"one_dimensional must be True or False; got {self.one_dimensional!r}")
+        object.__setattr__(self, "one_dimensional", bool(self.one_dimensional))
 
 
 def _as_targets(y, m, n_outputs, output, loss, dtype, name):
@@ -117,3 +142,26 @@ def probabilities(h, kind, output):
     if output == "sigmoid":       # one-vs-all units (the course's): normalize each row
         return h / np.maximum(h.sum(axis=1, keepdims=True), np.finfo(h.dtype).tiny)
     return h
+
+
+def validation_split(n, labels, fraction, rng):
+    """Indices (train, validation); stratified by class when there are labels, and never
+    taking a class's last training sample (training on fewer classes than y has would be
+    a silent, different problem)."""
+    if n < 2:
+        raise ValueError(f"validation needs at least 2 samples (one to train on, one to "
+                         f"validate); got {n}")
+    order = rng.permutation(n)
+    if labels is None:
+        n_val = min(n - 1, max(1, int(round(fraction * n))))
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val = []
+    for c in np.unique(labels):
+        members = order[labels[order] == c]
+        val.append(members[:min(len(members) - 1, int(round(fraction * len(members))))])
+    val = np.concatenate(val)
+    if val.size == 0:
+        raise ValueError(f"validation_fraction={fraction} leaves no validation samples "
+                         "(each class keeps at least one sample for training)")
+    train = np.setdiff1d(np.arange(n), val)
+    return train, np.sort(val)

@@ -24,7 +24,8 @@ import warnings
 import numpy as np
 
 import cbackprop as cb
-from cbackprop import io as cbio, reference
+from cbackprop import _targets, modelfile, reference
+from cbackprop.preprocessing import Scaler
 
 PROG = "cbackprop"
 DEMO_PNG = "cbackprop-demo.png"
@@ -381,14 +382,14 @@ def _architecture(args, task, n_classes):
     return n_out, output, "cross_entropy"
 
 
-def _split(y, fraction, task, seed):
+def _validation_split(y, fraction, task, seed):
     """Indices (train, validation): stratified for labels (as fit's own split)."""
-    from cbackprop.training import _split_validation
     if fraction == 0:
         return np.arange(len(y)), None
     labels = y if task == "classification" else None
     try:
-        return _split_validation(len(y), labels, fraction, np.random.default_rng(seed))
+        return _targets.validation_split(len(y), labels, fraction,
+                                         np.random.default_rng(seed))
     except ValueError as exc:
         raise CLIError(f"--validation-fraction {fraction}: {exc}") from None
 
@@ -442,8 +443,8 @@ def cmd_train(args):
         fraction = 0.1 if X.shape[0] >= 100 else 0.0
     if args.early_stopping and fraction == 0:
         raise CLIError("--early-stopping needs validation data: set --validation-fraction")
-    train, val = _split(y, fraction, task, seed)
-    scaler = cbio.Scaler.fit(X[train], args.scale) if args.scale != "none" else None
+    train, val = _validation_split(y, fraction, task, seed)
+    scaler = Scaler.fit(X[train], args.scale) if args.scale != "none" else None
     Xs = scaler.transform(X) if scaler is not None else X
     y_fit, y_mean, y_std = y, 0.0, 1.0
     if task == "regression" and args.scale != "none":
@@ -504,7 +505,7 @@ def cmd_train(args):
                            and args.scale != "none" else None),
         **{k: float(v) if isinstance(v, float) else v for k, v in summary.items()},
     }
-    cbio.save(net, args.out)
+    net.save(args.out)
     _out(f"saved {args.out}")
     return 0
 
@@ -518,7 +519,7 @@ def _fmt_score(value, task):
 
 def _load_model(path):
     _check_exists(path)
-    return cbio.load(path)
+    return cb.load(path)
 
 
 def _model_data(net, args, need_target):
@@ -595,7 +596,7 @@ def cmd_evaluate(args):
     if data.y is None:
         raise CLIError("--target COLUMN is needed: name the column holding the true values")
     task = _task(net)
-    if net._target_kind == "matrix" or (task == "regression" and net.layer_sizes[-1] > 1):
+    if net.target_coding_.kind == _targets.MATRIX or (task == "regression" and net.layer_sizes[-1] > 1):
         raise CLIError(f"{args.model} predicts {net.layer_sizes[-1]} outputs a sample; "
                        "evaluate scores models of one target column")
     y = data.y
@@ -635,7 +636,7 @@ def cmd_evaluate(args):
 
 def cmd_inspect(args):
     net = _load_model(args.model)
-    meta = cbio.read_metadata(args.model)
+    meta = modelfile.read_metadata(args.model)
     if args.json:
         import json
         _out(json.dumps(meta, indent=1))
@@ -1090,7 +1091,7 @@ def main(argv=None):
     except Exception as exc:                    # every error: one line, no traceback
         if debug:
             traceback.print_exc()
-        hint = "" if debug or isinstance(exc, (CLIError, cbio.ModelFileError, OSError)) else \
+        hint = "" if debug or isinstance(exc, (CLIError, cb.ModelFileError, OSError)) else \
             " (--debug shows the traceback)"
         print(f"{PROG}: error: {_one_line(exc)}{hint}", file=sys.stderr, flush=True)
         return 1

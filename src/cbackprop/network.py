@@ -3,9 +3,10 @@ import copy
 
 import numpy as np
 
-from cbackprop import _targets, training, _validation as v
+from cbackprop import _targets, interop, modelfile, training, _validation as v
 from cbackprop._cpu import core
 from cbackprop._threads import default_threads, blas_single_threaded
+from cbackprop.preprocessing import Scaler
 from cbackprop.reference import debug_initialize_weights
 
 METHODS = ("batched", "per_sample")
@@ -38,6 +39,20 @@ class Network:
     n_threads : int
         Threads the batched kernels split row blocks across (default: the usable cores,
         at most 8). Results agree across thread counts to rounding (about 1e-16).
+    classes_ : array or None
+        The class label of each output unit (of the two classes, for one sigmoid unit),
+        set by fit from 1-D labels; None: predict returns output indices.
+    target_coding_ : TargetCoding
+        What the outputs mean, as fit learned it from y (labels, a target matrix, values).
+    history_, n_iter_ : dict of lists, int
+        Set by fit (absent before, as scikit-learn's fitted attributes are): per epoch
+        'loss' (and 'val_loss', 'val_score', 'time'); the epochs run.
+    scaler_ : cbackprop.preprocessing.Scaler or None
+        Feature scaling the network was trained behind (``cbackprop train`` sets it):
+        ``net.predict(net.scaler_.transform(X))``. Saved in the model file.
+    info_ : dict
+        Free JSON-serializable notes saved in the model file (``cbackprop train`` records
+        its data, options and scores there).
     """
 
     def __init__(self, layer_sizes, activation="sigmoid", output="sigmoid",
@@ -90,6 +105,31 @@ class Network:
             theta[...] = v.cast_finite(f"thetas[{l}]", m, net.dtype)
         return net
 
+    @classmethod
+    def _from_spec(cls, spec):
+        """The network a NetworkSpec (from a model file or an importer) describes."""
+        net = cls.from_thetas(spec.thetas, spec.activation, spec.output, spec.loss, spec.dtype)
+        net.classes_, net.target_coding_ = spec.classes, spec.target_coding
+        if spec.history is not None:
+            net.history_, net.n_iter_ = spec.history, spec.n_iter
+        net.scaler_, net.info_ = spec.scaler, spec.info
+        return net
+
+    @property
+    def scaler_(self):
+        return self._scaler
+
+    @scaler_.setter
+    def scaler_(self, scaler):
+        if scaler is not None:
+            if not isinstance(scaler, Scaler):
+                raise TypeError(f"scaler_ must be a cbackprop.preprocessing.Scaler or None; "
+                                f"got {type(scaler).__name__}")
+            if scaler.n_features != self.layer_sizes[0]:
+                raise ValueError(f"scaler_ scales {scaler.n_features} features, the network "
+                                 f"takes {self.layer_sizes[0]}")
+        self._scaler = scaler
+
     def _configure(self, sizes, activation, output, loss, dtype):
         self.activation = v.check_activations(activation, len(sizes) - 2)
         v.check_output_and_loss(output, loss, sizes[-1])
@@ -97,9 +137,11 @@ class Network:
         self.dtype = v.check_dtype(dtype)
         self.layer_sizes = sizes
         self.n_threads = default_threads()
-        self.classes_ = None                 # set by fit with 1-D labels
-        self._target_kind = None
-        self._target_1d = True
+        # what fit learns besides the parameters (see the class docstring)
+        self.classes_ = None
+        self.target_coding_ = _targets.TargetCoding()
+        self._scaler = None
+        self.info_ = {}
         self._solver_state = {}              # momentum / Adam moments, kept for warm starts
         shapes = [(sizes[l + 1], sizes[l] + 1) for l in range(len(sizes) - 1)]
         offsets = np.cumsum([0] + [r * c for r, c in shapes])
@@ -290,12 +332,13 @@ class Network:
     def predict(self, X):
         """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,
         values for identity outputs. Before fit: class indices."""
-        return _targets.decode(self.forward(X), self.classes_, self._target_kind, self.output,
-                               squeeze=self._target_1d)
+        coding = self.target_coding_
+        return _targets.decode(self.forward(X), self.classes_, coding.kind, self.output,
+                               squeeze=coding.one_dimensional)
 
     def predict_proba(self, X):
         """Class probabilities; rows sum to one for single-label classification."""
-        return _targets.probabilities(self.forward(X), self._target_kind, self.output)
+        return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
 
     def score(self, X, y):
         """Accuracy for classification (exact rows for multi-label), R^2 for regression."""
@@ -315,11 +358,12 @@ class Network:
         if y.ndim == 2:
             if y.shape[1] != h.shape[1]:
                 raise ValueError(f"y has {y.shape[1]} columns, the network {h.shape[1]} outputs")
-            if self.output == "softmax" or self._target_kind == _targets.LABELS:
+            if self.output == "softmax" or self.target_coding_.kind == _targets.LABELS:
                 # single-label: a one-hot row is right when its class is the argmax
                 return float(np.mean(np.argmax(h, 1) == np.argmax(y, 1)))
             return float(np.mean(np.all((h >= 0.5) == (y >= 0.5), axis=1)))
-        pred = _targets.decode(h, self.classes_, self._target_kind, self.output, squeeze=True)
+        pred = _targets.decode(h, self.classes_, self.target_coding_.kind, self.output,
+                               squeeze=True)
         if self.classes_ is not None:
             _targets.label_indices(y, self.classes_)
         return float(np.mean(pred == y))
@@ -327,9 +371,16 @@ class Network:
     # ------------------------------------------------ files, other tools, the backprop trace
 
     def save(self, path):
-        """Write a model file (an .npz of plain arrays and JSON metadata): cbackprop.io.save."""
-        from cbackprop import io
-        return io.save(self, path)
+        """Write a model file (an .npz of plain arrays and JSON metadata, see
+        cbackprop.modelfile): the parameters and what fit learned. Returns path."""
+        return modelfile.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The network of a model file written by save (``cbackprop.load``): parameters bit
+        for bit, classes_, target_coding_, history_, n_iter_, scaler_ and info_. Raises
+        cbackprop.ModelFileError for anything but a valid model file."""
+        return cls._from_spec(modelfile.read(path))
 
     def trace(self, x, y, lam=0.0):
         """z, a, delta and dJ/dTheta of every layer for one sample: cbackprop.trace.Trace."""
@@ -338,23 +389,52 @@ class Network:
 
     @classmethod
     def from_sklearn(cls, mlp):
-        """The network of a fitted MLPClassifier/MLPRegressor: cbackprop.io.from_sklearn."""
-        from cbackprop import io
-        return io.from_sklearn(mlp)
+        """The network of a fitted MLPClassifier/MLPRegressor, classes_ included.
+        Predictions are the same; probabilities equal to rounding."""
+        return cls._from_spec(interop.spec_from_sklearn(mlp))
 
     def to_sklearn(self):
-        """A fitted MLPClassifier/MLPRegressor predicting the same: cbackprop.io.to_sklearn."""
-        from cbackprop import io
-        return io.to_sklearn(self)
+        """A fitted MLPClassifier/MLPRegressor predicting the same (cbackprop.interop)."""
+        return interop.to_sklearn(self)
 
     @classmethod
     def from_torch_state_dict(cls, state_dict, activation="sigmoid", output="sigmoid",
                               loss="cross_entropy", dtype=None):
-        """A network from a stack of torch Linear layers: cbackprop.io.from_torch_state_dict."""
-        from cbackprop import io
-        return io.from_torch_state_dict(state_dict, activation, output, loss, dtype)
+        """A network from the state_dict of a stack of torch Linear layers."""
+        return cls._from_spec(interop.spec_from_torch_state_dict(state_dict, activation, output,
+                                                                 loss, dtype))
 
     def to_torch_state_dict(self):
-        """The state_dict of torch.nn.Sequential(Linear, g, ...): cbackprop.io."""
-        from cbackprop import io
-        return io.to_torch_state_dict(self)
+        """The state_dict of torch.nn.Sequential(Linear, g, ...) (cbackprop.interop)."""
+        return interop.to_torch_state_dict(self)
+
+    def save_mat(self, path):
+        """The course's weight file: Theta1, Theta2, ... (float64) in a MATLAB .mat."""
+        return interop.save_mat(self, path)
+
+    @classmethod
+    def load_mat(cls, path, activation="sigmoid", output="sigmoid", loss="cross_entropy",
+                 classes=None, dtype=None):
+        """A network from a .mat file holding Theta1, Theta2, ... (the course's ex4weights).
+
+        classes: the label of each output unit, if known; the course's digits network uses
+        ``classes=[1, 2, ..., 10]`` (label 10 for the digit 0).
+        """
+        thetas = interop.read_mat(path)
+        try:
+            net = cls.from_thetas(thetas, activation, output, loss, dtype)
+        except (TypeError, ValueError) as exc:
+            raise modelfile.ModelFileError(f"{path}: {exc}") from None
+        if classes is not None:
+            classes = np.asarray(classes)
+            if len(classes) != net.layer_sizes[-1] or len(np.unique(classes)) != len(classes):
+                raise ValueError(f"classes must give {net.layer_sizes[-1]} distinct labels, "
+                                 f"one per output unit; got {len(classes)}")
+            order = np.argsort(classes, kind="stable")
+            if not np.array_equal(order, np.arange(len(classes))):
+                # predict maps argmax to sorted classes: put the output units in that order
+                last = net.thetas[-1]
+                last[...] = last[order]
+            net.classes_ = classes[order]
+            net.target_coding_ = _targets.TargetCoding(_targets.LABELS, True)
+        return net

@@ -119,22 +119,6 @@ def _check_choice(name, value, allowed):
     return value
 
 
-def _pack_network(net):
-    """A picklable form of a Network: its Thetas are views into one buffer, which pickle
-    would save as separate arrays (so the loaded Thetas would no longer be the parameters)."""
-    attrs = {k: v for k, v in vars(net).items() if k not in ("_params", "_thetas")}
-    return {"cbackprop.Network": [np.array(t) for t in net.thetas], "attrs": attrs}
-
-
-def _unpack_network(packed):
-    attrs = packed["attrs"]
-    net = Network.from_thetas(packed["cbackprop.Network"], attrs["activation"], attrs["output"],
-                              attrs["loss"], attrs["dtype"])
-    for key, value in attrs.items():
-        setattr(net, key, value)
-    return net
-
-
 # -------------------------------------------------------------------------- the base
 
 
@@ -287,20 +271,6 @@ class _BaseBackprop(BaseEstimator):
         Copies; edit coefs_, intercepts_ or network_.thetas to change the model."""
         check_is_fitted(self)
         return [t.copy() for t in self.network_.thetas]
-
-    # --------------------------------------------------------------- pickling
-
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if isinstance(state.get("network_"), Network):
-            state["network_"] = _pack_network(state["network_"])
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        if isinstance(state.get("network_"), dict):
-            state["network_"] = _unpack_network(state["network_"])
-        super().__setstate__(state)
 
     # ---------------------------------------------------------------- fitting
 

@@ -80,29 +80,6 @@ def _check_options(o):
         raise TypeError("validation_data must be a pair (X_val, y_val)")
 
 
-def _split_validation(n, labels, fraction, rng):
-    """Indices (train, validation); stratified by class when there are labels, and never
-    taking a class's last training sample (training on fewer classes than y has would be
-    a silent, different problem)."""
-    if n < 2:
-        raise ValueError(f"validation needs at least 2 samples (one to train on, one to "
-                         f"validate); got {n}")
-    order = rng.permutation(n)
-    if labels is None:
-        n_val = min(n - 1, max(1, int(round(fraction * n))))
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
-    val = []
-    for c in np.unique(labels):
-        members = order[labels[order] == c]
-        val.append(members[:min(len(members) - 1, int(round(fraction * len(members))))])
-    val = np.concatenate(val)
-    if val.size == 0:
-        raise ValueError(f"validation_fraction={fraction} leaves no validation samples "
-                         "(each class keeps at least one sample for training)")
-    train = np.setdiff1d(np.arange(n), val)
-    return train, np.sort(val)
-
-
 class _Progress:
     """tqdm's bar when tqdm is installed, else a line every few epochs."""
 
@@ -372,7 +349,7 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
     elif validation_fraction > 0 or early_stopping:
         frac = validation_fraction or 0.1
         labels = np.asarray(y) if kind == _targets.LABELS else None
-        train, held = _split_validation(X.shape[0], labels, frac, rng)
+        train, held = _targets.validation_split(X.shape[0], labels, frac, rng)
         val = (X[held], np.asarray(y)[held], Y[held])
         X, Y = X[train], Y[train]
         w = w[train] if w.size else w
@@ -382,7 +359,8 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
         raise ValueError("early_stopping needs validation data")
 
     # every check has passed: from here on the network changes
-    net.classes_, net._target_kind, net._target_1d = classes, kind, np.ndim(y) == 1
+    net.classes_ = classes
+    net.target_coding_ = _targets.TargetCoding(kind, np.ndim(y) == 1)
     if reset_optimizer:
         net._solver_state.clear()      # a new fit starts its optimizer afresh
 

@@ -1,4 +1,4 @@
-"""Model files, and moving networks between cbackprop and other tools.
+"""Model files: save and read a network with everything fit learned.
 
 A model file is an ``.npz`` archive (a zip of ``.npy`` arrays) that any NumPy can read with
 ``allow_pickle=False``:
@@ -19,10 +19,9 @@ built. Any problem raises :class:`ModelFileError`, a ``ValueError``, naming the 
 Saving writes a temporary file next to the target and renames it over the target
 (``os.replace``), so an interrupted save never leaves a half-written model.
 
-Importers and exporters: scikit-learn's ``MLPClassifier``/``MLPRegressor``
-(:func:`from_sklearn`, :func:`to_sklearn`), the course's ``.mat`` weight files
-(:func:`load_mat`, :func:`save_mat`) and PyTorch ``state_dict`` s
-(:func:`to_torch_state_dict`, :func:`from_torch_state_dict`).
+:func:`save` reads a network's public attributes; :func:`read` returns a
+:class:`~cbackprop._spec.NetworkSpec`, which ``Network.load`` (``cbackprop.load``) builds
+the network from: this module sits below network.py and never imports it.
 """
 import errno
 import hashlib
@@ -37,14 +36,16 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cbackprop import _targets, _validation as v
+from cbackprop._spec import NetworkSpec
+from cbackprop._version import __version__
+from cbackprop._targets import TargetCoding
+from cbackprop.preprocessing import SCALERS, Scaler
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "Scaler", "save", "load", "from_sklearn",
-           "to_sklearn", "load_mat", "save_mat", "to_torch_state_dict", "from_torch_state_dict"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "save", "read", "read_metadata"]
 
 FORMAT = "cbackprop-model"
 FORMAT_VERSION = 1
 MAX_METADATA_BYTES = 1 << 24          # 16 MiB of JSON is far more than any model needs
-SCALERS = ("standard", "minmax")
 HISTORY_KEYS = ("loss", "val_loss", "val_score", "time")
 # dtypes class labels may have in a file: bool, integers, floats, text (never objects)
 CLASS_KINDS = "biufUS"
@@ -54,51 +55,6 @@ class ModelFileError(ValueError):
     """A model file that cannot be read: not a model, truncated, corrupted, inconsistent,
     or written by a newer cbackprop."""
 
-
-# ------------------------------------------------------------------------------ scaling
-
-
-class Scaler:
-    """Feature scaling kept with a model: ``transform(X) = (X - offset) / scale``.
-
-    kind 'standard': offset the column means, scale their standard deviations;
-    kind 'minmax': offset the minima, scale the ranges (columns are mapped to [0, 1]).
-    Constant columns get scale 1, so they become 0 rather than NaN.
-    """
-
-    def __init__(self, kind, offset, scale):
-        v.check_option("scaler kind", kind, SCALERS)
-        self.kind = kind
-        self.offset = np.asarray(offset, dtype=np.float64)
-        self.scale = np.asarray(scale, dtype=np.float64)
-        if (self.offset.ndim != 1 or self.scale.shape != self.offset.shape
-                or not np.isfinite(self.offset).all() or not np.isfinite(self.scale).all()
-                or (self.scale <= 0).any()):
-            raise ValueError("a scaler needs 1-D finite offset and scale of one length, scale > 0")
-
-    @classmethod
-    def fit(cls, X, kind="standard"):
-        X = np.asarray(X, dtype=np.float64)
-        if kind == "standard":
-            offset, scale = X.mean(axis=0), X.std(axis=0)
-        else:
-            v.check_option("scale", kind, SCALERS)
-            offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
-        return cls(kind, offset, np.where(scale > 0, scale, 1.0))
-
-    @property
-    def n_features(self):
-        return self.offset.shape[0]
-
-    def transform(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features:
-            raise ValueError(f"the scaler expects {self.n_features} feature columns; "
-                             f"got shape {X.shape}")
-        return (X - self.offset) / self.scale
-
-    def __repr__(self):
-        return f"Scaler({self.kind!r}, {self.n_features} features)"
 
 
 # ------------------------------------------------------------------------------- saving
@@ -141,36 +97,34 @@ def _jsonable(obj, where):
 
 
 def _network_of(model):
-    """The Network of a model: a Network, or an estimator holding one in ``network_``."""
-    from cbackprop.network import Network
-    if isinstance(model, Network):
-        return model
-    net = getattr(model, "network_", None)
-    if isinstance(net, Network):
-        return net
+    """The Network of a model: a Network, or an estimator holding one in ``network_``
+    (recognized by the attributes a Network has, so that this module needs no import of it)."""
+    for candidate in (model, getattr(model, "network_", None)):
+        if all(hasattr(candidate, a) for a in ("thetas", "layer_sizes", "target_coding_")):
+            return candidate
     raise TypeError(f"save needs a cbackprop Network (or a fitted estimator with network_); "
                     f"got {type(model).__name__}")
 
 
 def _arrays_and_metadata(net):
-    import cbackprop
     arrays = OrderedDict((f"Theta{l}", np.ascontiguousarray(t))
                          for l, t in enumerate(net.thetas, start=1))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "cbackprop_version": cbackprop.__version__,
+        "cbackprop_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "layer_sizes": list(net.layer_sizes),
         "activation": list(net.activation),
         "output": net.output,
         "loss": net.loss,
         "dtype": net.dtype.name,
-        "target": {"kind": net._target_kind, "one_dimensional": bool(net._target_1d)},
+        "target": {"kind": net.target_coding_.kind,
+                   "one_dimensional": net.target_coding_.one_dimensional},
     }
     if net.classes_ is not None:
         arrays["classes"], meta["target"]["classes_as"] = _classes_for_file(net.classes_)
-    history = getattr(net, "history_", None)
+    history = getattr(net, "history_", None)          # present once fitted
     if history is not None:
         meta["n_iter"] = int(net.n_iter_)
         meta["history"] = [k for k in HISTORY_KEYS if k in history]
@@ -179,14 +133,14 @@ def _arrays_and_metadata(net):
             if values.ndim != 1 or not np.isfinite(values).all():
                 raise ValueError(f"net.history_[{key!r}] must be a list of finite numbers")
             arrays[f"history_{key}"] = values
-    scaler = getattr(net, "scaler_", None)
+    scaler = net.scaler_
     if scaler is not None:
         if scaler.n_features != net.layer_sizes[0]:
             raise ValueError(f"net.scaler_ scales {scaler.n_features} features, the network "
                              f"takes {net.layer_sizes[0]}")
         meta["scaler"] = scaler.kind
         arrays["scaler_offset"], arrays["scaler_scale"] = scaler.offset, scaler.scale
-    meta["info"] = _jsonable(getattr(net, "info_", None) or {}, "net.info_")
+    meta["info"] = _jsonable(net.info_ or {}, "net.info_")
     meta["arrays"] = {name: {"shape": list(a.shape), "dtype": _little(a.dtype).str,
                              "sha256": _sha256(a)}
                       for name, a in arrays.items()}
@@ -212,8 +166,9 @@ def save(model, path):
     """Write a model file (see the module's docstring); returns the path.
 
     model: a Network, or an estimator holding one in ``network_``. Saved with it:
-    ``classes_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a :class:`Scaler`,
-    if set) and ``info_`` (a JSON-serializable dict, if set). Optimizer state is not saved.
+    ``classes_``, ``target_coding_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a
+    :class:`~cbackprop.preprocessing.Scaler`, if set) and ``info_`` (a JSON-serializable
+    dict). Optimizer state is not saved.
     The file appears whole or not at all: it is written to a temporary file in the same
     directory, then renamed over path.
     """
@@ -339,10 +294,9 @@ def _metadata(reader):
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise reader.fail(f"invalid format version {version!r}")
     if version > FORMAT_VERSION:
-        import cbackprop
         raise reader.fail(
             f"written by a newer cbackprop ({meta.get('cbackprop_version', '?')}, model format "
-            f"version {version}); this cbackprop {cbackprop.__version__} reads format version "
+            f"version {version}); this cbackprop {__version__} reads format version "
             f"{FORMAT_VERSION} and older: upgrade cbackprop (pip install -U cbackprop)")
     try:
         digest = _metadata_digest(meta)
@@ -363,9 +317,7 @@ def _field(reader, meta, key, kind, where=None):
 
 
 def _build(reader, meta):
-    """The Network a checked metadata dict and the file's arrays describe."""
-    from cbackprop.network import Network
-
+    """The NetworkSpec a checked metadata dict and the file's arrays describe."""
     sizes = _field(reader, meta, "layer_sizes", list)
     activation = _field(reader, meta, "activation", list)
     output = _field(reader, meta, "output", str)
@@ -384,7 +336,7 @@ def _build(reader, meta):
                 for l in range(len(sizes) - 1)}
     target = _field(reader, meta, "target", dict)
     kind = target.get("kind")
-    if kind not in (None, _targets.LABELS, _targets.MATRIX, _targets.REGRESSION):
+    if kind not in (None, *_targets.KINDS):
         raise reader.fail(f"unknown target kind {kind!r}")
     one_dim = _field(reader, meta, "one_dimensional", bool, target)
     has_classes = "classes_as" in target
@@ -434,28 +386,25 @@ def _build(reader, meta):
             raise reader.fail(f"the array {name!r} contains NaN or inf")
         arrays[name] = arr
 
-    net = Network.from_thetas([arrays[f"Theta{l}"] for l in range(1, len(sizes))],
-                              activation, output, loss, dtype)
+    spec = NetworkSpec([arrays[f"Theta{l}"] for l in range(1, len(sizes))], activation,
+                       output, loss, dtype, target_coding=TargetCoding(kind, one_dim))
     if has_classes:
-        net.classes_ = _restore_classes(reader, arrays["classes"], target, output, sizes[-1])
-    net._target_kind, net._target_1d = kind, one_dim
+        spec.classes = _restore_classes(reader, arrays["classes"], target, output, sizes[-1])
     if history is not None:
         lengths = {arrays[f"history_{k}"].shape[0] for k in history}
         if len(lengths) > 1:
             raise reader.fail("the history arrays differ in length")
-        net.history_ = {k: arrays[f"history_{k}"].tolist() for k in history}
-        net.n_iter_ = n_iter
+        spec.history = {k: arrays[f"history_{k}"].tolist() for k in history}
+        spec.n_iter = n_iter
     if scaler_kind is not None:
         if (arrays["scaler_scale"] <= 0).any():
             raise reader.fail("the scaler's scales must be positive")
-        net.scaler_ = Scaler(scaler_kind, arrays["scaler_offset"], arrays["scaler_scale"])
-    else:
-        net.scaler_ = None
+        spec.scaler = Scaler(scaler_kind, arrays["scaler_offset"], arrays["scaler_scale"])
     info = meta.get("info", {})
     if not isinstance(info, dict):
         raise reader.fail("the metadata field 'info' must be an object")
-    net.info_ = info
-    return net
+    spec.info = info
+    return spec
 
 
 def _restore_classes(reader, classes, target, output, n_outputs):
@@ -474,11 +423,12 @@ def _restore_classes(reader, classes, target, output, n_outputs):
     return classes
 
 
-def load(path):
-    """Read a model file written by :func:`save` (or ``Network.save``); returns the Network.
+def read(path):
+    """Read and check a model file written by :func:`save` (or ``Network.save``); returns
+    its NetworkSpec (``cbackprop.load`` builds the Network from it).
 
-    Restored: the parameters (bit for bit), ``classes_``, ``history_`` and ``n_iter_`` (if
-    it was fitted), ``scaler_`` (a :class:`Scaler`, or None) and ``info_`` (a dict).
+    It holds the parameters (bit for bit), ``classes_``, the target coding, ``history_``
+    and ``n_iter_`` (if it was fitted), ``scaler_`` (a Scaler, or None) and ``info_``.
     Raises :class:`ModelFileError` for anything but a valid model file of a known format
     version, FileNotFoundError if there is no file.
     """
@@ -515,218 +465,3 @@ def read_metadata(path):
             return _metadata(_Reader(path, zf))
     except zipfile.BadZipFile:
         raise ModelFileError(f"{path}: not a cbackprop model file (not a zip archive)") from None
-
-
-# ---------------------------------------------------------------------------- scikit-learn
-
-_SK_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_SK_OUTPUT = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
-
-
-def from_sklearn(mlp):
-    """A Network computing what a fitted ``MLPClassifier``/``MLPRegressor`` computes.
-
-    Theta(l) = [intercepts_[l-1], coefs_[l-1]^T]; classes_ come along. Predictions are
-    the same; probabilities equal to rounding (the products run in another order).
-    """
-    from cbackprop.network import Network
-    coefs, intercepts = getattr(mlp, "coefs_", None), getattr(mlp, "intercepts_", None)
-    if coefs is None or intercepts is None:
-        raise ValueError(f"from_sklearn needs a fitted MLPClassifier or MLPRegressor; got "
-                         f"{type(mlp).__name__} without coefs_/intercepts_")
-    hidden = getattr(mlp, "activation", None)
-    out = getattr(mlp, "out_activation_", None)
-    if hidden not in _SK_HIDDEN:
-        raise ValueError(f"activation={hidden!r} has no cbackprop equivalent "
-                         f"(use one of {sorted(_SK_HIDDEN)})")
-    if out not in _SK_OUTPUT:
-        raise ValueError(f"output activation {out!r} has no cbackprop equivalent "
-                         f"(use one of {sorted(_SK_OUTPUT)})")
-    thetas = [np.hstack([np.asarray(b)[:, None], np.asarray(W).T])
-              for W, b in zip(coefs, intercepts)]
-    classifier = hasattr(mlp, "classes_")
-    output = _SK_OUTPUT[out]
-    net = Network.from_thetas(thetas, _SK_HIDDEN[hidden], output,
-                              "cross_entropy" if classifier else "squared_error")
-    if classifier:
-        binarizer = getattr(mlp, "_label_binarizer", None)
-        if binarizer is not None and binarizer.y_type_ == "multilabel-indicator":
-            net._target_kind, net._target_1d = _targets.MATRIX, False
-        else:
-            net.classes_ = np.asarray(mlp.classes_)
-            net._target_kind, net._target_1d = _targets.LABELS, True
-    else:
-        net._target_kind, net._target_1d = _targets.REGRESSION, net.layer_sizes[-1] == 1
-    return net
-
-
-def to_sklearn(net):
-    """A fitted ``MLPClassifier`` (sigmoid or softmax outputs) or ``MLPRegressor`` (identity
-    outputs) that predicts what the network predicts.
-
-    Without ``classes_`` (an unfitted network, or a 2-D target matrix) the classes are the
-    output indices (softmax) or the output units as multi-label indicators (sigmoid). For
-    the course's several sigmoid outputs, scikit-learn's predict_proba gives the raw unit
-    outputs where ``Network.predict_proba`` normalizes each row; predictions agree.
-    """
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-    from sklearn.preprocessing import LabelBinarizer
-
-    hidden = set(net.activation)
-    if len(hidden) > 1:
-        raise ValueError(f"scikit-learn uses one activation for every hidden layer; this "
-                         f"network has {net.activation}")
-    sk_hidden = {b: a for a, b in _SK_HIDDEN.items()}[net.activation[0]] if hidden else "relu"
-    sizes = net.layer_sizes
-    kwargs = dict(hidden_layer_sizes=tuple(sizes[1:-1]), activation=sk_hidden)
-    if net.output == "identity":
-        mlp = MLPRegressor(**kwargs)
-    else:
-        mlp = MLPClassifier(**kwargs)
-        binarizer = LabelBinarizer()
-        if net.classes_ is not None:
-            binarizer.fit(net.classes_)
-        elif net._target_kind == _targets.MATRIX and net.output == "sigmoid":
-            binarizer.fit(np.eye(sizes[-1], dtype=int))            # multi-label indicators
-        else:
-            binarizer.fit(np.arange(max(2, sizes[-1])))            # output indices
-        mlp._label_binarizer = binarizer
-        mlp.classes_ = binarizer.classes_
-    mlp.coefs_ = [np.array(t[:, 1:].T) for t in net.thetas]
-    mlp.intercepts_ = [np.array(t[:, 0]) for t in net.thetas]
-    mlp.n_features_in_ = sizes[0]
-    mlp.n_layers_ = len(sizes)
-    mlp.n_outputs_ = sizes[-1]
-    mlp.out_activation_ = {b: a for a, b in _SK_OUTPUT.items()}[net.output]
-    mlp.n_iter_ = getattr(net, "n_iter_", 0)
-    mlp.t_ = 0
-    history = getattr(net, "history_", None)
-    mlp.loss_curve_ = list(history["loss"]) if history else []
-    mlp.loss_ = mlp.loss_curve_[-1] if mlp.loss_curve_ else None
-    mlp.best_loss_ = min(mlp.loss_curve_) if mlp.loss_curve_ else None
-    return mlp
-
-
-# ------------------------------------------------------------------------- the course's .mat
-
-
-def save_mat(net, path):
-    """The course's weight file: ``Theta1``, ``Theta2``, ... (float64) in a MATLAB .mat."""
-    from scipy.io import savemat
-    savemat(os.fspath(path), {f"Theta{l}": np.asarray(t, dtype=np.float64)
-                              for l, t in enumerate(_network_of(net).thetas, start=1)})
-    return path
-
-
-def load_mat(path, activation="sigmoid", output="sigmoid", loss="cross_entropy", classes=None,
-             dtype=None):
-    """A Network from a .mat file holding ``Theta1``, ``Theta2``, ... (the course's ex4weights).
-
-    classes: the label of each output unit, if known; the course's digits network uses
-    ``classes=[1, 2, ..., 10]`` (label 10 for the digit 0). The file's other variables are
-    ignored. MATLAB files are parsed by scipy.io, never executed.
-    """
-    from scipy.io import loadmat
-    from cbackprop.network import Network
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        data = loadmat(path)
-    except Exception as exc:                 # scipy raises many kinds for a bad file
-        raise ModelFileError(f"{path}: not a readable .mat file ({exc})") from None
-    thetas, l = [], 1
-    while f"Theta{l}" in data:
-        thetas.append(data[f"Theta{l}"])
-        l += 1
-    if not thetas:
-        found = sorted(k for k in data if not k.startswith("__"))
-        raise ModelFileError(f"{path}: no Theta1 (found {found})")
-    try:
-        net = Network.from_thetas(thetas, activation, output, loss, dtype)
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
-    if classes is not None:
-        classes = np.asarray(classes)
-        if len(classes) != net.layer_sizes[-1] or len(np.unique(classes)) != len(classes):
-            raise ValueError(f"classes must give {net.layer_sizes[-1]} distinct labels, one "
-                             f"per output unit; got {len(classes)}")
-        order = np.argsort(classes, kind="stable")
-        if not np.array_equal(order, np.arange(len(classes))):
-            # predict maps argmax to sorted classes: put the output units in that order
-            last = net.thetas[-1]
-            last[...] = last[order]
-        net.classes_ = classes[order]
-        net._target_kind, net._target_1d = _targets.LABELS, True
-    return net
-
-
-# ----------------------------------------------------------------------------------- PyTorch
-
-
-def _torch_names(n_layers):
-    """Keys of ``torch.nn.Sequential(Linear, activation, Linear, ...)``: 0, 2, 4, ..."""
-    return [(f"{2 * l}.weight", f"{2 * l}.bias") for l in range(n_layers)]
-
-
-def to_torch_state_dict(net):
-    """An ordered state_dict ``{'0.weight', '0.bias', '2.weight', ...}`` (tensors) for
-    ``torch.nn.Sequential(Linear(s1, s2), g, Linear(s2, s3), ...)``, as :func:`torch_module`
-    builds it. Needs torch."""
-    try:
-        import torch
-    except ImportError:
-        raise ImportError("to_torch_state_dict needs PyTorch: pip install torch") from None
-    sd = OrderedDict()
-    for (wk, bk), t in zip(_torch_names(len(net.thetas)), net.thetas):
-        sd[wk] = torch.from_numpy(np.array(t[:, 1:]))
-        sd[bk] = torch.from_numpy(np.array(t[:, 0]))
-    return sd
-
-
-def torch_module(net):
-    """A ``torch.nn.Sequential`` with the network's layers and parameters (PyTorch's
-    Linear stores W (s_out, s_in) and b: Theta(l) = [b, W])."""
-    import torch
-    from torch import nn
-    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-    out = {"sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=-1), "identity": None}
-    layers, sizes = [], net.layer_sizes
-    for l in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[l], sizes[l + 1]))
-        g = act[net.activation[l]] if l < len(sizes) - 2 else out[net.output]
-        if g is not None:
-            layers.append(g())
-    module = nn.Sequential(*layers).to(dtype=getattr(torch, net.dtype.name))
-    module.load_state_dict(to_torch_state_dict(net))
-    return module
-
-
-def from_torch_state_dict(state_dict, activation="sigmoid", output="sigmoid",
-                          loss="cross_entropy", dtype=None):
-    """A Network from the state_dict of a stack of Linear layers: the ``*.weight`` and
-    ``*.bias`` entries in order (other entries are refused). Tensors or arrays."""
-    from cbackprop.network import Network
-
-    def array(value):
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        return np.asarray(value)
-
-    if not hasattr(state_dict, "items"):
-        raise TypeError("state_dict must be a mapping of names to tensors")
-    items = list(state_dict.items())
-    if not items or len(items) % 2:
-        raise ValueError("state_dict must hold pairs of '<layer>.weight' and '<layer>.bias'")
-    thetas = []
-    for (wk, W), (bk, b) in zip(items[::2], items[1::2]):
-        if not (wk.endswith(".weight") and bk == wk[:-len("weight")] + "bias"):
-            raise ValueError(f"state_dict entries must come as '<layer>.weight', "
-                             f"'<layer>.bias'; got {wk!r}, {bk!r}")
-        W, b = array(W), array(b)
-        if W.ndim != 2 or b.shape != (W.shape[0],):
-            raise ValueError(f"{wk} {W.shape} and {bk} {b.shape} are not a Linear layer's")
-        thetas.append(np.hstack([b[:, None], W]))
-    if dtype is None:
-        dtype = "float32" if all(t.dtype == np.float32 for t in thetas) else "float64"
-    return Network.from_thetas(thetas, activation, output, loss, dtype)

@@ -1,4 +1,4 @@
-"""Model files (cbackprop.io.save / cbackprop.load) and the importers and exporters.
+"""Model files (Network.save / cbackprop.load) and the importers and exporters.
 
 Save then load is bit for bit (parameters, classes and their dtype, predictions, history);
 loading refuses, with a ModelFileError naming the problem, every file that is not exactly
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import cbackprop as cb
-from cbackprop import io as cbio
+from cbackprop import interop, modelfile as cbio
+from cbackprop.preprocessing import Scaler
 
 pytestmark = pytest.mark.filterwarnings("ignore::cbackprop.training.ConvergenceWarning")
 
@@ -136,7 +137,7 @@ def test_save_load_bit_exact(tmp_path, rng, kind, dtype):
 
 def test_scaler_and_info_round_trip(tmp_path, rng):
     net, X, _ = fitted(rng, "int")
-    net.scaler_ = cbio.Scaler.fit(X * 10 + 3, "minmax")
+    net.scaler_ = Scaler.fit(X * 10 + 3, "minmax")
     net.info_ = {"features": ["a", "b", "c", "d"], "note": "é", "n": 3, "x": 0.1}
     net.save(tmp_path / "m.cbp")
     back = cb.load(tmp_path / "m.cbp")
@@ -153,19 +154,19 @@ def test_scaler_and_info_round_trip(tmp_path, rng):
 
 def test_scaler():
     X = np.array([[1.0, 5.0, 2.0], [3.0, 5.0, 4.0], [5.0, 5.0, 9.0]])
-    standard = cbio.Scaler.fit(X, "standard")
+    standard = Scaler.fit(X, "standard")
     Z = standard.transform(X)
     np.testing.assert_allclose(Z.mean(axis=0), 0, atol=1e-15)
     np.testing.assert_allclose(Z[:, [0, 2]].std(axis=0), 1)
     assert np.all(Z[:, 1] == 0)                         # a constant column: 0, not NaN
-    minmax = cbio.Scaler.fit(X, "minmax").transform(X)
+    minmax = Scaler.fit(X, "minmax").transform(X)
     assert minmax.min() == 0 and minmax.max() == 1
     with pytest.raises(ValueError, match="3 feature columns"):
         standard.transform(X[:, :2])
     with pytest.raises(ValueError, match="scale"):
-        cbio.Scaler.fit(X, "robust")
+        Scaler.fit(X, "robust")
     with pytest.raises(ValueError):
-        cbio.Scaler("standard", [0.0, 1.0], [1.0, 0.0])
+        Scaler("standard", [0.0, 1.0], [1.0, 0.0])
 
 
 def test_file_is_plain_npz(model_file):
@@ -519,14 +520,14 @@ def test_sklearn_errors(rng):
 
 def test_mat_round_trip(tmp_path, rng):
     net, X, _ = fitted(rng, "int")
-    cbio.save_mat(net, tmp_path / "w.mat")
+    net.save_mat(tmp_path / "w.mat")
     from scipy.io import loadmat
     data = loadmat(tmp_path / "w.mat")
     np.testing.assert_array_equal(data["Theta1"], net.thetas[0])
-    back = cbio.load_mat(tmp_path / "w.mat", output="softmax", classes=net.classes_)
+    back = cb.Network.load_mat(tmp_path / "w.mat", output="softmax", classes=net.classes_)
     np.testing.assert_array_equal(back.params, net.params)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
-    assert cbio.load_mat(tmp_path / "w.mat").classes_ is None
+    assert cb.Network.load_mat(tmp_path / "w.mat").classes_ is None
 
 
 def test_mat_with_the_course_labels(tmp_path, rng):
@@ -539,7 +540,7 @@ def test_mat_with_the_course_labels(tmp_path, rng):
     X = rng.normal(size=(30, 4))
     h = cb.reference.forward(thetas, X)
     labels = np.array([10, 3, 1, 2])
-    net = cbio.load_mat(tmp_path / "ex4weights.mat", classes=labels)
+    net = cb.Network.load_mat(tmp_path / "ex4weights.mat", classes=labels)
     np.testing.assert_array_equal(net.classes_, [1, 2, 3, 10])
     np.testing.assert_array_equal(net.predict(X), labels[np.argmax(h, axis=1)])
 
@@ -547,16 +548,16 @@ def test_mat_with_the_course_labels(tmp_path, rng):
 def test_mat_errors(tmp_path):
     from scipy.io import savemat
     with pytest.raises(FileNotFoundError):
-        cbio.load_mat(tmp_path / "none.mat")
+        cb.Network.load_mat(tmp_path / "none.mat")
     savemat(tmp_path / "other.mat", {"W": np.ones((2, 2))})
     with pytest.raises(cb.ModelFileError, match="no Theta1"):
-        cbio.load_mat(tmp_path / "other.mat")
+        cb.Network.load_mat(tmp_path / "other.mat")
     savemat(tmp_path / "bad.mat", {"Theta1": np.ones((3, 4)), "Theta2": np.ones((2, 3))})
     with pytest.raises(cb.ModelFileError, match="columns"):
-        cbio.load_mat(tmp_path / "bad.mat")
+        cb.Network.load_mat(tmp_path / "bad.mat")
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 10)
     with pytest.raises(cb.ModelFileError, match="readable"):
-        cbio.load_mat(tmp_path / "junk.mat")
+        cb.Network.load_mat(tmp_path / "junk.mat")
 
 
 # ----------------------------------------------------------------------------------- PyTorch
@@ -572,7 +573,7 @@ def test_torch_round_trip(rng, activation, output, dtype):
                      random_state=0)
     sd = net.to_torch_state_dict()
     assert list(sd) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
-    module = cbio.torch_module(net)
+    module = interop.torch_module(net)
     X = rng.normal(size=(20, 5)).astype(dtype)
     with torch.no_grad():
         h = module(torch.from_numpy(X)).numpy()
