@@ -101,17 +101,21 @@ def _classes(labels):
                         "strings)") from None
 
 
+def find_labels(labels, classes):
+    """(positions of labels in the sorted classes, mask of the labels not among them)."""
+    index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    return index, classes[index] != labels
+
+
 def label_indices(y, classes, name="y"):
     """Positions of labels y in classes; an error naming any label unseen in fit."""
     arr = v.to_array(name, y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D labels like those given to fit; got shape {arr.shape}")
     try:
-        index = np.searchsorted(classes, arr)
+        index, unseen = find_labels(arr, classes)
     except TypeError:
         raise TypeError(f"{name}'s labels are not of the type seen in fit ({classes.dtype})") from None
-    index = np.clip(index, 0, len(classes) - 1)
-    unseen = classes[index] != arr
     if np.any(unseen):
         raise ValueError(f"{name} has labels unseen in fit: "
                          f"{sorted(set(arr[unseen].tolist()))[:5]} (known: {classes.tolist()[:10]})")

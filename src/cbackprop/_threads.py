@@ -19,10 +19,9 @@ def default_threads():
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
-    try:
-        n = min(n, int(os.environ.get("OMP_NUM_THREADS", n)))
-    except ValueError:
-        pass
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()   # "4,2": nested form
+    if first.isdigit() and int(first) >= 1:
+        n = min(n, int(first))
     return max(1, min(n, 8))
 
 

@@ -7,11 +7,16 @@ import numbers
 
 import numpy as np
 
+# The one table of names: every module, the compiled core's codes and the command line's
+# choices take them from here.
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
 OUTPUTS = ("sigmoid", "softmax", "identity")
 LOSSES = ("cross_entropy", "squared_error")
 DTYPES = ("float32", "float64")
 INITS = ("ng", "he", "debug")
+SOLVERS = ("online", "sgd", "adam", "lbfgs", "cg", "rprop")
+FULL_BATCH_SOLVERS = ("lbfgs", "cg", "rprop")
+SCHEDULES = ("constant", "invscaling", "adaptive")
 
 # BLAS takes C ints: a layer width or a block's element count must stay below 2**31.
 MAX_WIDTH = 2**31 - 1 - 1024
@@ -22,6 +27,44 @@ def check_option(name, value, allowed):
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
+
+
+def is_int(value):
+    """An integer that is not a bool (True is an int to Python, never a size here)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name, value, low=1):
+    """An int >= low (TypeError for anything but an int, bools included)."""
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}; got {value!r}")
+    return int(value)
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number in the interval given (open or closed at either end)."""
+    if not is_real(value):
+        raise TypeError(f"{name} must be a finite real number; got {value!r}")
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high or not np.isfinite(value):
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{name} must be in {span} and finite; got {value!r}")
+    return float(value)
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
 
 
 def check_dtype(dtype):
@@ -80,13 +123,9 @@ def check_output_and_loss(output, loss, n_outputs):
                          "would always be 1); use output='sigmoid' for one unit")
 
 
-def check_lam(lam):
-    if isinstance(lam, (bool, np.bool_)) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a real number; got {lam!r}")
-    lam = float(lam)
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be finite and >= 0; got {lam!r}")
-    return lam
+def check_lam(lam, name="lam"):
+    """The course's lambda: a finite real number >= 0."""
+    return check_real(name, lam, low=0)
 
 
 def to_array(name, A):

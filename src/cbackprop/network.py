@@ -3,7 +3,8 @@ import copy
 
 import numpy as np
 
-from cbackprop import _targets, interop, modelfile, training, _validation as v
+from cbackprop import _targets, interop, modelfile, options as fit_options, training
+from cbackprop import _validation as v
 from cbackprop._cpu import core
 from cbackprop._threads import default_threads, blas_single_threaded
 from cbackprop.preprocessing import Scaler
@@ -284,50 +285,28 @@ class Network:
 
     # -------------------------------------------------------------- training
 
-    def fit(self, X, y, solver="adam", lam=0.0, sample_weight=None, epochs=200, batch_size=200,
-            learning_rate=0.001, momentum=0.9, nesterov=True, schedule="constant", shuffle=True,
-            random_state=None, validation_data=None, validation_fraction=0.0,
-            early_stopping=False, tol=1e-4, n_iter_no_change=10, max_iter=None, callback=None,
-            verbose=False):
-        """Train the network from its current parameters; returns self.
+    def fit(self, X, y, sample_weight=None, **options):
+        return training.fit(self, X, y, sample_weight, **options)
+
+    fit.__signature__ = fit_options.signature(fit)
+    fit.__doc__ = f"""Train the network from its current parameters; returns self.
 
         y: 1-D class labels of any sortable type (one-hot coded, ``classes_`` kept), or a
         2-D target matrix (one-hot, multi-label 0/1, or real values with identity outputs).
+        sample_weight: one weight per sample (each sample's term of J multiplied by it).
 
-        solver:
-          'online'  the derivation's stochastic gradient descent: Theta updated after every
-                    sample (matrix-vector products), one compiled call an epoch;
-          'sgd'     mini-batches with momentum (Nesterov's by default);
-          'adam'    mini-batches with Adam (beta 0.9, 0.999, epsilon 1e-8);
-          'lbfgs', 'cg'  scipy.optimize.minimize on the full batch (the course's fmincg role);
-          'rprop'   full-batch iRPROP-, compiled.
-        Every solver minimizes the same J: lam regularizes with the training set's size
-        (its total sample weight), whatever the batch size.
-
-        schedule: 'constant'; 'invscaling' (learning_rate / epoch ** 0.5); 'adaptive' (divide by
-        5 each time the cost fails to improve by tol for n_iter_no_change epochs).
-        Stopping: without early_stopping, when the training cost improves by less than tol for
-        n_iter_no_change epochs (lbfgs/cg: scipy's gradient tolerance tol); with
-        early_stopping, when the validation score does, and the best parameters are restored.
-        Validation data: validation_data=(X_val, y_val), or validation_fraction of X held
-        out (stratified for labels; 0.1 when early_stopping is set without either).
-        max_iter bounds the iterations of the full-batch solvers (default: epochs).
-        callback(net, epoch, logs) runs after every epoch (iteration); returning False stops.
-        verbose=True shows a progress bar (tqdm if installed). Ctrl-C stops at the end of
-        the current batch or iteration with a warning, keeping the parameters reached.
-        A NaN or inf cost raises FloatingPointError, the parameters restored to their last
-        finite values.
+        Every solver minimizes the same J (docs/design.md, "The math"). Ctrl-C stops at
+        the end of the current batch or iteration with a warning, keeping the parameters
+        reached. A NaN or inf cost raises FloatingPointError, the parameters restored to
+        their last finite values.
 
         Sets ``history_`` (per epoch: 'loss', and 'val_loss', 'val_score' with validation
-        data, 'time' in seconds since the start), ``n_iter_`` and ``classes_``.
+        data, 'time' in seconds since the start), ``n_iter_``, ``classes_`` and
+        ``target_coding_``.
+
+        Options (keyword only; cbackprop.options.FIT_OPTIONS):
+{fit_options.docs()}
         """
-        return training.fit(
-            self, X, y, solver=solver, lam=lam, sample_weight=sample_weight, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
-            nesterov=nesterov, schedule=schedule, shuffle=shuffle, random_state=random_state,
-            validation_data=validation_data, validation_fraction=validation_fraction,
-            early_stopping=early_stopping, tol=tol, n_iter_no_change=n_iter_no_change,
-            max_iter=max_iter, callback=callback, verbose=verbose)
 
     def predict(self, X):
         """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,

@@ -19,12 +19,15 @@ Three implementations compute the same (J, gradients):
 - ``cost_and_gradient_loop``: the literal per-sample loop of the derivation, NumPy per sample;
 - ``pure_python``: the same loop with Python lists and the ``math`` module only.
 
-Only NumPy and the standard library are used.
+Only NumPy and the standard library are used (and the package's input checks, which
+give the same errors as everywhere else).
 """
 
 import math
 
 import numpy as np
+
+from cbackprop import _validation as v
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,9 +44,8 @@ __all__ = [
     "pure_python",
 ]
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")  # hidden layers
-OUTPUTS = ("sigmoid", "softmax", "identity")  # output layer
-LOSSES = ("cross_entropy", "squared_error")
+# the names of the package's one table (hidden layers, output layer, losses)
+ACTIVATIONS, OUTPUTS, LOSSES = v.HIDDEN_ACTIVATIONS, v.OUTPUTS, v.LOSSES
 
 
 # ----------------------------------------------------------------------------------------------
@@ -158,26 +160,12 @@ def _output_delta(h, y, output, loss):
 
 def _layer_names(activation, output, n_layers):
     """The name of g after each of the n_layers = L - 1 weight matrices: hidden, then output."""
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    n_hidden = n_layers - 1
-    if isinstance(activation, str):
-        hidden = [activation] * n_hidden
-    else:
-        hidden = list(activation)
-        if len(hidden) != n_hidden:
-            raise ValueError(
-                f"activation needs one name per hidden layer ({n_hidden}), got {len(hidden)}"
-            )
-    for name in hidden:
-        if name not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
-    return hidden + [output]
+    v.check_option("output", output, OUTPUTS)
+    return v.check_activations(activation, n_layers - 1) + [output]
 
 
 def _check_loss(output, loss):
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    v.check_option("loss", loss, LOSSES)
     if loss == "cross_entropy" and output == "identity":
         raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax', not 'identity'")
 

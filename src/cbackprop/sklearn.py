@@ -6,8 +6,6 @@ cross_val_score changes nothing else. Each class docstring lists every differenc
 
 scikit-learn is an optional dependency: ``pip install "cbackprop[sklearn]"``.
 """
-import numbers
-import os
 import re
 import warnings
 
@@ -26,8 +24,9 @@ except ImportError as exc:                  # pragma: no cover - exercised in a 
 
 import numpy as np
 
-from cbackprop import training
+from cbackprop import _targets, training, _validation as v
 from cbackprop._threads import default_threads
+from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
 
 try:                                         # scikit-learn >= 1.6
@@ -39,11 +38,11 @@ __all__ = ["BackpropClassifier", "BackpropRegressor", "ConvergenceWarning"]
 
 SKLEARN_VERSION = tuple(int(p) for p in re.findall(r"\d+", sklearn.__version__)[:2])
 
-SOLVERS = ("adam", "sgd", "lbfgs", "online", "cg", "rprop")
+SOLVERS = ("adam", "sgd", "lbfgs", "online", "cg", "rprop")   # scikit-learn's first
 STOCHASTIC = ("adam", "sgd", "online")       # the solvers with partial_fit
 SCHEDULED = ("sgd", "online")                # learning_rate (the schedule) applies to these
-HIDDEN = {"logistic": "sigmoid", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu"}
-OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+HIDDEN = {**SK_HIDDEN, **{name: name for name in v.HIDDEN_ACTIVATIONS}}  # both names taken
+OUT_NAMES = {ours: theirs for theirs, ours in SK_OUTPUT.items()}
 INITS = ("glorot", "ng", "he")
 
 
@@ -64,61 +63,6 @@ def _validate_data(estimator, X, y="no_validation", **kwargs):
     return estimator._validate_data(X, y, **kwargs)  # pragma: no cover
 
 
-def _auto_threads():
-    """cbackprop's default thread count, capped by OMP_NUM_THREADS when it is set.
-
-    joblib's process workers (GridSearchCV(n_jobs=k), cross_val_score(n_jobs=k)) start
-    with OMP_NUM_THREADS = cores // k, so the jobs share the cores instead of each
-    splitting its rows across all of them.
-    """
-    n = default_threads()
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if value.isdigit() and int(value) >= 1:
-        n = min(n, int(value))
-    return n
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    if not _is_real(value) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number; got {value!r}")
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{name} must be in {span}; got {value!r}")
-    return float(value)
-
-
-def _check_int(name, value, low=1):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}; got {value!r}")
-    return int(value)
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
-
-
-def _check_choice(name, value, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
-
-
 # -------------------------------------------------------------------------- the base
 
 
@@ -127,20 +71,25 @@ class _BaseBackprop(BaseEstimator):
 
     _is_classifier = False
 
+    def _store_params(self, arguments):
+        """__init__'s whole body, as scikit-learn asks: store every argument as it is."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
+
     # ------------------------------------------------------------- parameters
 
     def _check_params(self):
         """Every parameter, checked at fit time (scikit-learn's convention); returns the
         options for training.fit and the network's configuration."""
         hidden = self.hidden_layer_sizes
-        if _is_int(hidden):
+        if v.is_int(hidden):
             hidden = [hidden]
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints; "
                             f"got {self.hidden_layer_sizes!r}")
         hidden = list(hidden)
         for size in hidden:
-            if not _is_int(size):
+            if not v.is_int(size):
                 raise TypeError(f"hidden_layer_sizes must hold ints; got {hidden!r}")
             if size < 1:
                 raise ValueError(f"hidden_layer_sizes must all be >= 1; got {hidden!r}")
@@ -149,42 +98,42 @@ class _BaseBackprop(BaseEstimator):
             raise ValueError("activation='identity' (linear hidden layers) is not supported: "
                              "cbackprop's hidden layers are 'logistic' (alias 'sigmoid'), "
                              "'tanh' or 'relu'")
-        _check_choice("activation", self.activation, tuple(HIDDEN))
-        solver = _check_choice("solver", self.solver, SOLVERS)
-        alpha = _check_real("alpha", self.alpha, low=0)
+        v.check_option("activation", self.activation, tuple(HIDDEN))
+        solver = v.check_option("solver", self.solver, SOLVERS)
+        alpha = v.check_real("alpha", self.alpha, low=0)
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
-            if not _is_int(self.batch_size):
+            if not v.is_int(self.batch_size):
                 raise ValueError(f"batch_size must be 'auto' or an int >= 1; "
                                  f"got {self.batch_size!r}")
-            _check_int("batch_size", self.batch_size)
-        schedule = _check_choice("learning_rate", self.learning_rate,
+            v.check_int("batch_size", self.batch_size)
+        schedule = v.check_option("learning_rate", self.learning_rate,
                                  ("constant", "invscaling", "adaptive"))
-        rate = _check_real("learning_rate_init", self.learning_rate_init, low=0, low_open=True)
-        power_t = _check_real("power_t", self.power_t, low=0)
-        max_iter = _check_int("max_iter", self.max_iter)
-        shuffle = _check_bool("shuffle", self.shuffle)
-        tol = _check_real("tol", self.tol, low=0)
-        if not (_is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
+        rate = v.check_real("learning_rate_init", self.learning_rate_init, low=0, low_open=True)
+        power_t = v.check_real("power_t", self.power_t, low=0)
+        max_iter = v.check_int("max_iter", self.max_iter)
+        shuffle = v.check_bool("shuffle", self.shuffle)
+        tol = v.check_real("tol", self.tol, low=0)
+        if not (v.is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
             raise TypeError(f"verbose must be a bool or an int; got {self.verbose!r}")
-        _check_bool("warm_start", self.warm_start)
-        momentum = _check_real("momentum", self.momentum, low=0, high=1, high_open=True)
-        nesterov = _check_bool("nesterovs_momentum", self.nesterovs_momentum)
-        early = _check_bool("early_stopping", self.early_stopping)
-        fraction = _check_real("validation_fraction", self.validation_fraction, low=0, high=1,
+        v.check_bool("warm_start", self.warm_start)
+        momentum = v.check_real("momentum", self.momentum, low=0, high=1, high_open=True)
+        nesterov = v.check_bool("nesterovs_momentum", self.nesterovs_momentum)
+        early = v.check_bool("early_stopping", self.early_stopping)
+        fraction = v.check_real("validation_fraction", self.validation_fraction, low=0, high=1,
                                high_open=True)
         if early and fraction == 0:
             raise ValueError("validation_fraction must be > 0 with early_stopping=True")
         for name in ("beta_1", "beta_2"):
-            _check_real(name, getattr(self, name), low=0, high=1, high_open=True)
-        _check_real("epsilon", self.epsilon, low=0, low_open=True)
+            v.check_real(name, getattr(self, name), low=0, high=1, high_open=True)
+        v.check_real("epsilon", self.epsilon, low=0, low_open=True)
         if self.n_iter_no_change == np.inf:
             patience = max_iter + 1                  # never reached
         else:
             # scikit-learn stops once more than n_iter_no_change epochs failed to improve;
             # cbackprop's loop once n of them did: n + 1 is scikit-learn's rule.
-            patience = _check_int("n_iter_no_change", self.n_iter_no_change) + 1
-        _check_int("max_fun", self.max_fun)
-        init = _check_choice("init", self.init, INITS)
+            patience = v.check_int("n_iter_no_change", self.n_iter_no_change) + 1
+        v.check_int("max_fun", self.max_fun)
+        init = v.check_option("init", self.init, INITS)
         if self.dtype is None or (isinstance(self.dtype, str) and self.dtype == "auto"):
             dtype = None
         else:
@@ -196,7 +145,7 @@ class _BaseBackprop(BaseEstimator):
                 raise ValueError(f"dtype must be 'auto', 'float32' or 'float64'; "
                                  f"got {self.dtype!r}")
         if self.n_threads is not None:
-            _check_int("n_threads", self.n_threads)
+            v.check_int("n_threads", self.n_threads)
 
         options = dict(
             solver=solver, lam=alpha, learning_rate=rate, shuffle=shuffle, tol=tol,
@@ -204,12 +153,12 @@ class _BaseBackprop(BaseEstimator):
             # scikit-learn applies learning_rate (the schedule) and momentum to sgd only
             schedule=schedule if solver in SCHEDULED else "constant",
             momentum=momentum if solver == "sgd" else 0.9, nesterov=nesterov,
-            verbose=bool(self.verbose), betas=(self.beta_1, self.beta_2), epsilon=self.epsilon,
-            power_t=power_t, max_fun=self.max_fun)
+            verbose=bool(self.verbose), beta_1=self.beta_1, beta_2=self.beta_2,
+            epsilon=self.epsilon, power_t=power_t, max_fun=self.max_fun)
         return hidden, init, dtype, early, fraction, options
 
     def _n_threads(self):
-        return _auto_threads() if self.n_threads is None else int(self.n_threads)
+        return default_threads() if self.n_threads is None else int(self.n_threads)
 
     # ----------------------------------------------------------- the network
 
@@ -331,10 +280,9 @@ class _BaseBackprop(BaseEstimator):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 training.fit(
-                    net, X, targets, sample_weight=sample_weight, batch_size=batch,
-                    random_state=rs, validation_data=validation, validation_fraction=0.0,
-                    early_stopping=early, callback=None, classes=train_classes,
-                    reset_optimizer=not incremental, **options)
+                    net, X, targets, sample_weight, classes=train_classes,
+                    reset_optimizer=not incremental, batch_size=batch, random_state=rs,
+                    validation_data=validation, early_stopping=early, **options)
         finally:
             # re-issued under the caller's filters, ConvergenceWarning as scikit-learn's too
             for w in caught:
@@ -597,34 +545,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  output="auto", loss="cross_entropy", init="glorot", dtype="auto",
                  n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.output = output
-        self.loss = loss
-        self.init = init
-        self.dtype = dtype
-        self.n_threads = n_threads
+        self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
         """Fit the network to X (n_samples, n_features) and labels y (1-D, or a 0/1
@@ -653,9 +574,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                              "not supported; use a 0/1 indicator matrix for multi-label, or "
                              "sklearn.multioutput.MultiOutputClassifier")
         multilabel = kind == "multilabel-indicator"
-        loss = _check_choice("loss", self.loss, ("cross_entropy", "log_loss", "squared_error"))
+        loss = v.check_option("loss", self.loss, ("cross_entropy", "log_loss", "squared_error"))
         loss = "cross_entropy" if loss == "log_loss" else loss
-        output = _check_choice("output", self.output, ("auto", "softmax", "sigmoid", "logistic"))
+        output = v.check_option("output", self.output, ("auto", "softmax", "sigmoid", "logistic"))
         output = "sigmoid" if output == "logistic" else output
 
         if first:
@@ -702,9 +623,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             targets, n_outputs, output, train_classes = y.astype(np.float64), y.shape[1], \
                 "sigmoid", None
         else:
-            index = np.searchsorted(all_classes, y)
-            index = np.clip(index, 0, len(all_classes) - 1)
-            unseen = all_classes[index] != y
+            index, unseen = _targets.find_labels(y, all_classes)
             if np.any(unseen):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
                                  f"{all_classes}. 'y' has {np.unique(y[unseen])}.")
@@ -722,13 +641,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         """Class probabilities, shape (n_samples, n_classes), in the order of classes_;
         for multi-label y, each label's probability."""
         h = self._forward(X)
-        if self._multilabel:
-            return h
-        if h.shape[1] == 1:
-            return np.hstack([1 - h, h])
-        if self.network_.output == "sigmoid":        # one-vs-all units: normalize each row
-            return h / np.maximum(h.sum(axis=1, keepdims=True), np.finfo(h.dtype).tiny)
-        return h
+        kind = _targets.MATRIX if self._multilabel else _targets.LABELS
+        return _targets.probabilities(h, kind, self.network_.output)
 
     def predict_log_proba(self, X):
         """log(predict_proba(X))."""
@@ -781,33 +695,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  init="glorot", dtype="auto", n_threads=None):
-        self.loss = loss
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.init = init
-        self.dtype = dtype
-        self.n_threads = n_threads
+        self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
         """Fit the network to X (n_samples, n_features) and y (n_samples,) or
@@ -823,7 +711,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         if self.loss == "poisson":
             raise ValueError("loss='poisson' is not supported by cbackprop: its regressor "
                              "has identity outputs and loss='squared_error'")
-        _check_choice("loss", self.loss, ("squared_error",))
+        v.check_option("loss", self.loss, ("squared_error",))
         Y = y.reshape(len(y), -1)
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs; the first fit had {self.n_outputs_}")

@@ -10,23 +10,18 @@ solvers themselves only produce one epoch (or iteration) at a time:
 - lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
 """
 import math
-import numbers
 import time
 import warnings
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v
+from cbackprop import _targets, _validation as v, options as fit_options
 from cbackprop._cpu import core
 from cbackprop._interrupt import graceful_interrupt
 from cbackprop._threads import blas_single_threaded
 
-SOLVERS = ("online", "sgd", "adam", "lbfgs", "cg", "rprop")
-SCHEDULES = ("constant", "invscaling", "adaptive")
-FULL_BATCH = ("lbfgs", "cg", "rprop")
+FULL_BATCH = v.FULL_BATCH_SOLVERS
 
-ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
-POWER_T = 0.5                              # invscaling: rate / epoch ** power_t
 ADAPTIVE_DIVISOR, MIN_ADAPTIVE_RATE = 5.0, 1e-6
 RPROP = dict(increase=1.2, decrease=0.5, step_min=1e-6, step_max=50.0, step_init=0.0125)
 SIGNAL_CHECK_FLOPS = 2e6                   # look for Ctrl-C about every millisecond of work
@@ -39,45 +34,6 @@ class ConvergenceWarning(UserWarning):
 
 class TrainingInterrupted(UserWarning):
     """fit was stopped by Ctrl-C; the network keeps the parameters it had reached."""
-
-
-def _positive(name, value, integer=False, allow_zero=False):
-    kinds = numbers.Integral if integer else numbers.Real
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, kinds):
-        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}; got {value!r}")
-    if (not integer and not math.isfinite(value)) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def _check_options(o):
-    v.check_option("solver", o["solver"], SOLVERS)
-    v.check_option("schedule", o["schedule"], SCHEDULES)
-    o["lam"] = v.check_lam(o["lam"])
-    o["epochs"] = _positive("epochs", o["epochs"], integer=True)
-    o["batch_size"] = _positive("batch_size", o["batch_size"], integer=True)
-    o["learning_rate"] = _positive("learning_rate", o["learning_rate"])
-    o["momentum"] = _positive("momentum", o["momentum"], allow_zero=True)
-    if o["momentum"] >= 1:
-        raise ValueError(f"momentum must be in [0, 1); got {o['momentum']!r}")
-    o["tol"] = _positive("tol", o["tol"], allow_zero=True)
-    o["n_iter_no_change"] = _positive("n_iter_no_change", o["n_iter_no_change"], integer=True)
-    if o["max_iter"] is not None:
-        o["max_iter"] = _positive("max_iter", o["max_iter"], integer=True)
-    for name, beta in zip(("beta_1", "beta_2"), o["betas"]):
-        if not (isinstance(beta, numbers.Real) and 0 <= beta < 1):
-            raise ValueError(f"{name} must be in [0, 1); got {beta!r}")
-    o["epsilon"] = _positive("epsilon", o["epsilon"])
-    o["power_t"] = _positive("power_t", o["power_t"], allow_zero=True)
-    o["max_fun"] = _positive("max_fun", o["max_fun"], integer=True)
-    frac = o["validation_fraction"]
-    if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0 <= frac < 1:
-        raise ValueError(f"validation_fraction must be in [0, 1); got {frac!r}")
-    if o["callback"] is not None and not callable(o["callback"]):
-        raise TypeError(f"callback must be callable(net, epoch, logs); got {o['callback']!r}")
-    if o["validation_data"] is not None and (
-            not isinstance(o["validation_data"], (tuple, list)) or len(o["validation_data"]) != 2):
-        raise TypeError("validation_data must be a pair (X_val, y_val)")
 
 
 class _Progress:
@@ -244,7 +200,7 @@ def _run_minibatch(run, n_epochs, state):
     # the arguments that stay the same from epoch to epoch, gathered once
     data = (run.X, run.Y, run.w, net.params)
     setup = (o["batch_size"], *_kernel_args(net), run.scale, run.reg, solver)
-    step_opts = (o["momentum"], o["nesterov"], *o["betas"], o["epsilon"])
+    step_opts = (o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"], o["epsilon"])
     for _ in range(n_epochs):
         total, done, status, state["t"] = core.minibatch_epoch(
             *data, run.order(), *setup, run.epoch_rate(), *step_opts, state["t"], state["m1"],
@@ -308,23 +264,16 @@ def _run_scipy(run, n_iter):
         run.failure = f"{method} stopped after {result.nit} iterations: {result.message}"
 
 
-def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_rate, momentum,
-        nesterov, schedule, shuffle, random_state, validation_data, validation_fraction,
-        early_stopping, tol, n_iter_no_change, max_iter, callback, verbose,
-        classes=None, reset_optimizer=True, betas=ADAM_BETAS, epsilon=ADAM_EPSILON,
-        power_t=POWER_T, max_fun=15000):
-    """Network.fit's body. More options for scikit-learn's estimators: classes, the full
-    list of labels when y may hold only some of them (partial_fit); reset_optimizer=False,
-    to carry momentum and Adam's moments over from the last call; Adam's betas and
-    epsilon; invscaling's power_t; and max_fun, L-BFGS's bound on cost evaluations."""
-    o = dict(solver=solver, lam=lam, epochs=epochs, batch_size=batch_size,
-             learning_rate=learning_rate, momentum=momentum, nesterov=bool(nesterov),
-             schedule=schedule, shuffle=bool(shuffle), validation_data=validation_data,
-             validation_fraction=validation_fraction, early_stopping=bool(early_stopping),
-             tol=tol, n_iter_no_change=n_iter_no_change, max_iter=max_iter, callback=callback,
-             betas=tuple(betas), epsilon=epsilon, power_t=power_t, max_fun=max_fun)
-    _check_options(o)
-    rng = v.check_random_state(random_state)
+def fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **options):
+    """Network.fit's body; options: cbackprop.options.FIT_OPTIONS. Two more arguments for
+    scikit-learn's estimators: classes, the full list of labels when y may hold only some
+    of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over
+    from the last call."""
+    o = fit_options.resolve(options)
+    solver, epochs, max_iter, tol = o["solver"], o["epochs"], o["max_iter"], o["tol"]
+    validation_data, early_stopping = o["validation_data"], o["early_stopping"]
+    validation_fraction = o["validation_fraction"]
+    rng = v.check_random_state(o["random_state"])
     if not np.isfinite(net.params).all():
         raise ValueError("the network's parameters contain NaN or inf (written into params "
                          "or thetas by hand?); set finite values before fit")
@@ -366,7 +315,7 @@ def fit(net, X, y, *, solver, lam, sample_weight, epochs, batch_size, learning_r
 
     n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
     run = _Run(net, X, Y, w, val, o, rng)
-    run.progress = _Progress(n, verbose, solver)
+    run.progress = _Progress(n, o["verbose"], solver)
     interrupted = False
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,
     # not call by call, or scipy's own BLAS calls between ours wake OpenBLAS's pool, whose

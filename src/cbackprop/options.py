@@ -1,0 +1,148 @@
+"""The one table of fit's options: name, default, check and help.
+
+``Network.fit`` takes them (its signature and docstring are built from the table),
+``training.fit`` resolves them (defaults filled in, every value checked, unknown names
+refused with the closest known one), the scikit-learn estimators map their parameters
+onto them, and the command line builds its training flags' help and checks from them.
+"""
+import difflib
+import inspect
+import textwrap
+from dataclasses import dataclass
+
+from cbackprop import _validation as v
+
+
+@dataclass(frozen=True)
+class FitOption:
+    name: str
+    default: object
+    check: object           # check(name, value) -> the value to use; raises TypeError/ValueError
+    help: str
+
+
+def _choice(allowed):
+    return lambda name, value: v.check_option(name, value, allowed)
+
+
+def _int(low=1):
+    return lambda name, value: v.check_int(name, value, low)
+
+
+def _real(**bounds):
+    return lambda name, value: v.check_real(name, value, **bounds)
+
+
+def _optional(check):
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _callback(name, value):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be callable(net, epoch, logs); got {value!r}")
+    return value
+
+
+def _pair(name, value):
+    if value is not None and (not isinstance(value, (tuple, list)) or len(value) != 2):
+        raise TypeError(f"{name} must be a pair (X_val, y_val)")
+    return value
+
+
+def _verbose(name, value):
+    if not (isinstance(value, (bool, v.np.bool_)) or v.is_int(value)):
+        raise TypeError(f"{name} must be True, False or an int; got {value!r}")
+    return bool(value)
+
+
+def _random_state(name, value):
+    v.check_random_state(value)               # raises for what cannot seed a generator
+    return value
+
+
+_UNIT_RATE = dict(low=0, high=1, high_open=True)
+
+FIT_OPTIONS = (
+    FitOption("solver", "adam", _choice(v.SOLVERS),
+              "'online': the derivation's stochastic gradient descent, Theta updated after "
+              "every sample; 'sgd': mini-batches with momentum (Nesterov's by default); "
+              "'adam': mini-batches with Adam; 'lbfgs', 'cg': scipy.optimize.minimize on the "
+              "full batch (the course's fmincg role); 'rprop': full-batch iRPROP-."),
+    FitOption("lam", 0.0, lambda name, value: v.check_lam(value, name),
+              "the course's lambda: J + (lam / 2m) sum of the squared weights (bias excluded); "
+              "m is the training set's size (its total sample weight) in every solver, "
+              "whatever the batch size."),
+    FitOption("epochs", 200, _int(),
+              "epochs (passes over the data) of online, sgd and adam; iterations of the "
+              "full-batch solvers unless max_iter is set."),
+    FitOption("batch_size", 200, _int(), "samples a mini-batch (sgd, adam)."),
+    FitOption("learning_rate", 0.001, _real(low=0, low_open=True),
+              "the step size of online, sgd and adam."),
+    FitOption("momentum", 0.9, _real(**_UNIT_RATE), "sgd's momentum, in [0, 1)."),
+    FitOption("nesterov", True, v.check_bool, "sgd: Nesterov's momentum."),
+    FitOption("schedule", "constant", _choice(v.SCHEDULES),
+              "the learning rate over epochs: 'constant'; 'invscaling' (learning_rate / "
+              "epoch ** power_t); 'adaptive' (divided by 5 each time the cost fails to "
+              "improve by tol for n_iter_no_change epochs)."),
+    FitOption("power_t", 0.5, _real(low=0), "invscaling's exponent."),
+    FitOption("beta_1", 0.9, _real(**_UNIT_RATE), "Adam's decay of the first moment."),
+    FitOption("beta_2", 0.999, _real(**_UNIT_RATE), "Adam's decay of the second moment."),
+    FitOption("epsilon", 1e-8, _real(low=0, low_open=True), "Adam's epsilon."),
+    FitOption("shuffle", True, v.check_bool,
+              "a fresh order of the samples every epoch (online, sgd, adam)."),
+    FitOption("random_state", None, _random_state,
+              "None, an int or a numpy Generator: the shuffles and the validation split."),
+    FitOption("validation_data", None, _pair,
+              "(X_val, y_val) scored after every epoch ('val_loss', 'val_score' in history_)."),
+    FitOption("validation_fraction", 0.0, _real(**_UNIT_RATE),
+              "the fraction of X held out for validation (stratified for labels; 0.1 when "
+              "early_stopping is set without validation data)."),
+    FitOption("early_stopping", False, v.check_bool,
+              "stop when the validation score fails to improve by tol for n_iter_no_change "
+              "epochs, and restore the best parameters."),
+    FitOption("tol", 1e-4, _real(low=0),
+              "without early stopping, stop when the training cost improves by less than tol "
+              "for n_iter_no_change epochs (lbfgs, cg: scipy's gradient tolerance)."),
+    FitOption("n_iter_no_change", 10, _int(), "the patience of the two stopping rules."),
+    FitOption("max_iter", None, _optional(_int()),
+              "iterations of the full-batch solvers (default: epochs)."),
+    FitOption("max_fun", 15000, _int(), "L-BFGS's bound on cost evaluations."),
+    FitOption("callback", None, _callback,
+              "callback(net, epoch, logs) after every epoch (iteration); returning False "
+              "stops training."),
+    FitOption("verbose", False, _verbose, "a progress bar (tqdm if installed)."),
+)
+BY_NAME = {o.name: o for o in FIT_OPTIONS}
+DEFAULTS = {o.name: o.default for o in FIT_OPTIONS}
+
+
+def resolve(given, caller="fit"):
+    """Every option's value: those given, checked, and the defaults for the others.
+    An unknown name raises TypeError, as Python does for a function's keywords."""
+    for name in given:
+        if name not in BY_NAME:
+            close = difflib.get_close_matches(name, BY_NAME, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}{hint}")
+    return {o.name: o.check(o.name, given[o.name]) if o.name in given else o.default
+            for o in FIT_OPTIONS}
+
+
+def signature(head):
+    """A signature with the parameters of head (a function: self, X, y, ...) and then
+    every fit option as a keyword-only parameter with its default."""
+    params = [p for p in inspect.signature(head).parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
+               for o in FIT_OPTIONS]
+    return inspect.Signature(params)
+
+
+def docs(indent=8):
+    """The options as a docstring section (name (default): help)."""
+    lines = []
+    for o in FIT_OPTIONS:
+        text = textwrap.fill(f"{o.name} ({o.default!r}): {o.help}", width=92 - indent,
+                             subsequent_indent="    ")
+        lines.append(textwrap.indent(text, " " * indent))
+    return "\n".join(lines)
