@@ -1,0 +1,341 @@
+"""What the two estimators share: scikit-learn's names, the parameters' checks, the
+network, fitting and the fitted attributes."""
+import re
+import warnings
+
+import sklearn
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning as _SkConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+
+import numpy as np
+
+from cbackprop import training, _validation as v
+from cbackprop._threads import default_threads
+from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
+from cbackprop.network import Network
+
+try:                                         # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:                          # pragma: no cover - scikit-learn 1.3 to 1.5
+    _sk_validate_data = None
+
+SKLEARN_VERSION = tuple(int(p) for p in re.findall(r"\d+", sklearn.__version__)[:2])
+
+SOLVERS = ("adam", "sgd", "lbfgs", "online", "cg", "rprop")   # scikit-learn's first
+STOCHASTIC = ("adam", "sgd", "online")       # the solvers with partial_fit
+SCHEDULED = ("sgd", "online")                # learning_rate (the schedule) applies to these
+HIDDEN = {**SK_HIDDEN, **{name: name for name in v.HIDDEN_ACTIVATIONS}}  # both names taken
+OUT_NAMES = {ours: theirs for theirs, ours in SK_OUTPUT.items()}
+INITS = ("glorot", "ng", "he")
+
+
+class ConvergenceWarning(training.ConvergenceWarning, _SkConvergenceWarning):
+    """fit stopped at max_iter before converging.
+
+    Both cbackprop's and scikit-learn's ConvergenceWarning, so a filter on either applies.
+    """
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _validate_data(estimator, X, y="no_validation", **kwargs):
+    """scikit-learn's validate_data (>= 1.6) or the older estimator._validate_data."""
+    if _sk_validate_data is not None:
+        return _sk_validate_data(estimator, X, y, **kwargs)
+    return estimator._validate_data(X, y, **kwargs)  # pragma: no cover
+
+
+# -------------------------------------------------------------------------- the base
+
+
+class _BaseBackprop(BaseEstimator):
+    """What the classifier and the regressor share: parameters, the network, fitting."""
+
+    _is_classifier = False
+
+    def _store_params(self, arguments):
+        """__init__'s whole body, as scikit-learn asks: store every argument as it is."""
+        for name in self._get_param_names():
+            setattr(self, name, arguments[name])
+
+    # ------------------------------------------------------------- parameters
+
+    def _check_params(self):
+        """Every parameter, checked at fit time (scikit-learn's convention); returns the
+        options for training.fit and the network's configuration."""
+        hidden = self.hidden_layer_sizes
+        if v.is_int(hidden):
+            hidden = [hidden]
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+            raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints; "
+                            f"got {self.hidden_layer_sizes!r}")
+        hidden = list(hidden)
+        for size in hidden:
+            if not v.is_int(size):
+                raise TypeError(f"hidden_layer_sizes must hold ints; got {hidden!r}")
+            if size < 1:
+                raise ValueError(f"hidden_layer_sizes must all be >= 1; got {hidden!r}")
+
+        if self.activation == "identity":
+            raise ValueError("activation='identity' (linear hidden layers) is not supported: "
+                             "cbackprop's hidden layers are 'logistic' (alias 'sigmoid'), "
+                             "'tanh' or 'relu'")
+        v.check_option("activation", self.activation, tuple(HIDDEN))
+        solver = v.check_option("solver", self.solver, SOLVERS)
+        alpha = v.check_real("alpha", self.alpha, low=0)
+        if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
+            if not v.is_int(self.batch_size):
+                raise ValueError(f"batch_size must be 'auto' or an int >= 1; "
+                                 f"got {self.batch_size!r}")
+            v.check_int("batch_size", self.batch_size)
+        schedule = v.check_option("learning_rate", self.learning_rate,
+                                 ("constant", "invscaling", "adaptive"))
+        rate = v.check_real("learning_rate_init", self.learning_rate_init, low=0, low_open=True)
+        power_t = v.check_real("power_t", self.power_t, low=0)
+        max_iter = v.check_int("max_iter", self.max_iter)
+        shuffle = v.check_bool("shuffle", self.shuffle)
+        tol = v.check_real("tol", self.tol, low=0)
+        if not (v.is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
+            raise TypeError(f"verbose must be a bool or an int; got {self.verbose!r}")
+        v.check_bool("warm_start", self.warm_start)
+        momentum = v.check_real("momentum", self.momentum, low=0, high=1, high_open=True)
+        nesterov = v.check_bool("nesterovs_momentum", self.nesterovs_momentum)
+        early = v.check_bool("early_stopping", self.early_stopping)
+        fraction = v.check_real("validation_fraction", self.validation_fraction, low=0, high=1,
+                               high_open=True)
+        if early and fraction == 0:
+            raise ValueError("validation_fraction must be > 0 with early_stopping=True")
+        for name in ("beta_1", "beta_2"):
+            v.check_real(name, getattr(self, name), low=0, high=1, high_open=True)
+        v.check_real("epsilon", self.epsilon, low=0, low_open=True)
+        if self.n_iter_no_change == np.inf:
+            patience = max_iter + 1                  # never reached
+        else:
+            # scikit-learn stops once more than n_iter_no_change epochs failed to improve;
+            # cbackprop's loop once n of them did: n + 1 is scikit-learn's rule.
+            patience = v.check_int("n_iter_no_change", self.n_iter_no_change) + 1
+        v.check_int("max_fun", self.max_fun)
+        init = v.check_option("init", self.init, INITS)
+        if self.dtype is None or (isinstance(self.dtype, str) and self.dtype == "auto"):
+            dtype = None
+        else:
+            try:
+                dtype = np.dtype(self.dtype)
+            except TypeError:
+                dtype = None
+            if dtype is None or dtype.name not in ("float32", "float64"):
+                raise ValueError(f"dtype must be 'auto', 'float32' or 'float64'; "
+                                 f"got {self.dtype!r}")
+        if self.n_threads is not None:
+            v.check_int("n_threads", self.n_threads)
+
+        options = dict(
+            solver=solver, lam=alpha, learning_rate=rate, shuffle=shuffle, tol=tol,
+            epochs=max_iter, max_iter=max_iter, n_iter_no_change=patience,
+            # scikit-learn applies learning_rate (the schedule) and momentum to sgd only
+            schedule=schedule if solver in SCHEDULED else "constant",
+            momentum=momentum if solver == "sgd" else 0.9, nesterov=nesterov,
+            verbose=bool(self.verbose), beta_1=self.beta_1, beta_2=self.beta_2,
+            epsilon=self.epsilon, power_t=power_t, max_fun=self.max_fun)
+        return hidden, init, dtype, early, fraction, options
+
+    def _n_threads(self):
+        return default_threads() if self.n_threads is None else int(self.n_threads)
+
+    # ----------------------------------------------------------- the network
+
+    def _new_network(self, sizes, hidden_act, output, loss, dtype, init, rs):
+        if init == "glorot":
+            # scikit-learn's MLP initialization, draw for draw (the same random_state gives
+            # the same starting weights): uniform +-sqrt(f / (fan_in + fan_out)) for weights
+            # and biases, f = 2 for logistic hidden units, else 6.
+            factor = 2.0 if hidden_act == "sigmoid" else 6.0
+            thetas = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                coef = rs.uniform(-bound, bound, (fan_in, fan_out))
+                intercept = rs.uniform(-bound, bound, fan_out)
+                thetas.append(np.column_stack([intercept, coef.T]))
+            return Network.from_thetas(thetas, hidden_act, output, loss, dtype)
+        return Network(sizes, hidden_act, output, loss, dtype, init=init, random_state=rs)
+
+    @property
+    def coefs_(self):
+        """Weights in scikit-learn's layout: coefs_[l] = Theta(l+1)[:, 1:].T, shape
+        (fan_in, fan_out). Views into the network's parameters: editing them in place
+        edits the model."""
+        check_is_fitted(self)
+        return [t[:, 1:].T for t in self.network_.thetas]
+
+    @coefs_.setter
+    def coefs_(self, values):
+        self._set_layer_part("coefs_", values, lambda t: t[:, 1:].T)
+
+    @property
+    def intercepts_(self):
+        """Biases in scikit-learn's layout: intercepts_[l] = Theta(l+1)[:, 0]. Views into the
+        network's parameters."""
+        check_is_fitted(self)
+        return [t[:, 0] for t in self.network_.thetas]
+
+    @intercepts_.setter
+    def intercepts_(self, values):
+        self._set_layer_part("intercepts_", values, lambda t: t[:, 0])
+
+    def _set_layer_part(self, name, values, part):
+        check_is_fitted(self)
+        views = [part(t) for t in self.network_.thetas]
+        if not isinstance(values, (list, tuple)) or len(values) != len(views):
+            raise ValueError(f"{name} must be a list of {len(views)} arrays")
+        arrays = [np.asarray(v) for v in values]
+        for l, (view, arr) in enumerate(zip(views, arrays)):
+            if arr.shape != view.shape:
+                raise ValueError(f"{name}[{l}] must have shape {view.shape}; got {arr.shape}")
+            if arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
+                raise ValueError(f"{name}[{l}] must hold finite numbers")
+        for view, arr in zip(views, arrays):
+            view[...] = arr
+
+    @property
+    def thetas_(self):
+        """The course's layout: Theta(l) of shape (s_{l+1}, s_l + 1), bias in column 0.
+        Copies; edit coefs_, intercepts_ or network_.thetas to change the model."""
+        check_is_fitted(self)
+        return [t.copy() for t in self.network_.thetas]
+
+    # ---------------------------------------------------------------- fitting
+
+    def _fit(self, X, y, sample_weight, incremental, classes=None):
+        hidden, init, dtype, early, fraction, options = self._check_params()
+        if incremental and early:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        fitted = hasattr(self, "network_")
+        first = not fitted or (not self.warm_start and not incremental)
+        if first:
+            X_dtype = (np.float64, np.float32) if dtype is None else dtype
+        else:
+            X_dtype = self.network_.dtype
+        X, y = _validate_data(self, X, y, reset=first, dtype=X_dtype, order="C",
+                              multi_output=True, y_numeric=not self._is_classifier)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+
+        targets, n_outputs, output, loss, train_classes, target_attrs = self._encode_targets(
+            y, first, incremental, classes)
+        hidden_act = HIDDEN[self.activation]
+        sizes = [X.shape[1]] + hidden + [n_outputs]
+        rs = check_random_state(self.random_state)
+        if first:
+            net = self._new_network(sizes, hidden_act, output, loss, X.dtype, init, rs)
+        else:
+            net = self.network_
+            wanted = (sizes, [hidden_act] * len(hidden), output, loss)
+            if (net.layer_sizes, net.activation, net.output, net.loss) != wanted:
+                raise ValueError(
+                    f"{'partial_fit' if incremental else 'warm_start=True'} needs the network "
+                    f"of the last fit: it has layers {net.layer_sizes}, activation "
+                    f"{net.activation[0] if net.activation else None!r}, output {net.output!r}, "
+                    f"loss {net.loss!r}; the parameters now ask for layers {sizes}, activation "
+                    f"{hidden_act!r}, output {output!r}, loss {loss!r}"
+                    + ("" if incremental else "; set warm_start=False to start afresh"))
+
+        validation = None
+        if early:
+            X, targets, sample_weight, validation = self._split(X, targets, sample_weight,
+                                                                fraction, rs)
+        n_train = X.shape[0]
+        if isinstance(self.batch_size, str):
+            batch = min(200, n_train)
+        else:
+            if self.batch_size > n_train and options["solver"] in ("adam", "sgd"):
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                              "It is going to be clipped", stacklevel=3)
+            batch = min(self.batch_size, n_train)
+        if incremental:
+            options["epochs"] = options["max_iter"] = 1
+
+        net.n_threads = self._n_threads()
+        caught = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                training.fit(
+                    net, X, targets, sample_weight, classes=train_classes,
+                    reset_optimizer=not incremental, batch_size=batch, random_state=rs,
+                    validation_data=validation, early_stopping=early, **options)
+        finally:
+            # re-issued under the caller's filters, ConvergenceWarning as scikit-learn's too
+            for w in caught:
+                if issubclass(w.category, training.ConvergenceWarning):
+                    if not incremental:
+                        warnings.warn(str(w.message), ConvergenceWarning, stacklevel=3)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+        # training succeeded: only now does the estimator change (a failed fit leaves it be)
+        for key, value in target_attrs.items():
+            setattr(self, key, value)
+        self.network_ = net
+        self._record(net, first, early, n_train, output)
+        return self
+
+    def _split(self, X, Y, sample_weight, fraction, rs):
+        """scikit-learn's early-stopping split: train_test_split with the same random state,
+        stratified for single-label classification."""
+        stratify = Y if (self._is_classifier and Y.ndim == 1) else None
+        arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
+        parts = train_test_split(*arrays, random_state=rs, test_size=fraction,
+                                 stratify=stratify)
+        X_train, X_val, Y_train, Y_val = parts[:4]
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        weight_train = parts[4] if sample_weight is not None else None
+        return X_train, Y_train, weight_train, (X_val, Y_val)
+
+    def _record(self, net, first, early, n_train, output):
+        """The fitted attributes scikit-learn's MLP has, from the network's history."""
+        history = net.history_
+        if first:
+            self.loss_curve_ = []
+            self.validation_scores_ = [] if early else None
+            self.t_ = 0
+        elif early and self.validation_scores_ is None:
+            self.validation_scores_ = []
+        self.loss_curve_ = self.loss_curve_ + [float(x) for x in history["loss"]]
+        if early:
+            self.validation_scores_ = self.validation_scores_ + [
+                float(x) for x in history.get("val_score", [])]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
+        self.best_loss_ = None if early else (min(self.loss_curve_) if self.loss_curve_ else None)
+        self.best_validation_score_ = (max(self.validation_scores_)
+                                       if early and self.validation_scores_ else None)
+        self.n_iter_ = int(net.n_iter_)
+        self.t_ += self.n_iter_ * n_train
+        self.n_outputs_ = net.layer_sizes[-1]
+        self.n_layers_ = len(net.layer_sizes)
+        self.out_activation_ = OUT_NAMES[output]
+
+    def _forward(self, X):
+        check_is_fitted(self)
+        X = _validate_data(self, X, reset=False, dtype=self.network_.dtype, order="C")
+        self.network_.n_threads = self._n_threads()
+        return self.network_.forward(X)
+
+    def _partial_fit_available(self):
+        """partial_fit exists for the stochastic solvers, as in scikit-learn."""
+        if self.solver not in STOCHASTIC:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers "
+                                 f"({', '.join(STOCHASTIC)}); {self.solver!r} is not stochastic.")
+        return True
+
+    if SKLEARN_VERSION < (1, 6):            # pragma: no cover - older scikit-learn tags
+        def _more_tags(self):
+            return {"multilabel": True} if self._is_classifier else {"multioutput": True}
+

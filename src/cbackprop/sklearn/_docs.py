@@ -1,0 +1,141 @@
+"""The parameter and attribute sections the two estimators' docstrings share."""
+
+_SHARED_PARAMS = """\
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units in each hidden layer (``()`` for none).
+
+    activation : {'logistic', 'tanh', 'relu'}, default='relu'
+        Hidden units. ``'sigmoid'`` is accepted as ``'logistic'``. **Differs:**
+        ``'identity'`` is not supported (cbackprop's core has no linear hidden layer).
+
+    solver : {'adam', 'sgd', 'lbfgs', 'online', 'cg', 'rprop'}, default='adam'
+        scikit-learn's three, plus cbackprop's ``'online'`` (the derivation's per-sample
+        gradient descent at rate ``learning_rate_init``; a rate near 0.1 suits it, not the
+        default 0.001), ``'cg'`` (scipy's conjugate gradient, the course's fmincg role) and
+        ``'rprop'`` (full-batch iRPROP-).
+
+    alpha : float, default=0.0001
+        L2 penalty ``alpha / (2 n) * sum of squared weights`` (biases excluded), ``n`` the
+        number of training samples (their total weight): the course's ``lambda``, and
+        scikit-learn's alpha with ``'lbfgs'``. **Differs:** every solver minimizes this same
+        cost; scikit-learn's ``'sgd'`` and ``'adam'`` divide the penalty by the batch size
+        instead of ``n``, so there the same alpha regularizes ``n / batch_size`` times more.
+
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size of ``'sgd'`` and ``'adam'``; ``'auto'`` is ``min(200, n_samples)``.
+
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule of ``'sgd'`` (and ``'online'``); other solvers ignore it, as in
+        scikit-learn. **Differs:** ``'invscaling'`` divides by ``epoch ** power_t``, where
+        scikit-learn divides by ``(samples seen + 1) ** power_t``.
+
+    learning_rate_init : float, default=0.001
+
+    power_t : float, default=0.5
+        The exponent of ``'invscaling'`` (per epoch, see ``learning_rate``).
+
+    max_iter : int, default=200
+        Epochs of the stochastic solvers, iterations of the full-batch ones.
+
+    shuffle : bool, default=True
+
+    random_state : int, RandomState instance or None, default=None
+        Draws the initial weights (with ``init='glorot'`` the same draws as scikit-learn's
+        MLP), the early-stopping split and the order of the samples.
+
+    tol : float, default=1e-4
+        The loss (or validation score) must improve by ``tol`` within ``n_iter_no_change``
+        epochs; for ``'lbfgs'`` and ``'cg'``, scipy's gradient tolerance.
+
+    verbose : bool, default=False
+        **Differs:** a progress bar (tqdm, if installed) rather than a line per epoch.
+
+    warm_start : bool, default=False
+        Continue from the last fit's weights (the network must be the same).
+
+    momentum : float, default=0.9
+        Momentum of ``'sgd'``, in ``[0, 1)`` (scikit-learn also accepts 1).
+
+    nesterovs_momentum : bool, default=True
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (scikit-learn's split, stratified for
+        single-label classification), stop when its score fails to improve and keep the best
+        weights. **Differs:** honored by every solver (scikit-learn: ``'sgd'``, ``'adam'``),
+        and the validation score is unweighted.
+
+    validation_fraction : float, default=0.1
+
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's decay rates and stabilizer, as scikit-learn's.
+
+    n_iter_no_change : int or np.inf, default=10
+
+    max_fun : int, default=15000
+        The most cost evaluations ``'lbfgs'`` may make, as scikit-learn's.
+
+    init : {'glorot', 'ng', 'he'}, default='glorot'
+        cbackprop's: ``'glorot'`` is scikit-learn's initialization; ``'ng'`` the course's
+        (uniform in +-sqrt(6 / (fan_in + fan_out)), biases too); ``'he'`` normal weights of
+        std ``sqrt(2 / fan_in)`` and zero biases (for relu).
+
+    dtype : {'auto', 'float32', 'float64'}, default='auto'
+        cbackprop's: the precision of the network. ``'auto'`` follows ``X`` in the first
+        fit (float32 stays float32, anything else becomes float64), as scikit-learn's MLP
+        does. ``predict`` and ``predict_proba`` return the network's dtype.
+
+    n_threads : int or None, default=None
+        cbackprop's: threads the full-batch kernels split rows across. None: the usable
+        cores (at most 8), capped by ``OMP_NUM_THREADS`` when set, which joblib sets in its
+        workers so that ``GridSearchCV(n_jobs=k)`` does not oversubscribe the cores.
+"""
+
+_SHARED_ATTRIBUTES = """\
+    coefs_ : list of ndarray
+        ``coefs_[l]`` has shape ``(fan_in, fan_out)``: ``thetas_[l][:, 1:].T``. Views into
+        ``network_``'s parameters (editing them edits the model; assigning a list copies it in).
+
+    intercepts_ : list of ndarray
+        ``intercepts_[l] = thetas_[l][:, 0]``, views like ``coefs_``.
+
+    thetas_ : list of ndarray
+        The course's ``Theta(l)`` matrices, bias in column 0 (copies).
+
+    network_ : cbackprop.Network
+        The trained network (``cost_and_gradient``, ``forward``, ...).
+
+    loss_ : float
+        The cost of the last epoch or iteration, regularization included.
+
+    loss_curve_ : list of float
+        The cost after every epoch (iteration), across warm-started fits and partial_fit
+        calls. **Differs:** kept for every solver (scikit-learn: ``'sgd'`` and ``'adam'``).
+
+    best_loss_ : float or None
+        ``min(loss_curve_)``; None with early stopping.
+
+    validation_scores_ : list of float or None
+        The held-out score after every epoch, with early stopping; else None.
+
+    best_validation_score_ : float or None
+
+    n_iter_ : int
+        Epochs (iterations) run by the last fit.
+
+    t_ : int
+        Training samples seen by the solver (an epoch or iteration counts all of them).
+
+    n_features_in_ : int
+
+    feature_names_in_ : ndarray of str
+        When ``X`` has string column names (a DataFrame, say).
+
+    n_outputs_ : int
+        Output units.
+
+    n_layers_ : int
+        Layers, input and output included.
+
+    out_activation_ : {'softmax', 'logistic', 'identity'}
+        The output units, in scikit-learn's names.
+"""

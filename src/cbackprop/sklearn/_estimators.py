@@ -1,0 +1,242 @@
+"""BackpropClassifier and BackpropRegressor: what differs between the two."""
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+
+from cbackprop import _targets, _validation as v
+from cbackprop.sklearn._base import _BaseBackprop
+from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_PARAMS
+
+
+class BackpropClassifier(ClassifierMixin, _BaseBackprop):
+    __doc__ = f"""A neural network classifier trained by cbackprop's compiled backpropagation.
+
+    A drop-in for ``sklearn.neural_network.MLPClassifier``: the same parameters under the
+    same names and defaults, the same fitted attributes, the same methods. The
+    differences are marked **Differs** below.
+
+    Class labels (1-D ``y`` of any sortable type) give softmax outputs, or one logistic
+    unit for two classes; a 0/1 indicator matrix gives multi-label classification with one
+    logistic unit per label (``predict`` then returns indicator rows).
+
+    Parameters
+    ----------
+{_SHARED_PARAMS}
+    output : {{'auto', 'softmax', 'sigmoid'}}, default='auto'
+        cbackprop's. ``'auto'`` is scikit-learn's choice: softmax for several classes, one
+        logistic unit for two classes, logistic units for multi-label (and with
+        ``loss='squared_error'``). ``'sigmoid'`` gives the course's one-vs-all logistic
+        units (``predict_proba`` normalizes their rows); ``'softmax'`` two units for two
+        classes.
+
+    loss : {{'cross_entropy', 'squared_error'}}, default='cross_entropy'
+        cbackprop's (scikit-learn's MLP has only the cross-entropy, ``'log_loss'``, which is
+        accepted as a name for it). ``'squared_error'`` needs logistic outputs.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels; ``arange(n_labels)`` for multi-label ``y``.
+
+{_SHARED_ATTRIBUTES}
+    Notes
+    -----
+    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
+    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
+    Ctrl-C stops fit with a warning and keeps the weights reached; ``loss_`` is computed
+    exactly from the pre-activations where scikit-learn clips probabilities at machine
+    epsilon.
+    """
+
+    _is_classifier = True
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 output="auto", loss="cross_entropy", init="glorot", dtype="auto",
+                 n_threads=None):
+        self._store_params(locals())
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X (n_samples, n_features) and labels y (1-D, or a 0/1
+        indicator matrix for multi-label); returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(_BaseBackprop._partial_fit_available)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing from the current weights and optimizer state.
+
+        classes, every label of the whole data set, is required on the first call (y need
+        not hold all of them) and must not change later; not needed for multi-label y.
+        """
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+
+    def _encode_targets(self, y, first, incremental, classes):
+        """(targets for training.fit, output units, output, loss, classes for training.fit,
+        the fitted attributes to set once training succeeds).
+
+        Labels become indices into classes_ (training.fit gets classes=arange(k)); a
+        multi-label indicator matrix goes in as it is."""
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if kind == "multiclass-multioutput":
+            raise ValueError("y is multiclass-multioutput (2-D with more than two values): "
+                             "not supported; use a 0/1 indicator matrix for multi-label, or "
+                             "sklearn.multioutput.MultiOutputClassifier")
+        multilabel = kind == "multilabel-indicator"
+        loss = v.check_option("loss", self.loss, ("cross_entropy", "log_loss", "squared_error"))
+        loss = "cross_entropy" if loss == "log_loss" else loss
+        output = v.check_option("output", self.output, ("auto", "softmax", "sigmoid", "logistic"))
+        output = "sigmoid" if output == "logistic" else output
+
+        if first:
+            if incremental and not multilabel:
+                if classes is None:
+                    raise ValueError("classes must be passed on the first call to partial_fit.")
+                all_classes = np.unique(np.asarray(classes))
+            elif multilabel:
+                all_classes = np.arange(y.shape[1])
+            else:
+                all_classes = np.unique(y)
+            if multilabel and incremental and classes is not None and \
+                    len(np.unique(classes)) != y.shape[1]:
+                raise ValueError(f"classes has {len(np.unique(classes))} labels but y "
+                                 f"{y.shape[1]} columns")
+            if len(all_classes) < 2 and not multilabel:
+                raise ValueError(f"Classifier can't train when only one class is present: "
+                                 f"y has 1 class ({all_classes[0]!r})")
+        else:
+            all_classes = self.classes_
+            if multilabel != (self._multilabel is True):
+                raise ValueError("y must be of the kind given to the first fit "
+                                 f"({'multi-label indicator' if self._multilabel else 'labels'})")
+            if incremental and classes is not None and not np.array_equal(
+                    np.unique(np.asarray(classes)), self.classes_):
+                raise ValueError(f"classes={classes!r} is not the same as on the first call to "
+                                 f"partial_fit: {self.classes_!r}")
+            if multilabel:
+                if y.shape[1] != len(all_classes):
+                    raise ValueError(f"y has {y.shape[1]} labels; the first fit had "
+                                     f"{len(all_classes)}")
+            else:
+                seen = np.unique(y)
+                if self.warm_start and not incremental and (
+                        len(seen) != len(all_classes) or not np.all(seen == all_classes)):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {all_classes}, `y` has {seen}")
+
+        if multilabel:
+            if output == "softmax":
+                raise ValueError("output='softmax' gives one label a sample; multi-label y "
+                                 "needs output='sigmoid' (or 'auto')")
+            targets, n_outputs, output, train_classes = y.astype(np.float64), y.shape[1], \
+                "sigmoid", None
+        else:
+            index, unseen = _targets.find_labels(y, all_classes)
+            if np.any(unseen):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{all_classes}. 'y' has {np.unique(y[unseen])}.")
+            k = len(all_classes)
+            if output == "auto":
+                output = "softmax" if (k > 2 and loss == "cross_entropy") else "sigmoid"
+            if output == "softmax" and loss == "squared_error":
+                raise ValueError("loss='squared_error' needs output='sigmoid' (or 'auto')")
+            n_outputs = 1 if (k == 2 and output == "sigmoid") else k
+            targets, train_classes = index, np.arange(k)
+        fitted = {"classes_": all_classes, "_multilabel": multilabel} if first else {}
+        return targets, n_outputs, output, loss, train_classes, fitted
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), in the order of classes_;
+        for multi-label y, each label's probability."""
+        h = self._forward(X)
+        kind = _targets.MATRIX if self._multilabel else _targets.LABELS
+        return _targets.probabilities(h, kind, self.network_.output)
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Class labels (the most probable class); 0/1 indicator rows for multi-label y."""
+        proba = self.predict_proba(X)
+        if self._multilabel:
+            return (proba > 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class BackpropRegressor(RegressorMixin, _BaseBackprop):
+    __doc__ = f"""A neural network regressor trained by cbackprop's compiled backpropagation.
+
+    A drop-in for ``sklearn.neural_network.MLPRegressor``: the same parameters under the
+    same names and defaults, the same fitted attributes, the same methods. The
+    differences are marked **Differs** below. Identity outputs and the squared error;
+    a 2-D ``y`` gives one output per column (multi-output regression).
+
+    Parameters
+    ----------
+    loss : {{'squared_error'}}, default='squared_error'
+        ``(1 / 2n) sum_i ||h_i - y_i||^2`` plus the penalty. **Differs:** ``'poisson'`` is
+        not supported; for several outputs ``loss_`` sums over them (scikit-learn reports
+        the mean over outputs, while its gradient is that of the sum).
+
+{_SHARED_PARAMS}
+    Attributes
+    ----------
+{_SHARED_ATTRIBUTES}
+    Notes
+    -----
+    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
+    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
+    Ctrl-C stops fit with a warning and keeps the weights reached.
+    """
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init="glorot", dtype="auto", n_threads=None):
+        self._store_params(locals())
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to X (n_samples, n_features) and y (n_samples,) or
+        (n_samples, n_outputs); returns self."""
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @available_if(_BaseBackprop._partial_fit_available)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current weights and optimizer state."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _encode_targets(self, y, first, incremental, classes):
+        if self.loss == "poisson":
+            raise ValueError("loss='poisson' is not supported by cbackprop: its regressor "
+                             "has identity outputs and loss='squared_error'")
+        v.check_option("loss", self.loss, ("squared_error",))
+        Y = y.reshape(len(y), -1)
+        if not first and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs; the first fit had {self.n_outputs_}")
+        return Y, Y.shape[1], "identity", "squared_error", None, {}
+
+    def predict(self, X):
+        """Predicted values, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        h = self._forward(X)
+        return h[:, 0] if h.shape[1] == 1 else h
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
