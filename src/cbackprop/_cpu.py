@@ -8,6 +8,7 @@ CBACKPROP_CPU=baseline|avx2|avx512 forces a build (to test each one, or compare 
 import importlib
 import os
 
+import numpy as np
 
 # build suffix -> the NumPy CPU features it needs
 BUILDS = {
