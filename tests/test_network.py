@@ -1,6 +1,6 @@
 """The compiled core (cbackprop.Network) against the NumPy reference (cbackprop.reference).
 
-DESIGN.md section 1 is the contract: forward pass, cost and gradient of fully connected
+docs/design.md ("The math") is the contract: forward pass, cost and gradient of fully connected
 networks, in float64 (within 1e-10 of the reference) and float32 (within 1e-4 of the
 reference computed in float64 from the same float32 numbers).
 """

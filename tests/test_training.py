@@ -1,4 +1,4 @@
-"""Network.fit / predict / predict_proba / score (issue 3, DESIGN.md section 1).
+"""Network.fit / predict / predict_proba / score (issue 3, docs/design.md: "The math").
 
 The solvers are checked against the NumPy reference (cbackprop.reference) where their
 updates are exact (online after an epoch, sgd with one batch per epoch, the learning-rate
@@ -250,7 +250,7 @@ def test_sgd_one_batch_shuffled_still_equals_gradient_descent(rng):
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_minibatch_epochs_equal_numpy(rng, solver, shuffle, weighted):
     """Mini-batches (the last one short), regularized with the whole training set's size:
-    g = (m/W) (1/b) sum_batch w_i dloss_i + (lam/W) Theta (DESIGN.md section 1), then the
+    g = (m/W) (1/b) sum_batch w_i dloss_i + (lam/W) Theta (docs/design.md: "The math"), then the
     SGD-with-Nesterov-momentum or Adam update, state carried across epochs."""
     m, b, lr, lam, epochs, seed, mu = 50, 16, 0.1, 0.6, 3, 9, 0.7
     beta1, beta2, eps = 0.9, 0.999, 1e-8

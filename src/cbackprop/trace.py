@@ -1,4 +1,4 @@
-"""Every quantity of backpropagation for one sample, in the notation of DESIGN.md section 1.
+"""Every quantity of backpropagation for one sample, in the notation of docs/design.md ("The math").
 
 ``Network.trace(x, y)`` runs the derivation step by step in NumPy (float64) and keeps
 what each step produced, keyed by the course's layer numbers l = 1..L:

@@ -247,8 +247,8 @@ class _BaseBackprop(BaseEstimator):
 
         validation = None
         if early:
-            X, targets, sample_weight, validation = self._split(X, targets, sample_weight,
-                                                                fraction, rs)
+            X, targets, sample_weight, validation = self._early_stopping_split(
+                X, targets, sample_weight, fraction, rs)
         n_train = X.shape[0]
         if isinstance(self.batch_size, str):
             batch = min(200, n_train)
@@ -285,7 +285,7 @@ class _BaseBackprop(BaseEstimator):
         self._record(net, first, early, n_train, output)
         return self
 
-    def _split(self, X, Y, sample_weight, fraction, rs):
+    def _early_stopping_split(self, X, Y, sample_weight, fraction, rs):
         """scikit-learn's early-stopping split: train_test_split with the same random state,
         stratified for single-label classification."""
         stratify = Y if (self._is_classifier and Y.ndim == 1) else None
