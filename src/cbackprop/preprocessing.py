@@ -73,10 +73,11 @@ class TargetScaler:
 
     @classmethod
     def fit(cls, y):
-        """The scaler of training targets y: 1-D (one value a sample) or 2-D (a column an output)."""
+        """The scaler of training targets y: 1-D (a value a sample) or 2-D (a column an output)."""
         y = np.asarray(y, dtype=np.float64)
         if y.ndim not in (1, 2) or y.shape[0] == 0:
-            raise ValueError(f"y must be a non-empty 1-D or 2-D array of values; got shape {y.shape}")
+            raise ValueError(f"y must be a non-empty 1-D or 2-D array of values; "
+                             f"got shape {y.shape}")
         std = y.std(axis=0)
         return cls(y.mean(axis=0), np.where(std > 0, std, 1.0))
 
@@ -100,6 +101,7 @@ class TargetScaler:
             raise ValueError(f"folding a target scaling needs a network with {self.n_outputs} "
                              f"identity output(s); got {net.layer_sizes[-1]} {net.output!r}")
         last = net.thetas[-1]                  # a view into net.params
+        # in the network's own dtype: a float32 network is scaled in float32
         last *= self.std[:, None].astype(last.dtype)
         last[:, 0] += self.mean.astype(last.dtype)
         return net
