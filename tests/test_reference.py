@@ -427,6 +427,52 @@ def test_saturated_cross_entropy_exact_values(big):
 
 
 # ----------------------------------------------------------------------------------------------
+# 8. online_epoch: the compiled online solver's epoch, update for update
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("activation, output", [("sigmoid", "sigmoid"), ("tanh", "softmax")])
+def test_online_epoch_equals_compiled_fit(activation, output, weighted):
+    """One epoch in sample order: the Thetas to 1e-10 and J as fit records it."""
+    import cbackprop as cb
+
+    rng = np.random.default_rng(seed_of(activation, output, weighted))
+    m, sizes, rate, lam = 40, [4, 6, 5, 3], 0.2, 0.7
+    X = rng.normal(size=(m, sizes[0]))
+    if output == "softmax":
+        Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=m)]
+    else:
+        Y = (rng.random((m, sizes[-1])) < 0.5).astype(float)  # multi-label 0/1
+    w = rng.uniform(0.1, 3.0, size=m) if weighted else None
+    net = cb.Network(sizes, activation=activation, output=output, random_state=0)
+    start = [t.copy() for t in net.thetas]
+
+    thetas, J = ref.online_epoch(start, X, Y, np.arange(m), rate, lam, activation=activation,
+                                 output=output, sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", cb.ConvergenceWarning)
+        net.fit(X, Y, solver="online", epochs=1, learning_rate=rate, lam=lam, sample_weight=w,
+                shuffle=False)
+    for ours, compiled in zip(thetas, net.thetas):
+        assert_close(ours, compiled, 1e-10)
+    assert J == pytest.approx(net.history_["loss"][0], rel=1e-10)
+
+
+def test_online_epoch_follows_the_order_and_leaves_its_input():
+    """Another order, another result; the Thetas passed in are not changed."""
+    thetas, X, Y, _ = random_problem(np.random.default_rng(8), "sigmoid", "cross_entropy", 1,
+                                     m=12)
+    before = [t.copy() for t in thetas]
+    forward, _ = ref.online_epoch(thetas, X, Y, np.arange(12), 0.5)
+    backward, _ = ref.online_epoch(thetas, X, Y, np.arange(12)[::-1], 0.5)
+    assert rel_diff(forward, backward) > 1e-6
+    assert all(np.array_equal(t, b) for t, b in zip(thetas, before))
+    with pytest.raises(ValueError, match="order"):
+        ref.online_epoch(thetas, X, Y, np.ones(12) * 0.5, 0.5)
+
+
+# ----------------------------------------------------------------------------------------------
 # errors
 # ----------------------------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""Feature scaling kept with a model: what `cbackprop train` fits on the training rows and
-`predict`/`evaluate` apply to new data before the network sees it."""
+"""Scaling around a network: the feature scaling kept with a model (what `cbackprop train`
+fits on the training rows and `predict`/`evaluate` apply to new data before the network sees
+it), and the standardization of regression targets, folded into the network after training."""
 import numpy as np
 
 from cbackprop import _validation as v
 
-__all__ = ["SCALERS", "Scaler"]
+__all__ = ["SCALERS", "Scaler", "TargetScaler"]
 
 SCALERS = ("standard", "minmax")
 
@@ -50,3 +51,60 @@ class Scaler:
 
     def __repr__(self):
         return f"Scaler({self.kind!r}, {self.n_features} features)"
+
+
+class TargetScaler:
+    """Standardization of regression targets: ``transform(y) = (y - mean) / std``.
+
+    A network learns the standardized targets (a cost and learning rate that do not depend
+    on the targets' units); ``fold_into(net)`` then scales its last Theta so that it predicts
+    in the targets' own units. Identity outputs are linear in the last Theta, so the folded
+    network's outputs are exactly ``std * h + mean``. One mean and std per output column; a
+    constant column gets std 1.
+    """
+
+    def __init__(self, mean, std):
+        self.mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        self.std = np.atleast_1d(np.asarray(std, dtype=np.float64))
+        if (self.mean.ndim != 1 or self.std.shape != self.mean.shape
+                or not np.isfinite(self.mean).all() or not np.isfinite(self.std).all()
+                or (self.std <= 0).any()):
+            raise ValueError("a target scaler needs finite mean and std of one length, std > 0")
+
+    @classmethod
+    def fit(cls, y):
+        """The scaler of training targets y: 1-D (a value a sample) or 2-D (a column an output)."""
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (1, 2) or y.shape[0] == 0:
+            raise ValueError(f"y must be a non-empty 1-D or 2-D array of values; "
+                             f"got shape {y.shape}")
+        std = y.std(axis=0)
+        return cls(y.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    @property
+    def n_outputs(self):
+        return self.mean.shape[0]
+
+    def transform(self, y):
+        """The standardized targets, in y's shape."""
+        y = np.asarray(y, dtype=np.float64)
+        one_value = y.ndim == 1 and self.n_outputs == 1
+        if not (one_value or (y.ndim == 2 and y.shape[1] == self.n_outputs)):
+            raise ValueError(f"the target scaler expects {self.n_outputs} value(s) a sample; "
+                             f"got shape {y.shape}")
+        return (y - self.mean) / self.std
+
+    def fold_into(self, net):
+        """Scale the last Theta of net, trained on transform(y), to predict y itself:
+        row k times std_k, then mean_k added to its bias. Changes net in place; returns it."""
+        if net.output != "identity" or net.layer_sizes[-1] != self.n_outputs:
+            raise ValueError(f"folding a target scaling needs a network with {self.n_outputs} "
+                             f"identity output(s); got {net.layer_sizes[-1]} {net.output!r}")
+        last = net.thetas[-1]                  # a view into net.params
+        # in the network's own dtype: a float32 network is scaled in float32
+        last *= self.std[:, None].astype(last.dtype)
+        last[:, 0] += self.mean.astype(last.dtype)
+        return net
+
+    def __repr__(self):
+        return f"TargetScaler({self.n_outputs} output{'s' if self.n_outputs != 1 else ''})"

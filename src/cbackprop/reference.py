@@ -19,6 +19,9 @@ Three implementations compute the same (J, gradients):
 - ``cost_and_gradient_loop``: the literal per-sample loop of the derivation, NumPy per sample;
 - ``pure_python``: the same loop with Python lists and the ``math`` module only.
 
+``online_epoch`` is the derivation's stochastic gradient descent built on the same pieces:
+one epoch of per-sample updates, the contract of the compiled online solver.
+
 Only NumPy and the standard library are used (and the package's input checks, which
 give the same errors as everywhere else).
 """
@@ -42,6 +45,7 @@ __all__ = [
     "cost_and_gradient",
     "cost_and_gradient_loop",
     "pure_python",
+    "online_epoch",
 ]
 
 # the names of the package's one table (hidden layers, output layer, losses)
@@ -475,3 +479,67 @@ def pure_python(
             grad.append([bias] + rest)
         grads.append(np.array(grad, dtype=np.float64))
     return float(J), grads
+
+
+# ----------------------------------------------------------------------------------------------
+# Stochastic gradient descent: one epoch of per-sample updates
+# ----------------------------------------------------------------------------------------------
+
+
+def online_epoch(
+    thetas,
+    X,
+    Y,
+    order,
+    rate,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+):
+    """One epoch of the derivation's stochastic gradient descent, as ``Network.fit`` with
+    ``solver="online"`` runs it: for each sample i in ``order``, forward propagate x(i),
+    back propagate its deltas, and step down the gradient of J's share of that sample,
+
+        Theta(l) <- Theta(l) - rate ((m/W) w_i delta(l+1) [1; a(l)]^T + (lam/W) Theta(l)),
+
+    the bias column not regularized (W = sum of the weights, m for none). Each sample's
+    deltas use the Thetas before its own update.
+
+    Returns (thetas after the epoch, as new arrays; J), where J is the epoch's cost as fit
+    records it in ``history_["loss"]``: each sample's weighted loss taken before its update,
+    averaged, plus the regularization of the Thetas after the epoch.
+    """
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    names = _layer_names(activation, output, len(thetas))
+    order = np.asarray(order)
+    if order.ndim != 1 or (order.size and order.dtype.kind not in "iu"):
+        raise ValueError(f"order must be a 1-D sequence of sample indices, got {order!r}")
+    thetas = [theta.copy() for theta in thetas]  # updated in place below: the caller's stay
+    weights = [theta[:, 1:] for theta in thetas]  # views into thetas: the bias column apart
+    biases = [theta[:, 0] for theta in thetas]
+    w_sum = float(np.sum(w))
+    decay = 1.0 - rate * lam / w_sum  # Theta(l)[:, 1:] * decay is the regularization's step
+    step = rate * X.shape[0] / w_sum
+
+    J = 0.0
+    for i in order:
+        a = [X[i]]  # a(1) = x(i); a[l] is a(l+1), without the bias unit
+        for W, b, name in zip(weights, biases, names):
+            z = W @ a[-1] + b  # z(l+1) = Theta(l) [1; a(l)]
+            a.append(_G[name](z))
+        J += float(w[i] * _sample_loss(z, a[-1], Y[i], output, loss))
+        delta = _output_delta(a[-1], Y[i], output, loss)  # delta(L)
+        sample_step = step * w[i]
+        for l in reversed(range(len(thetas))):
+            # delta(l) from Theta(l) as it was before this sample's update
+            back = weights[l].T @ delta if l > 0 else None
+            weights[l] *= decay
+            weights[l] -= sample_step * np.outer(delta, a[l])
+            biases[l] -= sample_step * delta
+            if l > 0:
+                delta = back * _G_PRIME[names[l - 1]](a[l])
+    return thetas, J / w_sum + _regularization(thetas, lam, w_sum)

@@ -1,0 +1,199 @@
+"""The command line's grammar: build_parser (every command, its options and help), the
+fit's options in one place (add_fit_arguments), and the argparse value types, whose
+messages argparse reports as usage errors (exit status 2)."""
+import argparse
+import math
+
+import cbackprop as cb
+from cbackprop.cli import compare, demo, model, train
+from cbackprop.cli.data import MAX_CLASSES_INFERRED
+from cbackprop.cli.report import PROG
+
+# ------------------------------------------------------------------------------ value types
+
+
+def _number(text, convert):
+    """text converted (int or float), or None when it is not a number."""
+    try:
+        return convert(text)
+    except ValueError:
+        return None
+
+
+def _refused(requirement, text):
+    return argparse.ArgumentTypeError(f"must be {requirement}; got {text!r}")
+
+
+def positive_int(text):
+    value = _number(text, int)
+    if value is None or value < 1:
+        raise _refused("an integer >= 1", text)
+    return value
+
+
+def nonnegative(text):
+    value = _number(text, float)
+    if value is None or not (math.isfinite(value) and value >= 0):
+        raise _refused("a number >= 0", text)
+    return value
+
+
+def positive(text):
+    value = nonnegative(text)              # a negative number gets nonnegative's message
+    if value == 0:
+        raise _refused("a number > 0", text)
+    return value
+
+
+def fraction(text):
+    value = _number(text, float)
+    if value is None or not 0 <= value < 1:
+        raise _refused("a number in [0, 1)", text)
+    return value
+
+
+def hidden_sizes(text):
+    """'25' or '25,25' as a list of sizes; '', 'none' or '0' for no hidden layer."""
+    text = text.strip()
+    if text.lower() in ("", "none", "0"):
+        return []
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden takes sizes like 25 or 25,25; got {text!r}")
+    if any(s < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--hidden sizes must be >= 1; got {text!r}")
+    return sizes
+
+
+def column_names(text):
+    """'a, b,c' as ['a', 'b', 'c']."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def add_fit_arguments(parser):
+    """The options of training itself: the solver and its settings, the validation, the
+    network's dtype and the random seed."""
+    parser.add_argument("--solver", choices=("adam", "sgd", "online", "lbfgs", "cg", "rprop"),
+                        default="adam", help="default adam")
+    parser.add_argument("--epochs", type=positive_int, default=100,
+                        help="epochs, or iterations of lbfgs/cg/rprop (default 100)")
+    parser.add_argument("--lam", type=nonnegative, default=1.0,
+                        help="regularization lambda (default 1)")
+    parser.add_argument("--learning-rate", type=positive,
+                        help="default 0.01 (adam, sgd), 0.1 (online)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
+    parser.add_argument("--validation-fraction", type=fraction,
+                        help="share of the data held out to validate (default 0.1 from 100 rows)")
+    parser.add_argument("--early-stopping", action="store_true",
+                        help="stop when the validation score stops improving; keep the best")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    parser.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+
+
+def _add_command(commands, name, run, debug, **texts):
+    """A subcommand that takes --debug after its name too and runs run(args)."""
+    p = commands.add_parser(name, parents=[debug], allow_abbrev=False, **texts)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_model_command(commands, name, run, debug, reads_data=True, **texts):
+    """A command on a model file (MODEL), which most run on a data file (DATA)."""
+    p = _add_command(commands, name, run, debug, **texts)
+    p.add_argument("model", metavar="MODEL")
+    if reads_data:
+        p.add_argument("data", metavar="DATA")
+    return p
+
+
+def build_parser():
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error")
+    parser = argparse.ArgumentParser(
+        prog=PROG, allow_abbrev=False,
+        description="Backpropagation for fully connected networks, compiled (cbackprop).",
+        epilog="Run 'cbackprop COMMAND -h' for a command's options. Exit status: 0 success, "
+               "1 data or model error, 2 usage error.")
+    parser.add_argument("--version", action="version", version=f"cbackprop {cb.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = _add_command(commands, "demo", demo.cmd_demo, debug,
+                     help="train on scikit-learn's digits, time it against NumPy, plot it",
+                     description="Train the course's network on scikit-learn's handwritten "
+                                 "digits; print test accuracy and a per-class summary; time "
+                                 "it against the same work in NumPy; write a PNG.")
+    p.add_argument("--quick", action="store_true", help="a reduced run (300 images, 3 epochs)")
+    p.add_argument("--epochs", type=positive_int, help="epochs (default 30; 3 with --quick)")
+    p.add_argument("--hidden", type=positive_int, default=25, help="hidden units (default 25)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default=demo.DEMO_PNG,
+                   help=f"the PNG to write (default {demo.DEMO_PNG})")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+
+    p = _add_command(commands, "train", train.cmd_train, debug,
+                     help="train a network on a CSV, .npy or .npz file",
+                     description="Train a network on DATA and save it as a model file. DATA: "
+                                 "a CSV file with a header row, a .npy matrix (target: a "
+                                 "column index, default the last) or a .npz with arrays X "
+                                 "and y.")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--target", metavar="COLUMN",
+                   help="the column to predict: a CSV column name (or index), a .npy column "
+                        "index (default -1), a .npz array name (default y)")
+    p.add_argument("--drop", metavar="COLUMNS", default="", type=column_names,
+                   help="CSV columns to leave out of the features (comma-separated)")
+    p.add_argument("--task", choices=tuple(train.TASKS), default="auto",
+                   help="auto (default): classify text or integer targets with at most "
+                        f"{MAX_CLASSES_INFERRED} values, else regress")
+    p.add_argument("--hidden", type=hidden_sizes, default=[25],
+                   help="hidden layer sizes, e.g. 25 or 25,25 (default 25; 'none' for none)")
+    p.add_argument("--activation", default="sigmoid",
+                   help="hidden activation: sigmoid (default), tanh, relu, or one per layer "
+                        "(relu,tanh)")
+    p.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity"), default="auto",
+                   help="output layer (default: softmax for 3+ classes, one sigmoid unit for "
+                        "2, identity for regression)")
+    p.add_argument("--scale", choices=("standard", "minmax", "none"), default="standard",
+                   help="feature scaling, saved with the model (default standard)")
+    add_fit_arguments(p)
+    p.add_argument("--out", default="model.cbp", help="model file to write (default model.cbp)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _add_model_command(commands, "predict", model.cmd_predict, debug,
+                           help="predict with a model file; CSV on stdout or --out",
+                           description="Predictions for every row of DATA, as CSV (one row "
+                                       "each, in order). A CSV's feature columns are found by "
+                                       "name.")
+    p.add_argument("--proba", action="store_true", help="add each class's probability")
+    p.add_argument("--target", metavar="COLUMN",
+                   help="a column of DATA to leave out (.npy: its index)")
+    p.add_argument("--out", metavar="FILE", help="write the CSV here (default stdout)")
+
+    p = _add_model_command(commands, "evaluate", model.cmd_evaluate, debug,
+                           help="score a model file on labelled data",
+                           description="Accuracy, per-class summary and confusion matrix "
+                                       "(classifiers), or R^2, RMSE and MAE (regression).")
+    p.add_argument("--target", metavar="COLUMN",
+                   help="the column of true values (default: the model's training target)")
+
+    p = _add_model_command(commands, "inspect", model.cmd_inspect, debug, reads_data=False,
+                           help="architecture, sizes and training summary of a model file")
+    p.add_argument("--json", action="store_true", help="print the file's metadata as JSON")
+
+    p = _add_command(commands, "check", compare.cmd_check, debug,
+                     help="check the compiled gradients against the reference and finite "
+                          "differences")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = _add_command(commands, "bench", compare.cmd_bench, debug,
+                     help="time the compiled core against the NumPy reference")
+    p.add_argument("--quick", action="store_true", help="smaller and fewer runs")
+    p.add_argument("--repeats", type=positive_int, help="timing repeats (default 7, quick 3)")
+    p.add_argument("--seed", type=int, default=0)
+    return parser

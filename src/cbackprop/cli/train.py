@@ -1,0 +1,152 @@
+"""`cbackprop train`: a network fitted to a data file and saved as a model file, with the
+feature scaling, and for regression the target's standardization folded into it."""
+import os
+import time
+
+import numpy as np
+
+import cbackprop as cb
+from cbackprop import _targets
+from cbackprop.cli.data import as_labels, check_writable, infer_task, read_data
+from cbackprop.cli.report import CLIError, iteration_unit, out, score_text, shortened
+from cbackprop.preprocessing import Scaler, TargetScaler
+
+DEFAULT_RATES = {"adam": 0.01, "sgd": 0.01, "online": 0.1}
+TASKS = {"auto": None, "classify": "classification", "regress": "regression"}
+
+
+def _task_and_target(args, data):
+    """(task, y as the fit takes it, classes), the task line printed."""
+    task = TASKS[args.task]
+    inferred = task is None
+    task = task or infer_task(data.y)
+    if task == "regression" and data.y.dtype.kind not in "biuf":
+        raise CLIError(f"{data.path}: the target {data.target!r} holds text, which a regression "
+                       "cannot predict (use --task classify)")
+    target_name = data.target if isinstance(data.target, str) else f"column {data.target}"
+    if task == "regression":
+        how = " (inferred; --task classify to override)" if inferred else ""
+        out(f"task: regression of {target_name}{how}")
+        return task, data.y.astype(np.float64), np.array([])
+    y = as_labels(data.y)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise CLIError(f"{data.path}: the target {target_name} has a single value "
+                       f"({classes.tolist()[0]!r}); a classifier needs at least 2 classes")
+    how = " (inferred; --task regress to override)" if inferred else ""
+    out(f"task: classification of {target_name}{how}: {len(classes)} classes "
+        f"({shortened(classes.tolist(), 10)})")
+    return task, y, classes
+
+
+def _architecture(args, task, n_classes):
+    """(output units, output layer, loss) for the task and --output."""
+    if task == "regression":
+        if args.output not in ("auto", "identity"):
+            raise CLIError(f"--output {args.output} is for classification; regression uses "
+                           "identity outputs")
+        return 1, "identity", "squared_error"
+    if args.output == "identity":
+        raise CLIError("--output identity is for regression (--task regress)")
+    if args.output == "auto":
+        output = "sigmoid" if n_classes == 2 else "softmax"
+    else:
+        output = args.output
+    n_out = 1 if (n_classes == 2 and output == "sigmoid") else n_classes
+    return n_out, output, "cross_entropy"
+
+
+def _validation_split(args, y, task):
+    """Indices (train, validation or None): stratified for labels (as fit's own split)."""
+    fraction = args.validation_fraction
+    if fraction is None:
+        fraction = 0.1 if len(y) >= 100 else 0.0
+    if args.early_stopping and fraction == 0:
+        raise CLIError("--early-stopping needs validation data: set --validation-fraction")
+    if fraction == 0:
+        return np.arange(len(y)), None
+    labels = y if task == "classification" else None
+    try:
+        return _targets.validation_split(len(y), labels, fraction,
+                                         np.random.default_rng(args.random_state))
+    except ValueError as exc:
+        raise CLIError(f"--validation-fraction {fraction}: {exc}") from None
+
+
+def _training_line(args, n_train, val, rate):
+    """What the fit is about to do: solver, samples, length, lam and the step settings."""
+    line = f"training: {args.solver}, {n_train} samples"
+    if val is not None:
+        line += f" (+ {len(val)} for validation)"
+    line += f", up to {args.epochs} {iteration_unit(args.solver)}, lam {args.lam:g}"
+    if args.solver in ("adam", "sgd", "online"):
+        line += f", learning rate {rate:g}"
+    if args.solver in ("adam", "sgd"):
+        line += f", batch {args.batch_size}"
+    return line
+
+
+def cmd_train(args):
+    check_writable(args.out)
+    data = read_data(args.data, args.target, need_target=True, drop=args.drop)
+    X = data.X
+    task, y, classes = _task_and_target(args, data)
+    n_out, output, loss = _architecture(args, task, len(classes))
+    activation = args.activation.split(",") if "," in args.activation else args.activation
+    seed = args.random_state
+    net = cb.Network([X.shape[1]] + args.hidden + [n_out], activation=activation,
+                     output=output, loss=loss, dtype=args.dtype, random_state=seed)
+
+    train, val = _validation_split(args, y, task)
+    scaler = Scaler.fit(X[train], args.scale) if args.scale != "none" else None
+    Xs = scaler.transform(X) if scaler is not None else X
+    # a regression learns its target on a standard scale, folded into the network after
+    target_scaler = (TargetScaler.fit(y[train]) if task == "regression" and args.scale != "none"
+                     else None)
+    y_fit = target_scaler.transform(y) if target_scaler is not None else y
+    rate = args.learning_rate or DEFAULT_RATES.get(args.solver, 0.01)
+    out(f"network: {net!r}, {net.params.size} parameters")
+    out(_training_line(args, len(train), val, rate))
+    t0 = time.perf_counter()
+    net.fit(Xs[train], y_fit[train], solver=args.solver, lam=args.lam, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=rate, random_state=seed,
+            validation_data=(Xs[val], y_fit[val]) if val is not None else None,
+            early_stopping=args.early_stopping, verbose=not args.quiet)
+    seconds = time.perf_counter() - t0
+    if target_scaler is not None:
+        target_scaler.fold_into(net)
+
+    summary = {"final_cost": net.history_["loss"][-1], "epochs_run": net.n_iter_,
+               "seconds": round(seconds, 3), "train_score": net.score(Xs[train], y[train])}
+    out(f"done in {seconds:.2f} s, {net.n_iter_} {iteration_unit(args.solver)}: "
+        f"final cost J = {summary['final_cost']:.6g}"
+        + (" (on the standardized target)" if target_scaler is not None else ""))
+    score_name = "accuracy" if task == "classification" else "R^2"
+    scores = f"training {score_name} {score_text(summary['train_score'], task)}"
+    if val is not None:
+        summary["validation_score"] = net.score(Xs[val], y[val])
+        scores += f", validation {score_name} {score_text(summary['validation_score'], task)}"
+    out(scores)
+    if task == "regression":
+        rmse = float(np.sqrt(np.mean((net.predict(Xs[train]) - y[train]) ** 2)))
+        out(f"training RMSE {rmse:.6g}")
+
+    net.scaler_ = scaler
+    net.info_ = {
+        "trained_with": "cbackprop train",
+        "data": os.path.basename(data.path), "data_format": data.kind,
+        "n_columns": data.n_columns,
+        "features": data.features, "target": data.target, "task": task,
+        "solver": args.solver, "lam": args.lam, "epochs": args.epochs,
+        "learning_rate": rate, "batch_size": args.batch_size, "scale": args.scale,
+        "random_state": seed, "n_train": int(len(train)),
+        "n_validation": int(len(val)) if val is not None else 0,
+        "early_stopping": args.early_stopping,
+        "target_scaling": ({"mean": float(target_scaler.mean[0]),
+                            "std": float(target_scaler.std[0])}
+                           if target_scaler is not None else None),
+        **{k: float(v) if isinstance(v, float) else v for k, v in summary.items()},
+    }
+    net.save(args.out)
+    out(f"saved {args.out}")
+    return 0
