@@ -23,7 +23,7 @@ def _module_name(path):
     return ".".join(parts)
 
 
-def _imports(path):
+def _imports(path, modules):
     """The cbackprop modules a source file imports, anywhere in it."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
@@ -31,9 +31,13 @@ def _imports(path):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("cbackprop"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cbackprop"):
-            found.add(node.module)
-            # `from cbackprop import network` names a module; `from x import Name` a name in x
-            found.update(f"{node.module}.{a.name}" for a in node.names)
+            # `from cbackprop.cli import train` names a module; `from x import Name`, x's
+            # contents (the package itself for a name in its __init__)
+            named = {f"{node.module}.{a.name}" for a in node.names}
+            submodules = named & modules
+            found.update(submodules)
+            if submodules != named:
+                found.add(node.module)
     return found
 
 
@@ -41,7 +45,7 @@ def _graph():
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
-        graph[name] = {m for m in _imports(path) if m in modules and m != name}
+        graph[name] = {m for m in _imports(path, set(modules)) if m in modules and m != name}
     return graph
 
 
