@@ -60,12 +60,10 @@ ACTIVATIONS, OUTPUTS, LOSSES = v.HIDDEN_ACTIVATIONS, v.OUTPUTS, v.LOSSES
 def sigmoid(z):
     """g(z) = 1 / (1 + exp(-z)), computed without overflow for any z.
 
-    exp(-|z|) lies in (0, 1], so it never overflows:
-    for z >= 0, g(z) = 1 / (1 + exp(-z));  for z < 0, g(z) = exp(z) / (1 + exp(z)).
+    g(z) = exp(-log(1 + exp(-z))), and np.logaddexp(0, -z) = log(1 + exp(-z)) never
+    overflows: it is -z + log1p(exp(z)) for z < 0.
     """
-    z = np.asarray(z)
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))[()]
+    return np.exp(-np.logaddexp(0.0, -np.asarray(z)))[()]
 
 
 def sigmoid_gradient(z):
@@ -84,8 +82,8 @@ def debug_initialize_weights(fan_out, fan_in):
 
 
 def _softplus(z):
-    """softplus(z) = log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)), without overflow."""
-    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    """softplus(z) = log(1 + exp(z)), without overflow (np.logaddexp(0, z))."""
+    return np.logaddexp(0.0, z)
 
 
 def _logsumexp(z):
