@@ -64,3 +64,20 @@ def test_adam_options_reach_the_solver():
         fits.append(net.params.copy())
     for other in fits[1:]:
         assert not np.allclose(fits[0], other)
+
+
+def test_command_line_takes_its_fit_flags_from_the_table():
+    """cbackprop train's training flags: fit's names, checks and help."""
+    from cbackprop.cli.parser import FIT_FLAGS, build_parser
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    flags = {a.dest: a for a in train._actions}
+    for name in FIT_FLAGS:
+        assert name in flags and name in options.BY_NAME
+        brief = options.BY_NAME[name].brief or options.BY_NAME[name].help
+        assert flags[name].help.startswith(brief)
+    assert tuple(flags["solver"].choices) == cb.options.v.SOLVERS
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "d.csv", "--epochs", "0"])
+    args = parser.parse_args(["train", "d.csv", "--lam", "0.5", "--epochs", "7"])
+    assert (args.lam, args.epochs, args.random_state) == (0.5, 7, 0)

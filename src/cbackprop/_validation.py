@@ -53,11 +53,13 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
         raise TypeError(f"{name} must be a finite real number; got {value!r}")
     bad_low = low is not None and (value <= low if low_open else value < low)
     bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high or not np.isfinite(value):
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    if bad_low or bad_high:
         left = "(" if low_open else "["
         right = ")" if high_open else "]"
         span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{name} must be in {span} and finite; got {value!r}")
+        raise ValueError(f"{name} must be in {span}; got {value!r}")
     return float(value)
 
 

@@ -19,6 +19,7 @@ class FitOption:
     default: object
     check: object           # check(name, value) -> the value to use; raises TypeError/ValueError
     help: str
+    brief: str = ""         # the command line's help, where it has the option (default: help)
 
 
 def _choice(allowed):
@@ -67,17 +68,22 @@ FIT_OPTIONS = (
               "'online': the derivation's stochastic gradient descent, Theta updated after "
               "every sample; 'sgd': mini-batches with momentum (Nesterov's by default); "
               "'adam': mini-batches with Adam; 'lbfgs', 'cg': scipy.optimize.minimize on the "
-              "full batch (the course's fmincg role); 'rprop': full-batch iRPROP-."),
+              "full batch (the course's fmincg role); 'rprop': full-batch iRPROP-.",
+              "online (per-sample SGD), sgd, adam (mini-batches), lbfgs, cg, rprop (full batch)"),
     FitOption("lam", 0.0, lambda name, value: v.check_lam(value, name),
               "the course's lambda: J + (lam / 2m) sum of the squared weights (bias excluded); "
               "m is the training set's size (its total sample weight) in every solver, "
-              "whatever the batch size."),
+              "whatever the batch size.",
+              "regularization lambda (bias excluded)"),
     FitOption("epochs", 200, _int(),
               "epochs (passes over the data) of online, sgd and adam; iterations of the "
-              "full-batch solvers unless max_iter is set."),
-    FitOption("batch_size", 200, _int(), "samples a mini-batch (sgd, adam)."),
+              "full-batch solvers unless max_iter is set.",
+              "epochs, or iterations of lbfgs, cg and rprop"),
+    FitOption("batch_size", 200, _int(), "samples a mini-batch (sgd, adam).",
+              "samples a mini-batch (sgd, adam)"),
     FitOption("learning_rate", 0.001, _real(low=0, low_open=True),
-              "the step size of online, sgd and adam."),
+              "the step size of online, sgd and adam.",
+              "step size of online, sgd and adam"),
     FitOption("momentum", 0.9, _real(**_UNIT_RATE), "sgd's momentum, in [0, 1)."),
     FitOption("nesterov", True, v.check_bool, "sgd: Nesterov's momentum."),
     FitOption("schedule", "constant", _choice(v.SCHEDULES),
@@ -91,15 +97,18 @@ FIT_OPTIONS = (
     FitOption("shuffle", True, v.check_bool,
               "a fresh order of the samples every epoch (online, sgd, adam)."),
     FitOption("random_state", None, _random_state,
-              "None, an int or a numpy Generator: the shuffles and the validation split."),
+              "None, an int or a numpy Generator: the shuffles and the validation split.",
+              "seed of the shuffles and the validation split"),
     FitOption("validation_data", None, _pair,
               "(X_val, y_val) scored after every epoch ('val_loss', 'val_score' in history_)."),
     FitOption("validation_fraction", 0.0, _real(**_UNIT_RATE),
               "the fraction of X held out for validation (stratified for labels; 0.1 when "
-              "early_stopping is set without validation data)."),
+              "early_stopping is set without validation data).",
+              "share of the data held out to validate (stratified for labels)"),
     FitOption("early_stopping", False, v.check_bool,
               "stop when the validation score fails to improve by tol for n_iter_no_change "
-              "epochs, and restore the best parameters."),
+              "epochs, and restore the best parameters.",
+              "stop when the validation score stops improving; keep the best"),
     FitOption("tol", 1e-4, _real(low=0),
               "without early stopping, stop when the training cost improves by less than tol "
               "for n_iter_no_change epochs (lbfgs, cg: scipy's gradient tolerance)."),

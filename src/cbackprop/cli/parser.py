@@ -2,9 +2,9 @@
 fit's options in one place (add_fit_arguments), and the argparse value types, whose
 messages argparse reports as usage errors (exit status 2)."""
 import argparse
-import math
 
 import cbackprop as cb
+from cbackprop import _validation as v, options
 from cbackprop.cli import compare, demo, model, train
 from cbackprop.cli.data import MAX_CLASSES_INFERRED
 from cbackprop.cli.report import PROG
@@ -31,27 +31,6 @@ def positive_int(text):
     return value
 
 
-def nonnegative(text):
-    value = _number(text, float)
-    if value is None or not (math.isfinite(value) and value >= 0):
-        raise _refused("a number >= 0", text)
-    return value
-
-
-def positive(text):
-    value = nonnegative(text)              # a negative number gets nonnegative's message
-    if value == 0:
-        raise _refused("a number > 0", text)
-    return value
-
-
-def fraction(text):
-    value = _number(text, float)
-    if value is None or not 0 <= value < 1:
-        raise _refused("a number in [0, 1)", text)
-    return value
-
-
 def hidden_sizes(text):
     """'25' or '25,25' as a list of sizes; '', 'none' or '0' for no hidden layer."""
     text = text.strip()
@@ -74,24 +53,51 @@ def column_names(text):
 # ----------------------------------------------------------------------------- the parser
 
 
+def _checked_by(option, convert):
+    """An argparse type: the text converted, then checked as fit checks the option, its
+    message a usage error."""
+    def parse(text):
+        value = _number(text, convert)
+        if value is None:
+            raise _refused("an integer" if convert is int else "a number", text)
+        try:
+            return option.check(option.name, value)
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+# The command line's own defaults where they differ from fit's (a shorter run, the course's
+# regularization, a fixed seed so that the same command gives the same model).
+FIT_FLAGS = {            # option: (argparse type, default, what the default says)
+    "solver": (None, "adam", "default adam"),
+    "epochs": (int, 100, "default 100"),
+    "lam": (float, 1.0, "default 1"),
+    "learning_rate": (float, None, "default 0.01 (adam, sgd), 0.1 (online)"),
+    "batch_size": (int, 32, "default 32"),
+    "validation_fraction": (float, None, "default 0.1 from 100 rows"),
+    "early_stopping": (None, False, None),
+    "random_state": (int, 0, "default 0"),
+}
+
+
 def add_fit_arguments(parser):
-    """The options of training itself: the solver and its settings, the validation, the
-    network's dtype and the random seed."""
-    parser.add_argument("--solver", choices=("adam", "sgd", "online", "lbfgs", "cg", "rprop"),
-                        default="adam", help="default adam")
-    parser.add_argument("--epochs", type=positive_int, default=100,
-                        help="epochs, or iterations of lbfgs/cg/rprop (default 100)")
-    parser.add_argument("--lam", type=nonnegative, default=1.0,
-                        help="regularization lambda (default 1)")
-    parser.add_argument("--learning-rate", type=positive,
-                        help="default 0.01 (adam, sgd), 0.1 (online)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="default 32")
-    parser.add_argument("--validation-fraction", type=fraction,
-                        help="share of the data held out to validate (default 0.1 from 100 rows)")
-    parser.add_argument("--early-stopping", action="store_true",
-                        help="stop when the validation score stops improving; keep the best")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    parser.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    """The options of training itself, from fit's table of options (cbackprop.options):
+    the same names (with dashes), checks and help; and the network's dtype."""
+    for name, (convert, default, shown) in FIT_FLAGS.items():
+        option = options.BY_NAME[name]
+        flag = "--" + name.replace("_", "-")
+        text = (option.brief or option.help) + (f" ({shown})" if shown else "")
+        if isinstance(option.default, bool):
+            parser.add_argument(flag, action="store_true", help=text)
+        elif convert is None:
+            parser.add_argument(flag, choices=v.SOLVERS, default=default, help=text)
+        elif name == "random_state":
+            parser.add_argument(flag, type=int, default=default, help=text)
+        else:
+            parser.add_argument(flag, type=_checked_by(option, convert), default=default,
+                                help=text)
+    parser.add_argument("--dtype", choices=v.DTYPES, default="float64")
 
 
 def _add_command(commands, name, run, debug, **texts):
