@@ -215,7 +215,7 @@ def test_worker_threads_follow_omp_num_threads(monkeypatch, iris):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert BackpropClassifier(**LBFGS).fit(X, y).network_.n_threads == 1
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert cbs._auto_threads() == cbackprop._threads.default_threads()
+    assert cbs._auto_threads() == cbackprop._core.threads.default_threads()
     clf = BackpropClassifier(**LBFGS, n_threads=3).fit(X, y)
     assert clf.network_.n_threads == 3
 

@@ -27,7 +27,7 @@ except ImportError as exc:                  # pragma: no cover - exercised in a 
 import numpy as np
 
 from cbackprop import training
-from cbackprop._threads import default_threads
+from cbackprop._core.threads import default_threads
 from cbackprop.network import Network
 
 try:                                         # scikit-learn >= 1.6

@@ -1,8 +1,7 @@
 # cython: language_level=3
-"""The compiled core, for the platform's baseline instruction set.
+"""The compiled core, built for the platform's baseline instruction set (BLAS runs every product).
 
-setup.py builds these same sources once per instruction set (see setup.py);
-cbackprop._cpu imports the best one this processor runs.
+setup.py compiles the same sources (core.pxi) once per instruction set;
+cbackprop._core imports the best build this processor runs.
 """
-include "_kernels.pxi"
-include "_train.pxi"
+include "core.pxi"
