@@ -208,6 +208,9 @@ cdef class StepState:
     cdef public long long t
 
     def __init__(self, m1, m2, long long t=0):
+        if not (isinstance(m1, np.ndarray) and isinstance(m2, np.ndarray)):
+            raise TypeError("StepState: m1 and m2 must be NumPy arrays (minibatch_epoch "
+                            "updates them in place)")
         self.m1, self.m2, self.t = m1, m2, t
 
 
