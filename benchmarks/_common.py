@@ -70,12 +70,12 @@ def environment(**extra):
         torch_threads = torch.get_num_threads()
     except ImportError:
         torch_threads = None
-    from cbackprop import _cpu
+    from cbackprop import _core
     return dict(date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
                 cpu=cpu_model(), cores=CORES, load=list(os.getloadavg()), versions=versions,
                 env={k: os.environ.get(k) for k in ENV_VARS}, pools=thread_pools(),
                 torch_threads=torch_threads,
-                cbackprop_build=f"{_cpu.BUILD} (of {', '.join(_cpu.runnable_builds())})",
+                cbackprop_build=f"{_core.BUILD} (of {', '.join(_core.runnable_builds())})",
                 **extra)
 
 

@@ -7,15 +7,20 @@ import numpy as np
 import pytest
 
 import cbackprop as cb
-from cbackprop import _cpu, reference
+from cbackprop import _core, reference
 
-BUILDS = _cpu.runnable_builds()
+BUILDS = _core.runnable_builds()
 CASES = [  # (layer sizes, hidden activation, output, loss)
     ([7, 9, 4], "sigmoid", "sigmoid", "cross_entropy"),
     ([5, 8, 6, 3], "tanh", "softmax", "cross_entropy"),
     ([6, 10, 2], "relu", "identity", "squared_error"),
     ([4, 5, 3], "sigmoid", "softmax", "squared_error"),
 ]
+
+
+def layout_of(core, net):
+    """net's architecture as this build's entry points take it."""
+    return core.Layout(net.layer_sizes, net.activation + [net.output], net.loss)
 
 
 def test_baseline_build_is_always_there():
@@ -26,7 +31,7 @@ def test_baseline_build_is_always_there():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("sizes, act, out, loss", CASES)
 def test_build_matches_reference(build, dtype, sizes, act, out, loss):
-    core = _cpu.load(build)
+    core = _core.load(build)
     rng = np.random.default_rng(sum(sizes))
     net = cb.Network(sizes, activation=act, output=out, loss=loss, dtype=dtype, random_state=1)
     m = 300
@@ -39,13 +44,12 @@ def test_build_matches_reference(build, dtype, sizes, act, out, loss):
                                                0.5, activation=act, output=out, loss=loss)
     for block_rows, threads in [(1, 1), (64, 1), (64, 2)]:
         grad = np.zeros_like(net.params)
-        J = core.cost_grad(X, Y, w, net.params, grad, net._sizes, net._offsets, net._acts,
-                           net._loss_code, float(m), 0.5 / m, block_rows, threads)
+        J = core.cost_grad(layout_of(core, net), X, Y, w, net.params, grad, float(m), 0.5 / m,
+                           block_rows, threads)
         assert abs(J - J_ref) <= tol * abs(J_ref)
         for g, r in zip(net.split(grad), G_ref):
             assert np.abs(g - r).max() <= tol * np.abs(r).max()
-    h = core.forward(X, net.params, np.empty((m, sizes[-1]), dtype), net._sizes, net._offsets,
-                     net._acts, 64, 2)
+    h = core.forward(layout_of(core, net), X, net.params, np.empty((m, sizes[-1]), dtype), 64, 2)
     h_ref = reference.forward(thetas64, X.astype(np.float64), activation=act, output=out)
     assert np.abs(h - h_ref).max() <= tol
 
@@ -57,7 +61,7 @@ def test_build_matches_reference(build, dtype, sizes, act, out, loss):
 def test_build_online_epoch_matches_numpy_loop(build, sizes, dtype):
     """Each sample's update, the first layer's deferred to the next sample's forward pass
     on the builds with our own loops, against the derivation's loop in float64."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     rng = np.random.default_rng(3)
     net = cb.Network(sizes, dtype=dtype, random_state=0)
     m = 40
@@ -71,8 +75,8 @@ def test_build_online_epoch_matches_numpy_loop(build, sizes, dtype):
                                                Y[i:i + 1].astype(np.float64), 0.0)
         for t, g in zip(thetas, grads):
             t -= lr * (g + np.hstack([np.zeros((t.shape[0], 1)), t[:, 1:]]) * lam / m)
-    core.online_epoch(X, Y, np.empty(0, dtype), net.params, order, net._sizes, net._offsets,
-                      net._acts, net._loss_code, lr, 1 - lr * lam / m, 10**6)
+    core.online_epoch(layout_of(core, net), X, Y, np.empty(0, dtype), net.params, order, lr,
+                      1 - lr * lam / m, 10**6)
     rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (1e-4, 1e-5)
     for t, r in zip(net.thetas, thetas):
         np.testing.assert_allclose(t, r, rtol=rtol, atol=atol)
@@ -80,25 +84,7 @@ def test_build_online_epoch_matches_numpy_loop(build, sizes, dtype):
 
 def test_unknown_build_is_a_clear_error():
     with pytest.raises(ValueError, match="CBACKPROP_CPU"):
-        _cpu.load("sse9")
-
-
-@pytest.mark.parametrize("build", BUILDS)
-def test_minibatch_epoch_same_with_rows_split_over_threads(build):
-    """fit runs mini-batches on one thread; the kernel can share a batch's rows out too."""
-    core = _cpu.load(build)
-    rng = np.random.default_rng(4)
-    X, Y = rng.normal(size=(300, 6)), np.eye(3)[rng.integers(0, 3, 300)]
-    order = rng.permutation(300).astype(np.intp)
-    results = []
-    for threads in (1, 2):
-        net = cb.Network([6, 9, 3], random_state=0)
-        state1, state2 = np.zeros_like(net.params), np.zeros_like(net.params)
-        core.minibatch_epoch(X, Y, np.empty(0), net.params, order, 128, net._sizes, net._offsets,
-                             net._acts, net._loss_code, 1.0, 0.01, 1, 0.01, 0.9, True,
-                             0.9, 0.999, 1e-8, 0, state1, state2, 10**6, 32, threads)
-        results.append(net.params.copy())
-    np.testing.assert_allclose(results[1], results[0], rtol=1e-10, atol=1e-12)
+        _core.load("sse9")
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -109,7 +95,7 @@ def test_build_forward_split_at_every_remainder(build, dtype, units):
     quarter of a vector or less (float64's 25 = 3 x 8 + 1): every remainder of the unit
     count over 4, 8 and 16 lanes, inputs that end inside a vector (13, 29), and row counts
     that end inside a group of 4 rows."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     rng = np.random.default_rng(units)
     tol = 1e-10 if dtype == "float64" else 1e-4
     for n_in, m in ((13, 11), (29, 6)):
@@ -120,8 +106,8 @@ def test_build_forward_split_at_every_remainder(build, dtype, units):
         J_ref, G_ref = reference.cost_and_gradient(thetas64, X.astype(np.float64),
                                                    Y.astype(np.float64), 0.0)
         grad = np.zeros_like(net.params)
-        J = core.cost_grad(X, Y, np.empty(0, dtype), net.params, grad, net._sizes,
-                           net._offsets, net._acts, net._loss_code, float(m), 0.0, m, 1)
+        J = core.cost_grad(layout_of(core, net), X, Y, np.empty(0, dtype), net.params, grad,
+                           float(m), 0.0, m, 1)
         assert abs(J - J_ref) <= tol * abs(J_ref)
         for g, r in zip(net.split(grad), G_ref):
             assert np.abs(g - r).max() <= tol * max(np.abs(r).max(), 1e-12)
@@ -130,7 +116,7 @@ def test_build_forward_split_at_every_remainder(build, dtype, units):
 @pytest.fixture
 def own_products_off():
     """Restores the cores' choice of products after a test that turns ours off."""
-    cores = [_cpu.load(b) for b in BUILDS]
+    cores = [_core.load(b) for b in BUILDS]
     yield
     for core in cores:
         core.use_own_products(True)
@@ -144,7 +130,7 @@ def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_o
     """Widths on either side of the vector lanes (4, 8, 16) and of the register tiles, and
     blocks whose rows do not fill a tile: every edge of _gemm.h's products, per build; a
     layer wider than OWN_MAX_UNITS (BLAS) among ours on odd seeds; and BLAS alone."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     core.use_own_products(own)
     rng = np.random.default_rng(100 + seed)
     sizes = [int(s) for s in rng.integers(1, 41, size=int(rng.integers(2, 5)))]
@@ -166,14 +152,14 @@ def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_o
                                                sample_weight=w.astype(np.float64))
     for block_rows in (2, 5, 7, 13, 64):
         grad = np.zeros_like(net.params)
-        J = core.cost_grad(X, Y, w, net.params, grad, net._sizes, net._offsets, net._acts,
-                           net._loss_code, float(w.sum(dtype=np.float64)),
-                           0.3 / w.sum(dtype=np.float64), block_rows, 1)
+        J = core.cost_grad(layout_of(core, net), X, Y, w, net.params, grad,
+                           float(w.sum(dtype=np.float64)), 0.3 / w.sum(dtype=np.float64),
+                           block_rows, 1)
         assert abs(J - J_ref) <= tol * abs(J_ref)
         for g, r in zip(net.split(grad), G_ref):
             assert np.abs(g - r).max() <= tol * max(np.abs(r).max(), 1e-12)
-        h = core.forward(X, net.params, np.empty((m, sizes[-1]), dtype), net._sizes,
-                         net._offsets, net._acts, block_rows, 1)
+        h = core.forward(layout_of(core, net), X, net.params, np.empty((m, sizes[-1]), dtype),
+                         block_rows, 1)
         h_ref = reference.forward(thetas64, X.astype(np.float64), activation=act, output=out)
         assert np.abs(h - h_ref).max() <= tol
 
@@ -193,15 +179,15 @@ def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
     """The epoch runs on a copy with aligned rows, and its loops align their stores to
     each row's address: the result must not depend on where the parameters lie (the same
     seed gives the same network, bit for bit)."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     net, X, Y, order = _online_problem([37, 21, 5], 60, dtype, 5)
     results = []
     for shift in range(16):
         buffer = np.zeros(net.params.size + 16, dtype)
         params = buffer[shift:shift + net.params.size]
         params[...] = net.params
-        core.online_epoch(X, Y, np.empty(0, dtype), params, order, net._sizes, net._offsets,
-                          net._acts, net._loss_code, 0.1, 0.999, 10**6)
+        core.online_epoch(layout_of(core, net), X, Y, np.empty(0, dtype), params, order, 0.1,
+                          0.999, 10**6)
         results.append(params.copy())
     for r in results[1:]:
         np.testing.assert_array_equal(r, results[0])
@@ -212,18 +198,19 @@ def test_build_online_epoch_same_bits_wherever_params_lie(build, dtype):
 def test_build_online_epoch_stopped_part_way_keeps_the_samples_done(build, dtype):
     """An online epoch runs on a copy of the parameters with aligned rows: stopped part-way,
     it must still copy back the updates of the samples it did, and only those."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     net, X, Y, order = _online_problem([19, 13, 3], 50, dtype, 8)
-    args = (net._sizes, net._offsets, net._acts, net._loss_code, 0.1, 0.999)
+    layout = layout_of(core, net)
     stopped = net.params.copy()
     core.request_stop()
     try:
-        _, done, status = core.online_epoch(X, Y, np.empty(0, dtype), stopped, order, *args, 7)
+        _, done, status = core.online_epoch(layout, X, Y, np.empty(0, dtype), stopped, order,
+                                            0.1, 0.999, 7)
     finally:
         core.clear_stop()
     assert (done, status) == (7, core.STATUS_INTERRUPTED)
     expected = net.params.copy()
-    core.online_epoch(X, Y, np.empty(0, dtype), expected, order[:7], *args, 10**6)
+    core.online_epoch(layout, X, Y, np.empty(0, dtype), expected, order[:7], 0.1, 0.999, 10**6)
     np.testing.assert_array_equal(stopped, expected)
     assert not np.array_equal(stopped, net.params)
 
@@ -231,8 +218,9 @@ def test_build_online_epoch_stopped_part_way_keeps_the_samples_done(build, dtype
 @pytest.mark.parametrize("sizes", [[64, 30, 10], [1, 1], [37, 21, 5, 3], [400, 25, 10]])
 @pytest.mark.parametrize("itemsize", [4, 8])
 def test_aligned_layout_starts_every_weight_row_on_64_bytes(sizes, itemsize):
-    core = _cpu.load(BUILDS[0])
-    offsets, strides, size = core.aligned_layout(np.array(sizes, np.intc), itemsize)
+    core = _core.load(BUILDS[0])
+    layout = core.Layout(sizes, ["sigmoid"] * (len(sizes) - 1), "cross_entropy")
+    offsets, strides, size = layout.aligned(itemsize)
     lanes, end = 64 // itemsize, 0
     for l in range(len(sizes) - 1):
         assert (offsets[l] + 1) % lanes == 0 and strides[l] % lanes == 0
@@ -245,14 +233,14 @@ def test_aligned_layout_starts_every_weight_row_on_64_bytes(sizes, itemsize):
 def test_build_threads_take_chunks_as_they_come_same_bits(build):
     """Threads take chunks of blocks dynamically; which thread ran what must not change a
     bit (each chunk has its own gradient buffer, summed in chunk order)."""
-    core = _cpu.load(build)
+    core = _core.load(build)
     rng = np.random.default_rng(6)
     net = cb.Network([23, 17, 4], random_state=0)
     X, Y = rng.normal(size=(1000, 23)), np.eye(4)[rng.integers(0, 4, 1000)]
     results = set()
     for _ in range(20):
         grad = np.zeros_like(net.params)
-        J = core.cost_grad(X, Y, np.empty(0), net.params, grad, net._sizes, net._offsets,
-                           net._acts, net._loss_code, 1000.0, 0.0, 32, 2)
+        J = core.cost_grad(layout_of(core, net), X, Y, np.empty(0), net.params, grad, 1000.0,
+                           0.0, 32, 2)
         results.add((J, grad.tobytes()))
     assert len(results) == 1

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 
 import cbackprop as cb
 from cbackprop import reference as ref
-from cbackprop._cpu import core
+from cbackprop._core import core
 
 pytestmark = pytest.mark.filterwarnings("ignore::cbackprop.training.ConvergenceWarning")
 
@@ -334,10 +334,13 @@ def test_one_batch_step_equals_numpy(rng, dtype, sizes, step):
         m2 = beta2 * m2 + (1 - beta2) * g * g
         expected = theta - lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * m1 / (np.sqrt(m2) + eps)
 
-    total, done, status, t_after = core.minibatch_epoch(
-        X, Y, w, net.params, np.arange(b, dtype=np.intp), b, net._sizes, net._offsets,
-        net._acts, net._loss_code, scale, reg, core.SOLVER_CODES[opts["solver"]], lr,
-        opts["momentum"], opts["nesterov"], beta1, beta2, eps, t0, s1, s2, 10**6)
+    rule = core.StepRule(opts["solver"], lr, opts["momentum"], opts["nesterov"], beta1, beta2,
+                         eps)
+    state = core.StepState(s1, s2, t0)
+    total, done, status = core.minibatch_epoch(
+        net._layout, rule, state, X, Y, w, net.params, np.arange(b, dtype=np.intp), b, scale,
+        reg, 10**6)
+    t_after = state.t
     tol = 1e-4 if dtype == "float32" else 1e-10
     assert (done, status) == (b, core.STATUS_DONE)
     assert t_after == (t0 + 1 if step == "adam" else t0)
@@ -356,9 +359,9 @@ def test_reg_cost_is_the_weights_sum_of_squares(rng, dtype, sizes):
     net.params[...] = rng.normal(size=net.params.size)
     theta = net.params.astype(np.float64)
     expected = 0.5 * 0.3 * float(np.sum(weight_mask(net) * theta ** 2))
-    got = core.reg_cost(net.params, net._sizes, net._offsets, net._acts, 0.3)
+    got = core.reg_cost(net._layout, net.params, 0.3)
     assert abs(got - expected) <= 1e-12 * expected
-    assert core.reg_cost(net.params, net._sizes, net._offsets, net._acts, 0.0) == 0.0
+    assert core.reg_cost(net._layout, net.params, 0.0) == 0.0
 
 
 def test_rprop_equals_numpy_irprop_minus(rng):

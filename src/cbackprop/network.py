@@ -5,14 +5,15 @@ import numpy as np
 
 from cbackprop import _targets, interop, modelfile, options as fit_options, training
 from cbackprop import _validation as v
-from cbackprop._cpu import core
-from cbackprop._threads import default_threads, blas_single_threaded
+from cbackprop._core import core
+from cbackprop._core.threads import default_threads, blas_single_threaded
 from cbackprop.preprocessing import Scaler
 from cbackprop.reference import debug_initialize_weights
 
 METHODS = ("batched", "per_sample")
-BLOCK_ROWS = 256          # rows a block; DESIGN.md section 3 found 64-1024 all alike
-WORK_A_THREAD = 4e6       # flops a thread must get before starting it pays (tens of us)
+BLOCK_ROWS = 256          # rows a block: the time hardly depends on it over a wide range
+                          # around it (benchmarks/README.md)
+WORK_A_THREAD = 4e6       # flops a thread must get before starting it pays (benchmarks/README.md)
 
 
 class Network:
@@ -149,12 +150,8 @@ class Network:
         self._params = np.zeros(int(offsets[-1]), dtype=self.dtype)
         self._thetas = [self._params[offsets[l]:offsets[l + 1]].reshape(shape)
                         for l, shape in enumerate(shapes)]
-        # what the kernels need to know of the architecture
-        self._sizes = np.asarray(sizes, dtype=np.intc)
-        self._offsets = np.asarray(offsets[:-1], dtype=np.intp)
-        codes = [core.ACTIVATION_CODES[a] for a in self.activation + [output]]
-        self._acts = np.asarray(codes, dtype=np.intc)
-        self._loss_code = core.LOSS_CODES[loss]
+        # the architecture as the compiled core takes it, checked against by every call
+        self._layout = core.Layout(sizes, self.activation + [output], loss)
 
     # ---------------------------------------------------------- parameters
 
@@ -179,13 +176,14 @@ class Network:
 
     def split(self, flat):
         """View a flat vector with the layout of params (a gradient, say) as Theta-shaped arrays."""
-        return [flat[o:o + t.size].reshape(t.shape) for o, t in zip(self._offsets, self._thetas)]
+        return [flat[o:o + t.size].reshape(t.shape)
+                for o, t in zip(self._layout.offsets, self._thetas)]
 
     def __getstate__(self):
         """Pickle and deepcopy: the flat parameters and the settings; the Theta views are
         rebuilt on load, so that they keep sharing memory with params."""
         state = self.__dict__.copy()
-        for derived in ("_thetas", "_sizes", "_offsets", "_acts", "_loss_code"):
+        for derived in ("_thetas", "_layout"):
             state.pop(derived)
         return state
 
@@ -215,10 +213,9 @@ class Network:
         """The outputs h = a(L), shape (m, s_L)."""
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        threads, block_rows = self._split(X.shape[0])
-        with blas_single_threaded(threads > 1 and core.blocks_call_blas(self._sizes)):
-            return core.forward(X, self._params, out, self._sizes, self._offsets, self._acts,
-                                    block_rows, threads)
+        threads, block_rows = self._row_plan(X.shape[0])
+        with blas_single_threaded(threads > 1 and self._layout.blocks_call_blas()):
+            return core.forward(self._layout, X, self._params, out, block_rows, threads)
 
     @property
     def flops_per_sample(self):
@@ -226,7 +223,7 @@ class Network:
         s = self.layer_sizes
         return 6 * sum(s[l] * s[l + 1] for l in range(len(s) - 1))
 
-    def _split(self, m):
+    def _row_plan(self, m):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
         flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads."""
         n = self.n_threads
@@ -240,12 +237,12 @@ class Network:
         v.check_option("method", method, METHODS)      # the cheap checks before converting X
         lam = v.check_lam(lam)
         X_given, X = X, self._check_X(X, finite=False)
-        threads, block_rows = (1, 1) if method == "per_sample" else self._split(X.shape[0])
+        threads, block_rows = (1, 1) if method == "per_sample" else self._row_plan(X.shape[0])
         # Our own products (blocks of 2 rows or more, layers they serve) never skip a zero
         # factor, so a NaN or inf in X makes its column of the gradient NaN or inf (0 * inf
-        # is NaN): checking that small result instead of all of X saves a pass over X, 10-20%
-        # of a call on the exercise's shape. BLAS may skip zeros, and the cost alone can
-        # hide an inf (a saturated sigmoid): X is checked up front there.
+        # is NaN): checking that small result instead of all of X saves a pass over X (its
+        # share of a call: benchmarks/README.md). BLAS may skip zeros, and the cost alone
+        # can hide an inf (a saturated sigmoid): X is checked up front there.
         check_after = (want_grad and block_rows > 1
                        and core.own_products_for(self.layer_sizes[1]))
         if not check_after:
@@ -256,18 +253,17 @@ class Network:
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
         # one BLAS thread when we split rows, and for the per-sample loop's many small calls,
         # if the kernel calls BLAS at all
-        calls_blas = (core.per_sample_calls_blas(self._sizes) if block_rows == 1
-                      else core.blocks_call_blas(self._sizes))
+        calls_blas = (self._layout.per_sample_calls_blas() if block_rows == 1
+                      else self._layout.blocks_call_blas())
         with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
-            J = core.cost_grad(X, Y, w, self._params, grad, self._sizes, self._offsets,
-                                   self._acts, self._loss_code, norm, lam / norm,
-                                   block_rows, threads)
+            J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, lam / norm,
+                               block_rows, threads)
         if check_after and not (np.isfinite(J) and v.all_finite(grad)):
             v.require_finite("X", X_given, X)  # raises if X is at fault, as it would have
         return J, grad
 
     def cost(self, X, Y, lam=0.0, sample_weight=None):
-        """The cost J of DESIGN.md section 1 (regularized by lam, bias excluded)."""
+        """The cost J of docs/design.md, "The math" (regularized by lam, bias excluded)."""
         return self._cost(X, Y, lam, sample_weight, "batched", want_grad=False)[0]
 
     def cost_and_gradient(self, X, Y, lam=0.0, sample_weight=None, method="batched"):

@@ -5,7 +5,7 @@ validation set, calls the user's callback, shows progress, applies early stoppin
 and the learning-rate schedule, and notices interrupts and divergence. The
 solvers themselves only produce one epoch (or iteration) at a time:
 
-- online, sgd, adam: a whole epoch is one compiled call (cbackprop._cpu.core);
+- online, sgd, adam: a whole epoch is one compiled call (cbackprop._core.core);
 - rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
 - lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
 """
@@ -16,9 +16,9 @@ import warnings
 import numpy as np
 
 from cbackprop import _targets, _validation as v, options as fit_options
-from cbackprop._cpu import core
-from cbackprop._interrupt import graceful_interrupt
-from cbackprop._threads import blas_single_threaded
+from cbackprop._core import core
+from cbackprop._core.interrupt import graceful_interrupt
+from cbackprop._core.threads import blas_single_threaded
 
 FULL_BATCH = v.FULL_BATCH_SOLVERS
 
@@ -78,7 +78,7 @@ class _Run:
         self.reg = o["lam"] / self.weight_sum        # lam / W
         self.rate = o["learning_rate"]
         self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net.flops_per_sample))
-        self.split = net._split(self.m)             # (threads, rows a block) for full batches
+        self.row_plan = net._row_plan(self.m)       # (threads, rows a block) for full batches
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:
@@ -100,7 +100,7 @@ class _Run:
     def reg_term(self):
         """(lam / 2W) * sum of the squared weights (bias excluded)."""
         net = self.net
-        return core.reg_cost(net.params, net._sizes, net._offsets, net._acts, self.reg)
+        return core.reg_cost(net._layout, net.params, self.reg)
 
     def diverged(self, cost, how=None):
         """Raise, with the parameters of the last epoch that ended well."""
@@ -170,16 +170,26 @@ class _Run:
 
 # ------------------------------------------------------------------- solvers
 
-def _kernel_args(net):
-    return net._sizes, net._offsets, net._acts, net._loss_code
+def _check_unchanged(net, layout, params):
+    """Refuse to go on with a network rebuilt during fit (by a callback calling __init__,
+    say): each solver holds the layout and the parameter vector it started with, and its
+    buffers are sized for them."""
+    if net._layout is not layout or net._params is not params or (
+            net.layer_sizes != list(layout.sizes)):
+        raise RuntimeError(
+            f"the network was rebuilt during fit (layers {list(layout.sizes)} at the start, "
+            f"{net.layer_sizes} now): fit trains one network from start to end; rebuild "
+            "it before or after fit, not from a callback")
 
 
 def _run_online(run, n_epochs):
     net = run.net
-    data, arch = (run.X, run.Y, run.w, net.params), _kernel_args(net)
+    layout, params = net._layout, net.params
     for _ in range(n_epochs):
+        _check_unchanged(net, layout, params)
         rate = run.epoch_rate()
-        total, done, status = core.online_epoch(*data, run.order(), *arch, rate * run.scale,
+        total, done, status = core.online_epoch(layout, run.X, run.Y, run.w, params,
+                                                run.order(), rate * run.scale,
                                                 1.0 - rate * run.reg, run.check_every)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
@@ -192,19 +202,22 @@ def _run_online(run, n_epochs):
 
 def _run_minibatch(run, n_epochs, state):
     net, o = run.net, run.o
-    solver = core.SOLVER_CODES[o["solver"]]
-    if state.get("solver") != o["solver"] or state["m1"].shape != net.params.shape:
+    layout, params = net._layout, net.params
+    if state.get("solver") != o["solver"] or state["m1"].shape != params.shape:
         state.clear()
-        state.update(solver=o["solver"], t=0, m1=np.zeros_like(net.params),
-                     m2=np.zeros_like(net.params))
-    # the arguments that stay the same from epoch to epoch, gathered once
-    data = (run.X, run.Y, run.w, net.params)
-    setup = (o["batch_size"], *_kernel_args(net), run.scale, run.reg, solver)
-    step_opts = (o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"], o["epsilon"])
+        state.update(solver=o["solver"], t=0, m1=np.zeros_like(params),
+                     m2=np.zeros_like(params))
+    # the optimizer's settings, built once; its state, advanced in place (state's arrays)
+    rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"],
+                         o["epsilon"])
+    moments = core.StepState(state["m1"], state["m2"], state["t"])
     for _ in range(n_epochs):
-        total, done, status, state["t"] = core.minibatch_epoch(
-            *data, run.order(), *setup, run.epoch_rate(), *step_opts, state["t"], state["m1"],
-            state["m2"], run.check_every)
+        _check_unchanged(net, layout, params)
+        rule.rate = run.epoch_rate()
+        total, done, status = core.minibatch_epoch(
+            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), o["batch_size"],
+            run.scale, run.reg, run.check_every)
+        state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -213,23 +226,25 @@ def _run_minibatch(run, n_epochs, state):
             return
 
 
-def _full_cost_grad(run, grad):
-    """J and its gradient on the whole training set; fit holds BLAS to one thread around it."""
-    threads, block_rows = run.split
-    return core.cost_grad(run.X, run.Y, run.w, run.net.params, grad, *_kernel_args(run.net),
-                          run.weight_sum, run.reg, block_rows, threads)
+def _full_cost_grad(run, layout, params, grad):
+    """J and its gradient on the whole training set, for the layout and parameters the fit
+    started with; fit holds BLAS to one thread around it."""
+    _check_unchanged(run.net, layout, params)
+    threads, block_rows = run.row_plan
+    return core.cost_grad(layout, run.X, run.Y, run.w, params, grad, run.weight_sum,
+                          run.reg, block_rows, threads)
 
 
 def _run_rprop(run, n_iter):
-    params = run.net.params
+    layout, params = run.net._layout, run.net.params
     grad, prev = np.zeros_like(params), np.zeros_like(params)
     steps = np.full_like(params, RPROP["step_init"])
     for _ in range(n_iter):
-        cost = _full_cost_grad(run, grad)
+        cost = _full_cost_grad(run, layout, params, grad)
         if not np.isfinite(cost):
             run.diverged(cost)
-        core.rprop_update(params, grad, prev, steps, RPROP["increase"], RPROP["decrease"],
-                            RPROP["step_min"], RPROP["step_max"])
+        core.rprop_update(layout, params, grad, prev, steps, RPROP["increase"],
+                          RPROP["decrease"], RPROP["step_min"], RPROP["step_max"])
         if not run.end_epoch(cost):
             return
 
@@ -237,12 +252,12 @@ def _run_rprop(run, n_iter):
 def _run_scipy(run, n_iter):
     from scipy.optimize import minimize
 
-    params = run.net.params
+    layout, params = run.net._layout, run.net.params
     grad = np.zeros_like(params)
 
     def fun(x):
         params[...] = x
-        cost = _full_cost_grad(run, grad)
+        cost = _full_cost_grad(run, layout, params, grad)
         return cost, grad.astype(np.float64)
 
     def callback(intermediate_result):
@@ -319,11 +334,11 @@ def fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **
     interrupted = False
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,
     # not call by call, or scipy's own BLAS calls between ours wake OpenBLAS's pool, whose
-    # spinning threads then take the cores from ours (measured 7x slower on 2 cores).
+    # spinning threads then take the cores from ours (benchmarks/README.md has the cost).
     # The online solver's many small level-2 calls gain nothing from BLAS threads either
     # (on small layers it calls no BLAS at all: then there is nothing to hold).
-    one_blas_thread = ((solver in FULL_BATCH and run.split[0] > 1)
-                       or (solver == "online" and core.per_sample_calls_blas(net._sizes)))
+    one_blas_thread = ((solver in FULL_BATCH and run.row_plan[0] > 1)
+                       or (solver == "online" and net._layout.per_sample_calls_blas()))
     try:
         with graceful_interrupt() as flag, blas_single_threaded(one_blas_thread):
             run.flag = flag

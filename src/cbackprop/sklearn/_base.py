@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 import numpy as np
 
 from cbackprop import training, _validation as v
-from cbackprop._threads import default_threads
+from cbackprop._core.threads import default_threads
 from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
 

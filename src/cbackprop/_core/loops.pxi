@@ -1,16 +1,17 @@
 # Compiled training loops: a whole epoch runs in one `nogil` call.
 #
 # - online_epoch: the derivation's stochastic gradient descent, one sample at a time,
-#   Theta updated in place from that sample's deltas (BLAS level 2 ger, or _gemm.h's
-#   loops, which apply the first layer's update in the next sample's forward pass);
-# - minibatch_epoch: batches gathered from shuffled indices into one reused buffer,
-#   their gradient by the blocked kernel (rows_cost_grad), then an SGD (momentum, Nesterov) or
-#   Adam update of the flat parameter vector, regularization folded into it (one pass);
+#   Theta updated in place from that sample's deltas (kernels.pxi: online_sample);
+# - minibatch_epoch: batches gathered from shuffled indices into one reused buffer, their
+#   gradient by the row blocks (kernels.pxi: gradient_block), then an SGD (momentum,
+#   Nesterov) or Adam update of the flat parameter vector with the regularization folded
+#   into it (one pass), as a StepRule says, advancing a StepState;
 # - rprop_update: one iRPROP- step from a full-batch gradient.
 #
 # Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
 # about a millisecond of work), in the main thread by taking the GIL briefly, and stops
-# before an update whose cost is not finite.
+# before an update whose cost is not finite. Like every entry point, each checks its
+# buffers against the Layout before any nogil code.
 
 import threading
 
@@ -26,12 +27,12 @@ cdef enum:                      # status returned with an epoch's figures
     DIVERGED = 1
     INTERRUPTED = 2
 
-cdef enum:
+cdef enum:                      # StepRule's solvers
     SGD = 0
     ADAM = 1
 
 STATUS_DONE, STATUS_DIVERGED, STATUS_INTERRUPTED = DONE, DIVERGED, INTERRUPTED
-SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
+_SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
 
 cdef volatile int _stop_requested = 0   # volatile: loops off the main thread poll it, GIL-free
 cdef unsigned long _main_thread = threading.main_thread().ident
@@ -68,73 +69,72 @@ cdef int _raise_pending() except -1:
     return -1
 
 
-def aligned_layout(const int[::1] sizes, int itemsize):
-    """Offsets and row strides of a copy of the parameters whose every weight row starts
-    64 bytes after the copy's start, so on a 64-byte boundary when the copy is: each row
-    padded to a multiple of 64 bytes, bias just before its weights. Online training
-    updates every weight of a layer each sample, and full-width stores of unaligned rows
-    each straddle two cache lines. Returns (offsets, strides, elements the copy needs)."""
-    cdef int lanes = 64 // itemsize, l
-    cdef Py_ssize_t pos = lanes - 1          # the first row's weights at `lanes`
-    offsets = np.empty(sizes.shape[0] - 1, dtype=np.intp)
-    strides = np.empty(sizes.shape[0] - 1, dtype=np.intc)
-    for l in range(sizes.shape[0] - 1):
-        offsets[l] = pos
-        strides[l] = (sizes[l] + 1 + lanes - 1) // lanes * lanes
-        pos += <Py_ssize_t>strides[l] * sizes[l + 1]
-    return offsets, strides, pos
+cdef int _check_samples(Layout layout, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t y_rows,
+                        Py_ssize_t y_cols, Py_ssize_t n_w, Py_ssize_t n_params,
+                        const Py_ssize_t[::1] order, Py_ssize_t check_every) except -1:
+    """The checks the two epochs share: X, Y, w, params, order, check_every."""
+    check_inputs(layout, m, n_in)
+    check_outputs(layout, "Y", y_rows, y_cols, m)
+    check_weights(n_w, m)
+    check_params(layout, "params", n_params)
+    check_order(order, m)
+    check_positive("check_every", check_every)
+    return 0
 
 
-cdef void copy_layout(const Net* src_net, const floating* src, const Net* dst_net,
-                      floating* dst) noexcept nogil:
-    """Copy every Theta(l) from src, laid out as src_net says (offsets, row strides), to
-    dst, laid out as dst_net says."""
+# ------------------------------------------------------------------ online epochs
+
+cdef void _copy_thetas(const Net* net, const floating* src, const Py_ssize_t* src_offsets,
+                       const int* src_strides, floating* dst, const Py_ssize_t* dst_offsets,
+                       const int* dst_strides) noexcept nogil:
+    """Copy every Theta(l), row by row, between two layouts of the parameters (where each
+    starts, and its row stride)."""
     cdef int l, j
-    for l in range(src_net.n_layers - 1):
-        for j in range(src_net.sizes[l + 1]):
-            memcpy(dst + dst_net.offsets[l] + <Py_ssize_t>j * row_stride(dst_net, l),
-                   src + src_net.offsets[l] + <Py_ssize_t>j * row_stride(src_net, l),
-                   (src_net.sizes[l] + 1) * sizeof(floating))
+    for l in range(net.n_layers - 1):
+        for j in range(net.sizes[l + 1]):
+            memcpy(dst + dst_offsets[l] + <Py_ssize_t>j * dst_strides[l],
+                   src + src_offsets[l] + <Py_ssize_t>j * src_strides[l],
+                   (net.sizes[l] + 1) * sizeof(floating))
 
 
-def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
-                 floating[::1] params, const Py_ssize_t[::1] order,
-                 const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
-                 int loss, double step, double decay, Py_ssize_t check_every):
+def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
+                 const floating[::1] w, floating[::1] params, const Py_ssize_t[::1] order,
+                 double step, double decay, Py_ssize_t check_every):
     """For each sample i in order: Theta -= step * w_i dloss_i/dTheta after Theta_W *= decay.
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
-    cdef Net flat = make_net(sizes, offsets, acts, loss)
-    cdef Net net = flat         # the same network, on the copy with aligned rows below
+    cdef const Net* net = &layout.net
+    _check_samples(layout, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1], w.shape[0],
+                   params.shape[0], order, check_every)
     cdef Py_ssize_t n = order.shape[0], k, i, since_check = 0
     cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
     dtype = np.asarray(params).dtype
-    cdef floating[::1] ws = np.zeros(workspace_size(&net, 1), dtype=dtype)
-    cdef floating[::1] deferred = np.zeros(sizes[1], dtype=dtype)
-    cdef Pending pending = Pending(False, &deferred[0], NULL, 1.0)
-    if CB_OWN_GEMM:             # defer each first-layer update to the next forward pass
-        net.pending = &pending
-    # the epoch runs on a copy with aligned rows (aligned_layout), copied back at its end
-    padded_offsets, padded_ldt, size = aligned_layout(sizes, dtype.itemsize)
+    cdef floating[::1] ws = np.zeros(workspace_size(net, 1), dtype=dtype)
+    cdef floating[::1] deferred = np.zeros(net.sizes[1], dtype=dtype)
+    # the epoch runs on a copy with aligned rows (Layout.aligned), copied back at its end
+    padded_offsets, padded_strides, size = layout.aligned(dtype.itemsize)
     cdef Py_ssize_t[::1] p_offsets = padded_offsets
-    cdef int[::1] p_ldt = padded_ldt
+    cdef int[::1] p_strides = padded_strides
     cdef floating[::1] buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
     cdef floating* theta = &buf[(-<Py_ssize_t>&buf[0]) % 64 // dtype.itemsize]
+    cdef Online o
+    o.offsets = &p_offsets[0]
+    o.strides = &p_strides[0]
+    o.defer = CB_OWN_GEMM       # defer each first-layer update to the next forward pass
+    o.pending = Pending(False, &deferred[0], NULL, 1.0)
     cdef double total = 0, sample_loss
     cdef int status = DONE
     cdef bint main_thread = _in_main_thread()
-    net.offsets = &p_offsets[0]
-    net.ldt = &p_ldt[0]
     with nogil:
-        copy_layout(&flat, &params[0], &net, theta)
+        _copy_thetas(net, &params[0], net.offsets, net.strides, theta, o.offsets, o.strides)
         for k in range(n):
             i = order[k]
-            sample_loss = block(&net, &X[i, 0], &Y[i, 0], wp + i if wp != NULL else NULL, 1,
-                                theta, <floating*>NULL, theta,
-                                <floating>(-step), <floating>decay, &ws[0], 1)
+            sample_loss = online_sample(net, &o, &X[i, 0], &Y[i, 0],
+                                        wp + i if wp != NULL else NULL, theta,
+                                        <floating>(-step), <floating>decay, &ws[0])
             if not isfinite(sample_loss):
                 status = DIVERGED
                 break
@@ -148,12 +148,14 @@ def online_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const float
                     break
         else:
             k = n
-        flush_pending(&net, theta)
-        copy_layout(&net, theta, &flat, &params[0])
+        flush_pending(net, &o, theta)
+        _copy_thetas(net, theta, o.offsets, o.strides, &params[0], net.offsets, net.strides)
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
     return total, k, status
 
+
+# ------------------------------------------------------------ mini-batch epochs
 
 cdef struct Step:               # one SGD or Adam update's constants
     int solver
@@ -161,6 +163,55 @@ cdef struct Step:               # one SGD or Adam update's constants
     double rate                 # SGD: the learning rate; Adam: this step's lr_t
     double momentum
     double beta1, beta2, epsilon
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class StepRule:
+    """StepRule(solver, rate, momentum=0, nesterov=False, beta1=0.9, beta2=0.999,
+    epsilon=1e-8): how minibatch_epoch steps from a batch's gradient g.
+
+      'sgd':  v = momentum v - rate g;  Theta += v  (nesterov: Theta += momentum v - rate g)
+      'adam': moments m, v; Theta -= rate sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + epsilon)
+
+    Built once per fit; `rate` may change between epochs (a learning-rate schedule).
+    """
+    cdef readonly str solver
+    cdef public double rate
+    cdef readonly double momentum, beta1, beta2, epsilon
+    cdef readonly bint nesterov
+    cdef int code
+
+    def __init__(self, str solver, double rate, double momentum=0.0, bint nesterov=False,
+                 double beta1=0.9, double beta2=0.999, double epsilon=1e-8):
+        if solver not in _SOLVER_CODES:
+            raise ValueError(f"StepRule: solver must be one of {', '.join(_SOLVER_CODES)}; "
+                             f"got {solver!r}")
+        self.solver, self.code = solver, _SOLVER_CODES[solver]
+        self.rate, self.momentum, self.nesterov = rate, momentum, nesterov
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+
+    def __repr__(self):
+        return (f"StepRule({self.solver!r}, rate={self.rate!r}, momentum={self.momentum!r}, "
+                f"nesterov={self.nesterov!r}, beta1={self.beta1!r}, beta2={self.beta2!r}, "
+                f"epsilon={self.epsilon!r})")
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class StepState:
+    """StepState(m1, m2, t=0): an optimizer's state across epochs, which minibatch_epoch
+    advances in place. m1, m2: arrays of one element per parameter, of the parameters'
+    dtype (SGD: the velocity in m1, m2 unused; Adam: the first and second moments);
+    t: Adam's step count."""
+    cdef readonly object m1, m2
+    cdef public long long t
+
+    def __init__(self, m1, m2, long long t=0):
+        if not (isinstance(m1, np.ndarray) and isinstance(m2, np.ndarray)):
+            raise TypeError("StepState: m1 and m2 must be NumPy arrays (minibatch_epoch "
+                            "updates them in place)")
+        self.m1, self.m2, self.t = m1, m2, t
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:
@@ -207,14 +258,13 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
     the step (the batch's regularization cost)."""
     cdef int l, j, ldt, L = net.n_layers
     cdef Py_ssize_t base
-    cdef Py_ssize_t P = net.offsets[L - 2] + <Py_ssize_t>net.sizes[L - 1] * (net.sizes[L - 2] + 1)
     cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
     cdef double sumsq = 0
     if reg == 0:                             # nothing to tell bias from weights: one flat run
-        _step_run(params, grad, s1, s2, P, inv, 0, st)
+        _step_run(params, grad, s1, s2, net.n_params, inv, 0, st)
         return 0
     for l in range(L - 1):                   # Theta(l) row by row: the bias, then the weights
-        ldt = net.sizes[l] + 1
+        ldt = net.strides[l]
         for j in range(net.sizes[l + 1]):
             base = net.offsets[l] + <Py_ssize_t>j * ldt
             sumsq += _sumsq(params + base + 1, ldt - 1)
@@ -224,54 +274,53 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
     return 0.5 * reg * sumsq
 
 
-def reg_cost(const floating[::1] params, const int[::1] sizes, const Py_ssize_t[::1] offsets,
-             const int[::1] acts, double reg):
-    """reg/2 * the sum of the squared weights (bias column excluded)."""
-    cdef Net net = make_net(sizes, offsets, acts, CROSS_ENTROPY)
-    return regularize(&net, &params[0], <floating*>NULL, 1.0, reg)
+# A batch's rows run in blocks of at most this many, on the calling thread: a thread team
+# a batch costs more than it gains at batch sizes (benchmarks/README.md, "Measurements
+# behind the code's choices"), and fit's Python threads can train networks side by side.
+cdef int BATCH_BLOCK_ROWS = 256
 
 
-def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
+def minibatch_epoch(Layout layout, StepRule rule, StepState state,
+                    const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
                     floating[::1] params, const Py_ssize_t[::1] order, int batch_size,
-                    const int[::1] sizes, const Py_ssize_t[::1] offsets, const int[::1] acts,
-                    int loss, double scale, double reg,
-                    int solver, double rate, double momentum, bint nesterov,
-                    double beta1, double beta2, double epsilon, long long adam_t,
-                    floating[::1] state1, floating[::1] state2, Py_ssize_t check_every,
-                    int block_rows=256, int n_threads=1):
-    """One epoch of mini-batches in the given sample order.
+                    double scale, double reg, Py_ssize_t check_every):
+    """One epoch of mini-batches of batch_size samples, in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
     unregularized), with scale = m / W and reg = lam / W, so that it estimates the
-    gradient of the full-data J (DESIGN.md section 1). Then:
-      SGD:  v = momentum v - rate g;  Theta += v  (Nesterov: Theta += momentum v - rate g)
-      Adam: moments m, v; Theta -= rate sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + epsilon)
-    state1/state2 hold v (SGD) or the two moments (Adam) across epochs. A batch's rows run
-    in blocks of block_rows, which n_threads threads could share out as cost_grad's do;
-    fit keeps one (a thread team a batch was 90x slower with the cores busy elsewhere).
-    Returns (sum over batches of b * batch cost, samples done, status, adam_t).
+    gradient of the full-data J (docs/design.md, "The math"); then the step `rule` says,
+    from and to `state`.
+    Returns (sum over batches of b * batch cost, samples done, status); state.t counts
+    Adam's steps, including this epoch's.
     """
+    cdef const Net* net = &layout.net
+    _check_samples(layout, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1], w.shape[0],
+                   params.shape[0], order, check_every)
+    check_positive("batch_size", batch_size)
+    cdef floating[::1] state1 = state.m1
+    cdef floating[::1] state2 = state.m2
+    check_params(layout, "state.m1", state1.shape[0])
+    check_params(layout, "state.m2", state2.shape[0])
     if order.shape[0] == 0:
-        return 0.0, 0, DONE, adam_t
-    cdef Net net = make_net(sizes, offsets, acts, loss)
-    cdef Py_ssize_t n = order.shape[0], P = params.shape[0], start, k, j
+        return 0.0, 0, DONE
+    cdef Py_ssize_t n = order.shape[0], P = net.n_params, start, k, j
     cdef int nX = X.shape[1], nY = Y.shape[1]
-    cdef int b = min(batch_size, <int>n), nb, nt_b
-    cdef int mb_max = min(b, block_rows)
-    cdef int nt = max(1, min(n_threads, (b + mb_max - 1) // mb_max))
+    cdef int b = min(batch_size, <int>min(n, <Py_ssize_t>INT_MAX)), nb
+    cdef int mb_max = min(b, BATCH_BLOCK_ROWS)
     dtype = np.asarray(params).dtype
     cdef floating[:, ::1] Xb = np.zeros((b, nX), dtype=dtype)
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
     cdef floating[::1] wb = np.ones(b, dtype=dtype)
     cdef floating[::1] grad = np.zeros(P, dtype=dtype)
-    cdef Py_ssize_t ws_size = workspace_size(&net, mb_max)
-    cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
-    cdef floating[::1] tgrad = np.zeros(max(1, (nt - 1) * P), dtype=dtype)
-    cdef double[::1] losses = np.zeros(nt)
-    cdef floating[::1] wt = np.empty(transposed_size(&net), dtype=dtype)
+    cdef floating[::1] ws = np.zeros(workspace_size(net, mb_max), dtype=dtype)
+    cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
+    cdef const floating* wt
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm
-    cdef Step st = Step(solver, nesterov, rate, momentum, beta1, beta2, epsilon)
+    cdef Step st = Step(rule.code, rule.nesterov, rule.rate, rule.momentum, rule.beta1,
+                        rule.beta2, rule.epsilon)
+    cdef double rate = rule.rate
+    cdef long long t = state.t
     cdef int status = DONE
     cdef Py_ssize_t since_check = 0
     cdef bint main_thread = _in_main_thread()
@@ -285,20 +334,18 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                 memcpy(&Yb[k, 0], &Y[j, 0], nY * sizeof(floating))
                 if weighted:
                     wb[k] = w[j]
-            pack_transposed(&net, &params[0], &wt[0], mb_max)   # W^T for our products
-            nt_b = min(nt, (nb + mb_max - 1) // mb_max)     # a chunk a thread
-            batch_loss = rows_cost_grad(&net, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
-                                        &grad[0], P, &tgrad[0], &ws[0], ws_size, &losses[0],
-                                        mb_max, nt_b, nt_b)
+            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max)   # W^T for our products
+            batch_loss = rows_serial(net, wt, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
+                                     &grad[0], &ws[0], mb_max)
             if not isfinite(batch_loss):     # stop before updating from a non-finite cost
                 status = DIVERGED
                 break
-            if solver == ADAM:
-                adam_t += 1
-                st.rate = (rate * sqrt(1 - pow(beta2, <double>adam_t))
-                           / (1 - pow(beta1, <double>adam_t)))
+            if st.solver == ADAM:
+                t += 1
+                st.rate = (rate * sqrt(1 - pow(st.beta2, <double>t))
+                           / (1 - pow(st.beta1, <double>t)))
             norm = nb / scale
-            batch_loss = batch_loss / norm + update(&net, &params[0], &grad[0], &state1[0],
+            batch_loss = batch_loss / norm + update(net, &params[0], &grad[0], &state1[0],
                                                     &state2[0], norm, reg, &st)
             if not isfinite(batch_loss):     # only W^2 can overflow here; fit restores W
                 status = DIVERGED
@@ -311,17 +358,24 @@ def minibatch_epoch(const floating[:, ::1] X, const floating[:, ::1] Y, const fl
                 if _should_stop(main_thread):
                     status = INTERRUPTED
                     break
+    state.t = t
     if status == INTERRUPTED and not _stop_requested:
         _raise_pending()
-    return total, start, status, adam_t
+    return total, start, status
 
 
-def rprop_update(floating[::1] params, const floating[::1] grad, floating[::1] prev_grad,
-                 floating[::1] steps, double increase, double decrease,
-                 double step_min, double step_max):
+# ------------------------------------------------------------------------- iRPROP-
+
+def rprop_update(Layout layout, floating[::1] params, const floating[::1] grad,
+                 floating[::1] prev_grad, floating[::1] steps, double increase,
+                 double decrease, double step_min, double step_max):
     """One iRPROP- step (Igel & Huesken 2000), per parameter, from the full-batch gradient:
     the step grows while the gradient keeps its sign and shrinks when it flips; after a
     flip that parameter does not move and its remembered gradient is zeroed."""
+    check_params(layout, "params", params.shape[0])
+    check_params(layout, "grad", grad.shape[0])
+    check_params(layout, "prev_grad", prev_grad.shape[0])
+    check_params(layout, "steps", steps.shape[0])
     cdef Py_ssize_t k, P = params.shape[0]
     cdef floating g, s
     with nogil:

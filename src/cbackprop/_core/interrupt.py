@@ -3,7 +3,7 @@ import contextlib
 import signal
 import threading
 
-from cbackprop._cpu import core
+from cbackprop._core import core
 
 
 class InterruptFlag:

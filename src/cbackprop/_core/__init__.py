@@ -1,16 +1,21 @@
-"""Pick the build of the compiled core for this processor.
+"""The compiled core, and the choice of its build for this processor.
 
-setup.py compiles the same Cython sources three times on x86-64 Linux (baseline,
-AVX2 + FMA, AVX-512); the wider ones vectorize the exp/log loops and run our own
-products (_gemm.h). NumPy's own CPU detection says which this processor runs.
-CBACKPROP_CPU=baseline|avx2|avx512 forces a build (to test each one, or compare them).
+The sources (core.pxi and what it includes: products, layout, kernels, batch, loops;
+the headers gemm.h, gemm_tile.h, fastmath.h; blas.pxd) are compiled by setup.py once per
+instruction set on x86-64 Linux: cbackprop._core.baseline (every x86-64, BLAS for every
+product), .avx2 (AVX2 + FMA, which also runs the own products of gemm.h) and .avx512
+(the same on 512-bit vectors). Other platforms get the baseline alone. NumPy's own CPU
+detection says which builds this processor runs; `core` is the best of them, or the one
+CBACKPROP_CPU=baseline|avx2|avx512 forces (to test each one, or compare them).
+
+threads.py holds BLAS to one thread while the kernels split rows; interrupt.py turns
+Ctrl-C during fit into a stop at the end of the current batch. See docs/design.md,
+"Architecture".
 """
 import importlib
 import os
 
-import numpy as np
-
-# build suffix -> the NumPy CPU features it needs
+# build -> the NumPy CPU features it needs
 BUILDS = {
     "avx512": ("AVX512F", "AVX512CD", "AVX512_SKX", "AVX2", "FMA3", "F16C"),
     "avx2": ("AVX2", "FMA3", "F16C"),
@@ -43,7 +48,7 @@ def runnable_builds():
 
 
 def _module_name(build):
-    return "cbackprop._core" if build == "baseline" else f"cbackprop._core_{build}"
+    return f"{__name__}.{build}"
 
 
 def load(build=None):
@@ -60,4 +65,9 @@ def load(build=None):
 
 
 core = load()
-BUILD = core.__name__.rsplit("_core", 1)[1].lstrip("_") or "baseline"
+BUILD = core.__name__.rsplit(".", 1)[1]
+
+
+def _unpickle_layout(sizes, activations, loss):
+    """A pickled Layout, rebuilt by this processor's build (Layout.__reduce__)."""
+    return core.Layout(sizes, activations, loss)

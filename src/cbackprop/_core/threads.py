@@ -1,6 +1,7 @@
 """Thread counts. The kernels split row blocks across cores themselves, so while they
 run, BLAS must stay on one thread inside each block: letting OpenBLAS add its own
-threads to every small product oversubscribes the cores (measured 3-10x slower)."""
+threads to every small product oversubscribes the cores (benchmarks/README.md,
+"Measurements behind the code's choices", has what that cost)."""
 import contextlib
 import os
 import threading

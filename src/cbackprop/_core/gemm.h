@@ -2,8 +2,8 @@
  *
  * The products of a layer are thin: one side is a hidden or output width (tens of
  * units), the other a block of rows. BLAS packs both operands on every call (X's block
- * twice per gradient, once per product) and costs microseconds a call on the small
- * layers. Here every product is one form,
+ * twice per gradient, once per product), a fixed cost a call that is large next to the
+ * small layers' arithmetic. Here every product is one form,
  *
  *     C[r, :] (+)= alpha * sum_s coef(r, s) B[s, :]      coef(r, s) = coef[r rs + s ss]
  *
@@ -17,9 +17,9 @@
  * and stores end the rows without reading or writing past them.
  * One sample (online training, the per-sample method) has loops of its own: cb_matvec_rows
  * (z = W a, CB_RT rows at a time), the broadcast form with one row (W^T d), and
- * cb_update_rows (Theta = decay Theta + alpha d a^T with aligned stores). Measured on
- * digits (64-30-10, Zen 5): 0.80 us a sample with BLAS level 2 calls and plain loops,
- * 0.48 with these on AVX-512.
+ * cb_update_rows (Theta = decay Theta + alpha d a^T with aligned stores), where BLAS
+ * level 2 calls spend more on the call than on a small layer's arithmetic (the figures:
+ * benchmarks/README.md, "Measurements behind the code's choices").
  * Builds without either (baseline) define CB_OWN_GEMM 0 and the core calls BLAS.
  */
 #ifndef CBACKPROP_GEMM_H
@@ -56,7 +56,7 @@
 #define CB_MASK(n) ((__mmask8)((1u << (n)) - 1u))
 #define CB_HSUM(v) _mm512_reduce_add_pd(v)
 #define CB_FMA1(a, b, c) fma(a, b, c)
-#include "_gemm_tile.h"
+#include "gemm_tile.h"
 
 #define CB_T float
 #define CB_V __m512
@@ -77,7 +77,7 @@
 #define CB_MASK(n) ((__mmask16)((1u << (n)) - 1u))
 #define CB_HSUM(v) _mm512_reduce_add_ps(v)
 #define CB_FMA1(a, b, c) fmaf(a, b, c)
-#include "_gemm_tile.h"
+#include "gemm_tile.h"
 
 #else /* AVX2 + FMA: masks are vectors whose lanes have the sign bit set */
 #define CB_RT 4
@@ -122,7 +122,7 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_MASK(n) cb_mask_lanes(n, 4)
 #define CB_HSUM(v) cb_hsum_d(v)
 #define CB_FMA1(a, b, c) fma(a, b, c)
-#include "_gemm_tile.h"
+#include "gemm_tile.h"
 
 #define CB_T float
 #define CB_V __m256
@@ -143,7 +143,7 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_MASK(n) cb_mask_lanes(n, 8)
 #define CB_HSUM(v) cb_hsum_f(v)
 #define CB_FMA1(a, b, c) fmaf(a, b, c)
-#include "_gemm_tile.h"
+#include "gemm_tile.h"
 #endif
 
 #else /* baseline: the core calls BLAS; these are never reached */

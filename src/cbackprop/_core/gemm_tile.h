@@ -1,4 +1,4 @@
-/* One instance of _gemm.h's loops for one element type and vector width. _gemm.h
+/* One instance of gemm.h's loops for one element type and vector width. gemm.h
  * includes this file once per type after defining:
  *   CB_T (element), CB_V (vector), CB_W (lanes), CB_M (tail mask), CB_RT x CB_VT (tile:
  *   rows x vectors, sized to the register file), CB_FN(name) (suffixes a name), and the
@@ -53,7 +53,8 @@ CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, 
 
 /* Each tile shape is a small function of its own, with cb_tile inlined at literal sizes:
  * inlined two dozen times into one large function, GCC stopped unrolling some of them
- * (float32 6 x 2 kept its accumulators on the stack and ran 2x slower). */
+ * and kept their accumulators on the stack instead of in registers (benchmarks/README.md
+ * has the cost). */
 #define CB_TILE_FN(NR, NV)                                                             \
 static __attribute__((noinline)) void CB_FN(cb_tile_##NR##_##NV)(                     \
         int S, CB_T alpha, const CB_T *coef, long rs, long ss, const CB_T *B, long ldb,  \
@@ -89,11 +90,11 @@ CB_TILE_FNS(6)
 
 /* C (R x N, row stride ldc) (+)= alpha * sum_s coef(r, s) B[s, :] with coef(r, s) =
  * coef[r rs + s ss] and B (S x N, row stride ldb): the three products of a layer are all
- * this form (see _gemm.h). Column groups of CB_VT vectors outside, row tiles inside, so
+ * this form (see gemm.h). Column groups of CB_VT vectors outside, row tiles inside, so
  * that a group's panel of B is reused from cache by every row tile. s_block > 0 cuts
  * the sum into slices of that many s, each slice's panel small enough for L1: the
- * gradient's panel (a block's 250 rows of A) is 64 KB, and read from L2 by each of five
- * row tiles it held float64 to 80% of the peak (90% in slices of 96). The forward
+ * gradient's panel (a block's 250 rows of A) is 64 KB, which each of five row tiles
+ * would otherwise read from L2 (benchmarks/README.md has the gain). The forward
  * product runs faster whole. */
 static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, long rs,
                            long ss, const CB_T *B, long ldb, int accumulate, CB_T *C,
@@ -137,7 +138,8 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
 
 /* out[0:N] = sum over s < S of B[s ldb + 0:N]: a block's bias gradient (delta summed over
  * its rows) in four interleaved partial sums, so that each addition need not wait for the
- * one before (summed in one chain it took 3% of a float32 cost and gradient). */
+ * one before (a single chain of additions measured a visible share of a float32 cost
+ * and gradient: benchmarks/README.md). */
 static void CB_FN(cb_colsum)(int S, int N, const CB_T *B, long ldb, CB_T *out)
 {
     for (int c0 = 0; c0 < N; c0 += CB_W) {
@@ -198,7 +200,7 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
 
 /* C[r, t] = X[r, 0:S] . Wr[t, 0:S] for r < R, t < T (row strides ldx, ldw, ldc): the
  * forward product's last few columns when they would fill little of a vector in the
- * broadcast form (see _forward_product in _kernels.pxi): cb_matvec_rows with the rows of
+ * broadcast form (see _forward_product in products.pxi): cb_matvec_rows with the rows of
  * X as its matrix, CB_RT of them against each row of Wr. */
 static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, const CB_T *Wr,
                                long ldw, CB_T *C, long ldc)
@@ -219,7 +221,7 @@ static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, con
  *     W[j, :] = decay W[j, :] + alpha dp[j] xp      (as cb_update_rows rounds it)
  *     y[j] = W[j, :] . x                              (with the updated row)
  * Online training defers each sample's first-layer update to the next sample's forward
- * pass (_kernels.pxi, Pending): nothing reads that layer's weights in between. */
+ * pass (kernels.pxi, Pending): nothing reads that layer's weights in between. */
 static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const CB_T *x,
                                          CB_T *y, CB_T alpha, const CB_T *dp,
                                          const CB_T *xp, CB_T decay)
@@ -268,10 +270,10 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
 /* G[j, 0:n] = decay G[j, 0:n] + alpha d[j] x[0:n] for j < m (row stride ld): one sample's
  * update of Theta, decay (weight decay) folded in. Theta's rows are never 64-byte aligned
  * (the bias column shifts each by one element), so full-width stores would each straddle
- * two cache lines: a short scalar first piece brings every row to alignment (masked stores
- * were 1.5x slower here on Zen 5). Every element is rounded alike (decay y, then one fused
- * multiply-add), in the vector part or not, so that the result does not depend on where
- * the parameters lie in memory. */
+ * two cache lines: a short scalar first piece brings every row to alignment (faster
+ * than masked stores: benchmarks/README.md). Every element is rounded alike (decay y,
+ * then one fused multiply-add), in the vector part or not, so that the result does not
+ * depend on where the parameters lie in memory. */
 static void CB_FN(cb_update_rows)(int m, int n, CB_T alpha, const CB_T *d, const CB_T *x,
                                   CB_T *G, long ld, CB_T decay)
 {

@@ -1,0 +1,18 @@
+# The compiled core's sources, each building on those before it. Every build's .pyx
+# (baseline, avx2, avx512) is this file alone, compiled with its own -march (setup.py).
+#
+#   products.pxi  the products of a layer: gemm.h's own loops on thin layers, else BLAS
+#   layout.pxi    Layout, the architecture every entry point takes, and its buffer checks
+#   kernels.pxi   the row-block pass: its shared pieces and one function per mode
+#   batch.pxi     forward, cost_grad, reg_cost: every row at once, across threads
+#   loops.pxi     online_epoch, minibatch_epoch (StepRule, StepState), rprop_update
+
+import numpy as np
+
+from cython cimport floating
+
+include "products.pxi"
+include "layout.pxi"
+include "kernels.pxi"
+include "batch.pxi"
+include "loops.pxi"

@@ -1,0 +1,624 @@
+# The row-block pass: forward, output error and backward for a block of rows while it is
+# in cache (docs/design.md: "The math" for the formulas, "Architecture" for the data flow).
+#
+# One plain function per mode, each built from the same pieces (_forward_layers, the
+# output layer's two forms, _delta_step, _accumulate_bias, _accumulate_weights):
+#   forward_block    h = a(L) of the block's rows, written to the caller's rows (forward);
+#   cost_block       the block's weighted loss (cost_grad without a gradient);
+#   gradient_block   its loss, and its gradient summed into a buffer (cost_grad and the
+#                    mini-batches of minibatch_epoch);
+#   online_sample    one sample's loss, and its update of Theta in place (online_epoch).
+# A block of one row runs matrix-vector products (the derivation's per-sample loop); larger
+# blocks run matrix products (products.pxi: our own loops on thin layers, else BLAS). The
+# functions here trust their arguments: the entry points (batch.pxi, loops.pxi) check every
+# buffer against the Layout, and allocate one workspace per thread, before any nogil code.
+
+from libc.math cimport log, fabs, fabsf
+
+
+# ---------------------------------------------------------------- scalar math
+# fastmath.h: branch-free exp/expm1/log1p on the ranges needed here, which the compiler
+# vectorizes (libm's are opaque calls that keep loops scalar).
+
+cdef extern from "fastmath.h" nogil:
+    double cb_exp_neg(double x)
+    double cb_expm1_neg(double x)
+    double cb_log1p_unit(double u)
+    float cb_exp_neg_f(float x)
+    float cb_expm1_neg_f(float x)
+    float cb_log1p_unit_f(float u)
+
+cdef inline floating _exp_neg(floating x) noexcept nogil:
+    """exp(x) for x <= 0."""
+    if floating is float:
+        return cb_exp_neg_f(x)
+    else:
+        return cb_exp_neg(x)
+
+cdef inline floating _expm1_neg(floating x) noexcept nogil:
+    """exp(x) - 1 for x <= 0, accurate near 0."""
+    if floating is float:
+        return cb_expm1_neg_f(x)
+    else:
+        return cb_expm1_neg(x)
+
+cdef inline floating _log1p_unit(floating u) noexcept nogil:
+    """log(1 + u) for u in [0, 1]."""
+    if floating is float:
+        return cb_log1p_unit_f(u)
+    else:
+        return cb_log1p_unit(u)
+
+# Selects below choose between values computed on both paths: a branch with arithmetic
+# in it would keep the compiler from turning it into a vector blend.
+
+cdef inline floating _abs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+# Constants of the element's own type (`one`, `two`) wherever a float32 lane meets them:
+# Cython writes 1 - x and 1 / x as 1.0 - x and 1.0 / x, double arithmetic, which would make
+# float32's activations and derivatives convert every lane to double and back.
+
+cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
+    """sigmoid(z) given e = exp(-|z|): never overflows, for any z."""
+    cdef floating one = 1
+    cdef floating s = one / (one + e)
+    cdef floating es = e * s
+    return s if z >= 0 else es
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    return _sigmoid_from(z, _exp_neg(-_abs(z)))
+
+cdef inline floating _tanh(floating z) noexcept nogil:
+    # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)), accurate for small |z| too
+    cdef floating two = 2
+    cdef floating q = _expm1_neg(-two * _abs(z))
+    cdef floating t = -q / (two + q)
+    cdef floating neg = q / (two + q)
+    return t if z >= 0 else neg
+
+
+# ---------------------------------------------------------- elementwise layers
+
+cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int ldt,
+                         int act, floating* bias) noexcept nogil:
+    """Z (mb x s) = g(Z + b) in place; b is column 0 of Theta (row stride ldt), first
+    copied into the contiguous scratch `bias` so that the row loops vectorize. g runs over
+    the block as one flat array: row by row, a short row (25 units) leaves a remainder of
+    elements that run one at a time through the exp, as slow as a whole vector each."""
+    cdef int i, j
+    cdef Py_ssize_t k, n = <Py_ssize_t>mb * s
+    cdef floating* row
+    for j in range(s):
+        bias[j] = theta[<Py_ssize_t>j * ldt]
+    for i in range(mb):
+        row = Z + <Py_ssize_t>i * s
+        for j in range(s):
+            row[j] = row[j] + bias[j]
+    if act == SIGMOID:
+        for k in range(n):
+            Z[k] = _sigmoid(Z[k])
+    elif act == TANH:
+        for k in range(n):
+            Z[k] = _tanh(Z[k])
+    elif act == RELU:
+        for k in range(n):
+            Z[k] = Z[k] if Z[k] > 0 else 0
+
+
+cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
+    """D *= g'(z), with g' computed from the activation a = g(z)."""
+    cdef Py_ssize_t k
+    cdef floating one = 1
+    if act == SIGMOID:
+        for k in range(n):
+            D[k] = D[k] * (A[k] * (one - A[k]))
+    elif act == TANH:
+        for k in range(n):
+            D[k] = D[k] * (one - A[k] * A[k])
+    elif act == RELU:
+        for k in range(n):
+            D[k] = D[k] if A[k] > 0 else 0
+
+
+# ---------------------------------------------------------------- the output layer
+# Each case is one loop free of branches, so that each vectorizes.
+
+cdef inline double _softmax_row(const floating* z, floating* h, int K,
+                                floating* zmax_out) noexcept nogil:
+    """h = softmax(z) for one row of K; returns the normalizer sum exp(z - max z) and sets
+    *zmax_out = max z (together: logsumexp(z) = max z + log(normalizer))."""
+    cdef int c
+    cdef floating zmax = z[0]
+    cdef double norm = 0
+    for c in range(1, K):
+        zmax = z[c] if z[c] > zmax else zmax
+    for c in range(K):
+        h[c] = _exp_neg(z[c] - zmax)
+        norm += h[c]
+    for c in range(K):
+        h[c] = <floating>(h[c] / norm)
+    zmax_out[0] = zmax
+    return norm
+
+
+cdef void _output_activate(const Net* net, const floating* Z, floating* H,
+                           int mb) noexcept nogil:
+    """h = g_out(z) for the block's mb rows: the forward pass's end."""
+    cdef int K = net.sizes[net.n_layers - 1]
+    cdef int act = net.acts[net.n_layers - 2]
+    cdef Py_ssize_t n = <Py_ssize_t>mb * K, k
+    cdef int i
+    cdef floating zmax
+    if act == SIGMOID:
+        for k in range(n):
+            H[k] = _sigmoid(Z[k])
+    elif act == IDENTITY:
+        for k in range(n):
+            H[k] = Z[k]
+    else:
+        for i in range(mb):
+            _softmax_row(Z + <Py_ssize_t>i * K, H + <Py_ssize_t>i * K, K, &zmax)
+
+
+cdef double _output_error(const Net* net, floating* Z, floating* H, const floating* Y,
+                          const floating* w, int mb, floating* D) noexcept nogil:
+    """h = g_out(z) into H, delta(L) = dJ_i/dz into D and the loss summed over the block
+    (returned), each sample's loss and delta weighted by w (NULL: weights one). Log terms
+    come from z, never from h. Z is scratch afterwards (it ends holding each element's loss
+    term)."""
+    cdef int K = net.sizes[net.n_layers - 1]
+    cdef int act = net.acts[net.n_layers - 2]
+    cdef Py_ssize_t n = <Py_ssize_t>mb * K, k
+    cdef int i, c
+    cdef floating e, r, hz, zk
+    cdef floating* z
+    cdef floating* h
+    cdef const floating* y
+    cdef floating* d
+    cdef floating zmax, wi, one = 1
+    cdef double total = 0, row_loss, norm, lse, ysum, dot
+
+    if act == SIGMOID and net.loss == CROSS_ENTROPY:
+        # one exp per element serves h and the loss:
+        # -[y log h + (1-y) log(1-h)] = softplus(z) - y z = max(z, 0) + log1p(e) - y z
+        for k in range(n):
+            zk = Z[k]
+            e = _exp_neg(-_abs(zk))
+            hz = _sigmoid_from(zk, e)
+            H[k] = hz
+            D[k] = hz - Y[k]                                # dJ_i/dz = h - y
+            Z[k] = (zk if zk > 0 else 0) + _log1p_unit(e) - Y[k] * zk
+    elif act == SIGMOID:
+        for k in range(n):
+            hz = _sigmoid(Z[k])
+            H[k] = hz
+            r = hz - Y[k]
+            D[k] = r * (hz * (one - hz))                    # (h - y) g'(z)
+            Z[k] = <floating>0.5 * r * r
+    elif act == IDENTITY:
+        for k in range(n):
+            H[k] = Z[k]
+        for k in range(n):
+            r = Z[k] - Y[k]
+            D[k] = r
+            Z[k] = <floating>0.5 * r * r
+    else:
+        for i in range(mb):
+            z = Z + <Py_ssize_t>i * K
+            h = H + <Py_ssize_t>i * K
+            norm = _softmax_row(z, h, K, &zmax)
+            y = Y + <Py_ssize_t>i * K
+            d = D + <Py_ssize_t>i * K
+            if net.loss == CROSS_ENTROPY:
+                # J_i = sum_k y_k (logsumexp(z) - z_k); dJ_i/dz = h sum(y) - y, which is
+                # the usual h - y when the targets of a row sum to one.
+                lse = zmax + log(norm)
+                ysum = 0
+                for c in range(K):
+                    ysum += y[c]
+                for c in range(K):
+                    d[c] = h[c] * <floating>ysum - y[c]
+                    z[c] = <floating>(y[c] * (lse - z[c]))
+            else:
+                # squared error through the softmax Jacobian: dJ_i/dz = h (r - r.h), r = h - y
+                dot = 0
+                for c in range(K):
+                    dot += (h[c] - y[c]) * h[c]
+                for c in range(K):
+                    r = h[c] - y[c]
+                    d[c] = h[c] * (r - <floating>dot)
+                    z[c] = <floating>0.5 * r * r
+
+    # per sample: sum the loss terms in double, and weight loss and delta
+    for i in range(mb):
+        z = Z + <Py_ssize_t>i * K
+        row_loss = 0
+        for c in range(K):
+            row_loss += z[c]
+        if w != NULL:
+            wi = w[i]
+            d = D + <Py_ssize_t>i * K
+            for c in range(K):
+                d[c] = wi * d[c]
+            row_loss *= wi
+        total += row_loss
+    return total
+
+
+# ------------------------------------------------- the pieces every mode is built from
+
+cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
+                                const floating* theta, int ldt, const floating* wt,
+                                floating* z) noexcept nogil:
+    """z (mb x s_out) = a W^T, W = Theta's weights (theta + 1, row stride ldt): one row's
+    matrix-vector product; a block's through our products where wt holds W^T packed (and
+    the layer is thin enough for them), else BLAS."""
+    if mb == 1:
+        _matvec(s_out, s_in, theta + 1, ldt, a, z)
+    elif wt != NULL and s_out <= OWN_MAX_UNITS:
+        _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
+    else:
+        gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)
+
+
+cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
+                                      const int* strides, const floating* params,
+                                      const floating* wt, int l0, const floating* a_in,
+                                      floating* slot, int mb, int mb_max, floating* Z,
+                                      floating* bias) noexcept nogil:
+    """The forward pass from Theta(l0+1) on (0-based l0), a_in = its input a(l0+1):
+    z(l+1) = [1 a(l)] Theta(l)^T and a(l+1) = g(z(l+1)), the hidden activations into the
+    workspace from `slot` on (mb_max rows a layer), the output layer's z(L) into Z.
+    Theta(l) lies at params + offsets[l] with row stride strides[l]; wt holds W(l0+1)^T
+    and the layers' after it (or is NULL). Returns where a(L) goes in the workspace."""
+    cdef int L = net.n_layers
+    cdef int l, s_in, s_out, ldt
+    cdef const floating* theta
+    cdef floating* a_out
+    for l in range(l0, L - 1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = strides[l]
+        theta = params + offsets[l]
+        a_out = Z if l == L - 2 else slot
+        _layer_product(mb, s_in, s_out, a_in, theta, ldt, wt, a_out)
+        _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
+                       bias)
+        if l < L - 2:
+            a_in = a_out
+            slot += <Py_ssize_t>mb_max * s_out
+        if wt != NULL:
+            wt += <Py_ssize_t>s_in * s_out
+    return slot
+
+
+cdef inline const floating* _output_input(const Net* net, const floating* X,
+                                          const floating* H, int mb_max) noexcept nogil:
+    """a(L-1), the output layer's input: the last hidden layer's slot, just before a(L)'s
+    (H), or X itself without hidden layers."""
+    if net.n_layers == 2:
+        return X
+    return H - <Py_ssize_t>mb_max * net.sizes[net.n_layers - 2]
+
+
+cdef inline void _delta_step(int mb, int s_in, int s_out, const floating* D,
+                             const floating* theta, int ldt, bint own, const floating* a,
+                             int act, floating* Dn) noexcept nogil:
+    """delta(l) = delta(l+1) W * g'(a(l)) into Dn (mb x s_in), from D = delta(l+1)
+    (mb x s_out) and W = Theta(l)'s weights (theta + 1, row stride ldt) before any update
+    to them; `own`: blocks run our products."""
+    if mb == 1:
+        _matvec_t(s_out, s_in, theta + 1, ldt, D, Dn)                  # d = W^T d
+    elif own and s_out <= OWN_MAX_UNITS:
+        _gemm(mb, s_in, s_out, 1, D, s_out, 1, theta + 1, ldt, False, Dn, s_in, 0)
+    else:
+        gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)    # Dn = D W
+    _mul_derivative(Dn, a, <Py_ssize_t>mb * s_in, act)
+
+
+cdef inline void _accumulate_bias(int mb, int s_out, floating alpha, const floating* D,
+                                  floating* tgt, int ldt, bint own,
+                                  floating* bias) noexcept nogil:
+    """Theta's bias column (tgt, row stride ldt) += alpha * delta summed over the block's
+    mb rows (bias: scratch of s_out)."""
+    cdef int i, j
+    cdef const floating* row
+    if mb == 1:
+        for j in range(s_out):
+            tgt[<Py_ssize_t>j * ldt] += alpha * D[j]
+        return
+    if own:                             # builds with our own loops (gemm.h)
+        _colsum(mb, s_out, D, s_out, bias)
+    else:                               # row by row, so that it vectorizes
+        for j in range(s_out):
+            bias[j] = 0
+        for i in range(mb):
+            row = D + <Py_ssize_t>i * s_out
+            for j in range(s_out):
+                bias[j] += row[j]
+    for j in range(s_out):
+        tgt[<Py_ssize_t>j * ldt] += alpha * bias[j]
+
+
+cdef inline void _accumulate_weights(int mb, int s_in, int s_out, floating alpha,
+                                     floating decay, const floating* D, const floating* a,
+                                     floating* tgt, int ldt, bint own) noexcept nogil:
+    """Theta's weights (tgt + 1, row stride ldt) += alpha * delta^T a summed over the
+    block's mb rows; one row scales them by decay first (weight decay of online updates),
+    blocks take decay = 1."""
+    if mb == 1:
+        _outer(s_out, s_in, alpha, D, a, tgt + 1, ldt, decay)      # G = decay G + d a^T
+    elif own and s_out <= OWN_MAX_UNITS:
+        _gemm(s_out, s_in, mb, alpha, D, 1, s_out, a, s_in, True, tgt + 1, ldt,
+              GRADIENT_SLICE)
+    else:
+        gemm_tn(s_out, s_in, mb, alpha, D, s_out, a, s_in, 1, tgt + 1, ldt)  # G += D^T A
+
+
+# ------------------------------------------------------------------ the workspace
+
+cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
+    """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and a row
+    of scratch for biases: a(2) .. a(L) | z(L) | D | Dn | bias (a(1) is X itself)."""
+    return (mb_max * (net.units + net.sizes[net.n_layers - 1] + 2 * <Py_ssize_t>net.widest)
+            + net.widest)
+
+cdef inline floating* _z_of(const Net* net, floating* ws, int mb_max) noexcept nogil:
+    return ws + <Py_ssize_t>mb_max * net.units
+
+cdef inline floating* _d_of(const Net* net, floating* ws, int mb_max) noexcept nogil:
+    return _z_of(net, ws, mb_max) + <Py_ssize_t>mb_max * net.sizes[net.n_layers - 1]
+
+cdef inline floating* _bias_of(const Net* net, floating* ws, int mb_max) noexcept nogil:
+    return _d_of(net, ws, mb_max) + 2 * <Py_ssize_t>mb_max * net.widest
+
+
+cdef const floating* pack_transposed(const Net* net, const floating* params, floating* wt,
+                                     int mb_max) noexcept nogil:
+    """W(l)^T of each layer our products serve, packed into wt (net.n_weights elements,
+    layer after layer) for blocks of rows: returns wt, or NULL when blocks call BLAS
+    instead (a build or setting without our products, or blocks of one row)."""
+    cdef int l, j, k, s_in, s_out
+    cdef const floating* w
+    cdef floating* dst = wt
+    if not _own_products or mb_max < 2:
+        return NULL
+    for l in range(net.n_layers - 1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        w = params + net.offsets[l] + 1
+        if s_out <= OWN_MAX_UNITS:                 # the layers _layer_product runs through ours
+            for j in range(s_out):
+                for k in range(s_in):
+                    dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * net.strides[l] + k]
+        dst += <Py_ssize_t>s_in * s_out
+    return wt
+
+
+# ------------------------------------------------------------------ the four modes
+
+cdef void forward_block(const Net* net, const floating* wt, const floating* X, int mb,
+                        const floating* params, floating* H, floating* ws,
+                        int mb_max) noexcept nogil:
+    """H (mb x s_L) = h(X) for the mb rows starting at X; wt from pack_transposed."""
+    cdef floating* Z = _z_of(net, ws, mb_max)
+    _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws, mb, mb_max, Z,
+                    _bias_of(net, ws, mb_max))
+    _output_activate(net, Z, H, mb)
+
+
+cdef double cost_block(const Net* net, const floating* wt, const floating* X,
+                       const floating* Y, const floating* w, int mb, const floating* params,
+                       floating* ws, int mb_max) noexcept nogil:
+    """The weighted loss summed over the mb rows starting at X (targets Y, weights w or
+    NULL)."""
+    cdef floating* Z = _z_of(net, ws, mb_max)
+    cdef floating* H = _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws,
+                                       mb, mb_max, Z, _bias_of(net, ws, mb_max))
+    return _output_error(net, Z, H, Y, w, mb, _d_of(net, ws, mb_max))
+
+
+cdef double gradient_block(const Net* net, const floating* wt, const floating* X,
+                           const floating* Y, const floating* w, int mb,
+                           const floating* params, floating* grad, floating* ws,
+                           int mb_max) noexcept nogil:
+    """The weighted loss summed over the mb rows starting at X (returned), and their
+    gradient added to grad: grad(l) += delta(l+1)^T [1 a(l)] for every layer."""
+    cdef int L = net.n_layers
+    cdef int l, s_in, s_out, ldt
+    cdef bint own = wt != NULL
+    cdef const floating* theta
+    cdef floating* tgt
+    cdef floating* Z = _z_of(net, ws, mb_max)
+    cdef floating* D = _d_of(net, ws, mb_max)
+    cdef floating* Dn = D + <Py_ssize_t>mb_max * net.widest
+    cdef floating* bias = _bias_of(net, ws, mb_max)
+    cdef floating* tmp
+    cdef floating* H = _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws,
+                                       mb, mb_max, Z, bias)
+    cdef double loss = _output_error(net, Z, H, Y, w, mb, D)
+    cdef const floating* a_in = _output_input(net, X, H, mb_max)
+
+    # backward, from the output layer down; a_in is the input a(l) of Theta(l) at step l
+    for l in range(L - 2, -1, -1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = net.strides[l]
+        theta = params + net.offsets[l]
+        tgt = grad + net.offsets[l]
+        if l > 0:
+            _delta_step(mb, s_in, s_out, D, theta, ldt, own, a_in, net.acts[l - 1], Dn)
+        _accumulate_bias(mb, s_out, 1, D, tgt, ldt, own, bias)
+        _accumulate_weights(mb, s_in, s_out, 1, 1, D, a_in, tgt, ldt, own)
+        if l > 1:
+            a_in = a_in - <Py_ssize_t>mb_max * net.sizes[l - 1]
+        else:
+            a_in = X
+        tmp = D
+        D = Dn
+        Dn = tmp
+    return loss
+
+
+cdef struct Pending:
+    # One sample's update of W(1) = Theta(1)[:, 1:], deferred to the next sample's forward
+    # pass, which applies it while it reads W(1) anyway (gemm.h: cb_update_matvec_rows).
+    # Nothing reads W(1) in between: the backward pass stops at delta(2).
+    bint active
+    void* d                     # alpha delta(2) of that sample (floating*, s_2 of them)
+    const void* x               # its input row
+    double decay
+
+
+cdef struct Online:
+    # online_epoch's own state. The epoch runs on a copy of the parameters whose every
+    # weight row starts on a 64-byte boundary (Layout.aligned): Theta(l) at offsets[l],
+    # rows strides[l] apart (padded). On builds with our own loops (defer), each sample's
+    # first-layer update waits in `pending` for the next sample's forward pass.
+    const Py_ssize_t* offsets
+    const int* strides
+    bint defer
+    Pending pending
+
+
+cdef inline void _apply_pending_matvec(const Net* net, Online* o, floating* W, int ld,
+                                       const floating* x, floating* z) noexcept nogil:
+    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x."""
+    cdef Pending* p = &o.pending
+    _update_matvec_rows(net.sizes[1], net.sizes[0], W, ld, x, z, <const floating*>p.d,
+                        <const floating*>p.x, <floating>p.decay)
+    p.active = False
+
+
+cdef inline void _defer_update(const Net* net, Online* o, const floating* D,
+                               const floating* x, floating alpha,
+                               floating decay) noexcept nogil:
+    cdef Pending* p = &o.pending
+    cdef floating* d = <floating*>p.d
+    cdef int j
+    for j in range(net.sizes[1]):
+        d[j] = alpha * D[j]
+    p.x = x
+    p.decay = decay
+    p.active = True
+
+
+cdef void flush_pending(const Net* net, Online* o, floating* theta) noexcept nogil:
+    """Apply a deferred first-layer update (at the end of an online epoch)."""
+    cdef Pending* p = &o.pending
+    if not p.active:
+        return
+    _outer(net.sizes[1], net.sizes[0], 1, <const floating*>p.d, <const floating*>p.x,
+           theta + o.offsets[0] + 1, o.strides[0], <floating>p.decay)
+    p.active = False
+
+
+cdef double online_sample(const Net* net, Online* o, const floating* x, const floating* y,
+                          const floating* w, floating* theta, floating alpha,
+                          floating decay, floating* ws) noexcept nogil:
+    """One sample x (targets y, weight w or NULL) on the parameters theta laid out as o
+    says: returns its weighted loss before the update, and updates Theta in place,
+    Theta(l) += alpha delta(l+1)^T [1 a(l)] after its weights *= decay (alpha = -step).
+    ws: a workspace of one row."""
+    cdef int L = net.n_layers
+    cdef int l, s_in, s_out, ldt
+    cdef floating* tgt
+    cdef floating* Z = _z_of(net, ws, 1)
+    cdef floating* D = _d_of(net, ws, 1)
+    cdef floating* Dn = D + net.widest
+    cdef floating* bias = _bias_of(net, ws, 1)
+    cdef floating* tmp
+    cdef floating* H
+    cdef floating* first
+    cdef const floating* a_in
+    cdef double loss
+
+    # forward; a pending first-layer update is applied as its product is computed
+    if o.pending.active:
+        first = Z if L == 2 else ws
+        tgt = theta + o.offsets[0]
+        _apply_pending_matvec(net, o, tgt + 1, o.strides[0], x, first)
+        _bias_activate(first, 1, net.sizes[1], tgt, o.strides[0],
+                       net.acts[0] if L > 2 else IDENTITY, bias)
+        H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
+                            <const floating*>NULL, 1, first,
+                            ws + net.sizes[1] if L > 2 else ws, 1, 1, Z, bias)
+    else:
+        H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
+                            <const floating*>NULL, 0, x, ws, 1, 1, Z, bias)
+    loss = _output_error(net, Z, H, y, w, 1, D)
+
+    # backward, from the output layer down: delta(l) from Theta(l) before its update
+    a_in = _output_input(net, x, H, 1)
+    for l in range(L - 2, -1, -1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = o.strides[l]
+        tgt = theta + o.offsets[l]
+        if l > 0:
+            _delta_step(1, s_in, s_out, D, tgt, ldt, False, a_in, net.acts[l - 1], Dn)
+        _accumulate_bias(1, s_out, alpha, D, tgt, ldt, False, bias)
+        if l == 0 and o.defer:
+            _defer_update(net, o, D, a_in, alpha, decay)        # applied by the next forward
+        else:
+            _accumulate_weights(1, s_in, s_out, alpha, decay, D, a_in, tgt, ldt, False)
+        if l > 1:
+            a_in = a_in - net.sizes[l - 1]
+        else:
+            a_in = x
+        tmp = D
+        D = Dn
+        Dn = tmp
+    return loss
+
+
+# ---------------------------------------------------------------- regularization
+
+cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x^2 in double, over 16 partial sums: the compiler keeps them in vector registers
+    (a single running sum is a chain of dependent adds it may not reorder)."""
+    cdef double acc[16]
+    cdef double total = 0
+    cdef Py_ssize_t k = 0
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    while k + 16 <= n:
+        for u in range(16):
+            acc[u] += <double>x[k + u] * x[k + u]
+        k += 16
+    while k < n:
+        total += <double>x[k] * x[k]
+        k += 1
+    for u in range(16):
+        total += acc[u]
+    return total
+
+
+cdef double regularize(const Net* net, const floating* params, floating* grad,
+                       double loss_norm, double reg) noexcept nogil:
+    """grad = grad / loss_norm + reg * W (bias column excluded), when grad is not NULL;
+    returns reg/2 * sum W^2."""
+    cdef int l, j, i, ldt, L = net.n_layers
+    cdef Py_ssize_t base, k
+    cdef double sumsq = 0
+    cdef floating inv = <floating>(1.0 / loss_norm)
+    cdef floating r = <floating>reg
+    if grad != NULL:
+        for k in range(net.n_params):        # one flat, vectorized pass when lam = 0
+            grad[k] = grad[k] * inv
+    if reg == 0:
+        return 0
+    for l in range(L - 1):
+        ldt = net.strides[l]
+        for j in range(net.sizes[l + 1]):
+            base = net.offsets[l] + <Py_ssize_t>j * ldt
+            if grad != NULL:
+                for i in range(1, ldt):
+                    grad[base + i] = grad[base + i] + r * params[base + i]
+            sumsq += _sumsq(params + base + 1, ldt - 1)
+    return 0.5 * reg * sumsq
