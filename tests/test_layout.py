@@ -96,3 +96,13 @@ def test_nothing_below_imports_a_front_end():
 def test_modules_stay_small(path):
     """One concern a module: about 600 lines at most."""
     assert len(path.read_text(encoding="utf-8").splitlines()) <= 620
+
+
+def test_the_core_knows_the_names_of_the_table():
+    """The compiled core's codes cover exactly the names of _validation's table."""
+    from cbackprop import _validation as v
+    from cbackprop._core import core
+    assert set(core._HIDDEN_CODES) == set(v.HIDDEN_ACTIVATIONS)
+    assert set(core._OUTPUT_CODES) == set(v.OUTPUTS)
+    assert set(core._LOSS_CODES) == set(v.LOSSES)
+    assert set(core._SOLVER_CODES) == set(v.SOLVERS) - set(v.FULL_BATCH_SOLVERS) - {"online"}
