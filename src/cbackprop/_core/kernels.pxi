@@ -270,11 +270,13 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
                                       const floating* wt, int l0, const floating* a_in,
                                       floating* slot, int mb, int mb_max, floating* Z,
                                       floating* bias) noexcept nogil:
-    """The forward pass from Theta(l0+1) on (0-based l0), a_in = its input a(l0+1):
-    z(l+1) = [1 a(l)] Theta(l)^T and a(l+1) = g(z(l+1)), the hidden activations into the
-    workspace from `slot` on (mb_max rows a layer), the output layer's z(L) into Z.
-    Theta(l) lies at params + offsets[l] with row stride strides[l]; wt holds W(l0+1)^T
-    and the layers' after it (or is NULL). Returns where a(L) goes in the workspace."""
+    """The forward pass through the layers' parameters from index l0 on (l0 = 0: all of
+    them, a_in = X; online_sample starts at 1 after applying a pending update to the
+    first): z(l+1) = [1 a(l)] Theta(l)^T, a(l+1) = g(z(l+1)), each hidden layer's
+    activations into the workspace from `slot` on (mb_max rows a layer), the output
+    layer's z(L) into Z (its g comes with the loss). The parameters with index l lie at
+    params + offsets[l], rows strides[l] apart; wt holds the packed W^T of index l0 and
+    those after it, or is NULL. Returns where a(L) goes in the workspace."""
     cdef int L = net.n_layers
     cdef int l, s_in, s_out, ldt
     cdef const floating* theta
