@@ -119,7 +119,10 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
     cdef Py_ssize_t[::1] p_offsets = padded_offsets
     cdef int[::1] p_strides = padded_strides
     cdef floating[::1] buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
-    cdef floating* theta = &buf[(-<Py_ssize_t>&buf[0]) % 64 // dtype.itemsize]
+    # the copy starts on the first 64-byte boundary in buf: a pointer into buf, never before
+    # it (in C the remainder of a negated address is negative, and as an index of buf that
+    # wrapped around to its end in CBACKPROP_DEBUG builds)
+    cdef floating* theta = &buf[0] + (64 - <size_t>&buf[0] % 64) % 64 // sizeof(floating)
     cdef Online o
     o.offsets = &p_offsets[0]
     o.strides = &p_strides[0]
