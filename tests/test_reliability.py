@@ -1,0 +1,218 @@
+"""Reliability: hostile model files, saves during fits, wide CSVs, numeric blow-ups,
+answers that agree, clear errors (the reliability issue's Python-side items)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+from cbackprop import modelfile as cbio
+
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+
+
+def run_child(code, timeout=60):
+    """Run code in a fresh interpreter (crash- or memory-prone cases); its CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def fitted_file(tmp_path, name="m.cbp"):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.where(X[:, 0] > 0, "a", "b")
+    net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y, solver="lbfgs", max_iter=5)
+    path = tmp_path / name
+    net.save(path)
+    return path, net
+
+
+def members(path):
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    return arrays, json.loads(str(arrays["metadata"]))
+
+
+def reseal(meta):
+    meta["metadata_sha256"] = cbio._metadata_digest(meta)
+    return np.array(json.dumps(meta))
+
+
+def npy_header(descr, shape):
+    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+# ------------------------------------------------------------------ item 1: the loader
+
+
+def test_negative_shape_member_is_refused_with_bounded_memory(tmp_path):
+    """A member declaring shape (-1,) in its header and the metadata, over 300 MB of
+    deflated zeros: refused, and the load's peak memory grows by far less than that."""
+    path, _ = fitted_file(tmp_path)
+    arrays, meta = members(path)
+    meta["arrays"]["history_loss"]["shape"] = [-1]
+    arrays["metadata"] = reseal(meta)
+    crafted = tmp_path / "crafted.cbp"
+    with zipfile.ZipFile(crafted, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            if name == "history_loss":
+                with zf.open("history_loss.npy", "w", force_zip64=True) as f:
+                    f.write(npy_header("<f8", (-1,)))
+                    block = bytes(1 << 20)
+                    for _ in range(300):
+                        f.write(block)
+            else:
+                with zf.open(name + ".npy", "w") as f:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+    assert crafted.stat().st_size < 2 << 20
+    out = run_child(f"""
+        import resource, cbackprop as cb
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            cb.load({str(crafted)!r})
+            print("LOADED")
+        except cb.ModelFileError as exc:
+            print("REFUSED", exc)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print("GROWTH_MB", (after - before) / 1024)
+    """, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "REFUSED" in out.stdout and "non-negative" in out.stdout, out.stdout
+    growth = float(out.stdout.split("GROWTH_MB")[1])
+    assert growth < 100, out.stdout
+
+
+def test_negative_shape_in_the_npy_header_alone_is_refused(tmp_path):
+    path, _ = fitted_file(tmp_path)
+    arrays, meta = members(path)
+    crafted = tmp_path / "crafted.cbp"
+    with zipfile.ZipFile(crafted, "w") as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w") as f:
+                if name == "history_loss":
+                    f.write(npy_header("<f8", (-1,)) + arr.tobytes())
+                else:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+    with zipfile.ZipFile(crafted) as zf:
+        reader = cbio._Reader(str(crafted), zf, crafted.stat().st_size)
+        with pytest.raises(cb.ModelFileError, match="invalid shape"):
+            reader.read("history_loss")
+    with pytest.raises(cb.ModelFileError):
+        cb.load(crafted)
+
+
+def test_absurd_dimensions_are_refused_before_reading(tmp_path):
+    path, _ = fitted_file(tmp_path)
+    arrays, _ = members(path)
+    crafted = tmp_path / "crafted.cbp"
+    with zipfile.ZipFile(crafted, "w") as zf:
+        for name, arr in arrays.items():
+            with zf.open(name + ".npy", "w") as f:
+                if name == "history_loss":     # 2**62 * 2**62 wraps to 0 in int64
+                    f.write(npy_header("<f8", (2 ** 62, 2 ** 62)))
+                else:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+    with zipfile.ZipFile(crafted) as zf:
+        reader = cbio._Reader(str(crafted), zf, crafted.stat().st_size)
+        with pytest.raises(cb.ModelFileError, match="larger than its file entry"):
+            reader.read("history_loss")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_and_devices_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.cbp"
+    os.mkfifo(fifo)
+    for target in (str(fifo), "/dev/zero"):
+        if not os.path.exists(target):
+            continue
+        out = run_child(f"""
+            import cbackprop as cb
+            for call in (cb.load, cb.modelfile.read_metadata):
+                try:
+                    call({target!r})
+                except cb.ModelFileError as exc:
+                    print("REFUSED", exc)
+        """, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.count("not a regular file") == 2, out.stdout
+
+
+def test_bytes_and_pathlike_paths(tmp_path):
+    path, net = fitted_file(tmp_path)
+    for p in (path, os.fsencode(str(path)), str(path)):
+        np.testing.assert_array_equal(cb.load(p).params, net.params)
+    net.save(os.fsencode(str(tmp_path / "b.cbp")))
+    np.testing.assert_array_equal(cb.load(tmp_path / "b.cbp").params, net.params)
+    assert cbio.read_metadata(os.fsencode(str(path)))["format"] == cbio.FORMAT
+    with pytest.raises(TypeError, match="path"):
+        cb.load(3.5)
+
+
+def test_metadata_over_the_limit_says_so(tmp_path):
+    path, _ = fitted_file(tmp_path)
+    arrays, meta = members(path)
+    meta["info"] = {"pad": "x" * (5 << 20)}          # 20 MiB as a NumPy unicode array
+    arrays["metadata"] = reseal(meta)
+    big = tmp_path / "big.cbp"
+    with open(big, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(cb.ModelFileError, match="16 MiB") as err:
+        cb.load(big)
+    assert "more than the file holds" not in str(err.value)
+
+
+def test_duplicate_members_are_refused(tmp_path):
+    path, net = fitted_file(tmp_path)
+    arrays, _ = members(path)
+    dup = tmp_path / "dup.cbp"
+    with pytest.warns(UserWarning):
+        with zipfile.ZipFile(dup, "w") as zf:
+            for name, arr in arrays.items():
+                with zf.open(name + ".npy", "w") as f:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+            with zf.open("Theta1.npy", "w") as f:
+                np.lib.format.write_array(f, arrays["Theta1"] * 0, allow_pickle=False)
+    with pytest.raises(cb.ModelFileError, match="duplicate members.*Theta1"):
+        cb.load(dup)
+
+
+@pytest.mark.parametrize("kind", ["regression", "matrix"])
+def test_target_kind_inconsistent_with_the_arrays_is_refused(tmp_path, kind):
+    path, _ = fitted_file(tmp_path)
+    arrays, meta = members(path)
+    meta["target"]["kind"] = kind                       # a classifier with classes
+    arrays["metadata"] = reseal(meta)
+    bad = tmp_path / "bad.cbp"
+    with open(bad, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(cb.ModelFileError, match="inconsistent"):
+        cb.load(bad)
+
+
+def test_recomputed_checksums_are_not_a_signature(tmp_path):
+    """Documented: a checksum catches corruption and plain edits, not a forger who
+    recomputes the digests (README's Model files, modelfile's docstring)."""
+    path, net = fitted_file(tmp_path)
+    arrays, meta = members(path)
+    arrays["Theta1"] = arrays["Theta1"] + 1.0
+    meta["arrays"]["Theta1"]["sha256"] = cbio._sha256(arrays["Theta1"])
+    arrays["metadata"] = reseal(meta)
+    forged = tmp_path / "forged.cbp"
+    with open(forged, "wb") as f:
+        np.savez(f, **arrays)
+    np.testing.assert_array_equal(cb.load(forged).thetas[0], arrays["Theta1"])
+    assert "not a signature" in cbio.__doc__
+    readme = open(os.path.join(os.path.dirname(SRC), "README.md")).read()
+    assert "not a signature" in readme
