@@ -216,3 +216,52 @@ def test_recomputed_checksums_are_not_a_signature(tmp_path):
     assert "not a signature" in cbio.__doc__
     readme = open(os.path.join(os.path.dirname(SRC), "README.md")).read()
     assert "not a signature" in readme
+
+
+# ------------------------------------------------------------- item 2: a save during a fit
+
+
+def test_saves_during_a_fit_on_another_thread_all_load(tmp_path):
+    import threading
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(4000, 20))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    net = cb.Network([20, 64, 2], output="softmax", random_state=0)
+    done = threading.Event()
+
+    def train():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                net.fit(X, y, solver="online", learning_rate=0.01, epochs=40)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    paths = []
+    while not done.is_set() or not paths:
+        path = tmp_path / f"m{len(paths)}.cbp"
+        net.save(path)
+        paths.append(path)
+    worker.join()
+    assert len(paths) > 3
+    for path in paths:
+        cb.load(path)                      # never "Theta1 fails its checksum"
+
+
+def test_save_hashes_the_copy_it_writes(tmp_path, monkeypatch):
+    """Deterministic form: parameters changed between hashing and writing do not reach
+    the file (the live arrays are neither hashed nor written)."""
+    path, net = fitted_file(tmp_path)
+    real_savez = np.savez
+
+    def savez_after_a_step(f, **arrays):
+        net.params[...] += 1.0           # what a fit on another thread would do
+        return real_savez(f, **arrays)
+
+    monkeypatch.setattr(cbio.np, "savez", savez_after_a_step)
+    before = net.params.copy()
+    net.save(tmp_path / "race.cbp")
+    monkeypatch.undo()
+    np.testing.assert_array_equal(cb.load(tmp_path / "race.cbp").params, before)

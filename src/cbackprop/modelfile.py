@@ -115,9 +115,25 @@ def _network_of(model):
                     f"got {type(model).__name__}")
 
 
-def _arrays_and_metadata(net):
-    arrays = OrderedDict((f"Theta{l}", np.ascontiguousarray(t))
-                         for l, t in enumerate(net.thetas, start=1))
+def _snapshot_thetas(net):
+    """Copies of the Thetas taken at one moment: the flat parameter vector is copied once
+    (a fit on another thread may be updating it) and the copies are cut from it, so that
+    what is hashed is what is written, and all layers come from the same moment."""
+    shapes = [tuple(t.shape) for t in net.thetas]
+    params = getattr(net, "params", None)
+    if isinstance(params, np.ndarray) and params.size == sum(a * b for a, b in shapes):
+        flat = np.array(params, copy=True)
+        out, start = [], 0
+        for a, b in shapes:
+            out.append(flat[start:start + a * b].reshape(a, b).copy())
+            start += a * b
+        if all(np.shares_memory(t, params) for t in net.thetas):
+            return out
+    return [np.array(t, copy=True, order="C") for t in net.thetas]
+
+
+def _arrays_and_metadata(net, thetas):
+    arrays = OrderedDict((f"Theta{l}", t) for l, t in enumerate(thetas, start=1))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -137,8 +153,9 @@ def _arrays_and_metadata(net):
     if history is not None:
         meta["n_iter"] = int(net.n_iter_)
         meta["history"] = [k for k in HISTORY_KEYS if k in history]
+        lists = {k: list(history[k]) for k in meta["history"]}   # copies, taken once
         for key in meta["history"]:
-            values = np.asarray(history[key], dtype=np.float64)
+            values = np.array(lists[key], dtype=np.float64)
             if values.ndim != 1 or not np.isfinite(values).all():
                 raise ValueError(f"net.history_[{key!r}] must be a list of finite numbers")
             arrays[f"history_{key}"] = values
@@ -148,7 +165,8 @@ def _arrays_and_metadata(net):
             raise ValueError(f"net.scaler_ scales {scaler.n_features} features, the network "
                              f"takes {net.layer_sizes[0]}")
         meta["scaler"] = scaler.kind
-        arrays["scaler_offset"], arrays["scaler_scale"] = scaler.offset, scaler.scale
+        arrays["scaler_offset"] = np.array(scaler.offset, copy=True)
+        arrays["scaler_scale"] = np.array(scaler.scale, copy=True)
     meta["info"] = _jsonable(net.info_ or {}, "net.info_")
     meta["arrays"] = {name: {"shape": list(a.shape), "dtype": _little(a.dtype).str,
                              "sha256": _sha256(a)}
@@ -177,15 +195,18 @@ def save(model, path):
     model: a Network, or an estimator holding one in ``network_``. Saved with it:
     ``classes_``, ``target_coding_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a
     :class:`~cbackprop.preprocessing.Scaler`, if set) and ``info_`` (a JSON-serializable
-    dict). Optimizer state is not saved.
+    dict). Optimizer state is not saved. The parameters are copied once, at the start, and
+    that copy is hashed and written: a save from a callback or another thread during a fit
+    writes a file that loads (the parameters of one moment of the fit).
     The file appears whole or not at all: it is written to a temporary file in the same
     directory, then renamed over path.
     """
     net = _network_of(model)
-    if not np.isfinite(net.params).all():
+    thetas = _snapshot_thetas(net)                # one copy: hashed and written as is
+    if not all(np.isfinite(t).all() for t in thetas):
         raise ModelFileError("the network's parameters contain NaN or inf: load would refuse "
                              "such a file, so it is not written")
-    arrays, meta = _arrays_and_metadata(net)
+    arrays, meta = _arrays_and_metadata(net, thetas)
     meta["metadata_sha256"] = _metadata_digest(meta)
     arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
     if not isinstance(path, (str, bytes, os.PathLike)):
