@@ -265,3 +265,30 @@ def test_save_hashes_the_copy_it_writes(tmp_path, monkeypatch):
     net.save(tmp_path / "race.cbp")
     monkeypatch.undo()
     np.testing.assert_array_equal(cb.load(tmp_path / "race.cbp").params, before)
+
+
+# ------------------------------------------------------------ item 3: wide CSV files
+
+
+def test_wide_csv_features_and_drop_are_not_quadratic(tmp_path):
+    """60000 columns looked up by name (a model's features, and --drop): linear work, in a
+    child process with a generous timeout (quadratic lookups took minutes)."""
+    n = 60000
+    names = [f"f{j}" for j in range(n)]
+    path = tmp_path / "wide.csv"
+    with open(path, "w") as f:
+        f.write(",".join(names + ["y"]) + "\n")
+        for r in range(3):
+            f.write(",".join(["1"] * n + [str(r % 2)]) + "\n")
+    out = run_child(f"""
+        import time
+        from cbackprop.cli import data
+        names = [f"f{{j}}" for j in range(60000)]
+        t0 = time.perf_counter()
+        d = data.read_data({str(path)!r}, target="y", features=names[::-1])
+        assert d.X.shape == (3, 60000) and d.features == names[::-1]
+        d = data.read_data({str(path)!r}, target="y", drop=names[:-10])
+        assert d.features == names[-10:]
+        print("OK", time.perf_counter() - t0)
+    """, timeout=60)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr
