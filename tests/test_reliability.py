@@ -292,3 +292,61 @@ def test_wide_csv_features_and_drop_are_not_quadratic(tmp_path):
         print("OK", time.perf_counter() - t0)
     """, timeout=60)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr
+
+
+# ------------------------------------------------ item 5: one decision rule everywhere
+
+
+def _tie(net):
+    """Last layer's weights and bias 0: every output unit gives h = 0.5 exactly."""
+    net.thetas[-1][...] = 0.0
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_a_tie_at_one_half_gets_the_same_answer_everywhere(tmp_path, multilabel):
+    pytest.importorskip("sklearn")
+    from cbackprop.sklearn import BackpropClassifier
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = (np.c_[X[:, 0] > 0, X[:, 1] > 0].astype(int) if multilabel
+         else np.where(X[:, 0] > 0, "yes", "no"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = BackpropClassifier((4,), activation="logistic", solver="lbfgs", max_iter=3,
+                                 random_state=0).fit(X, y)
+    _tie(est.network_)
+    assert np.all(est.network_.forward(X) == 0.5)
+    expected = (np.ones((30, 2), dtype=np.int64) if multilabel
+                else np.full(30, "yes"))              # h >= 0.5: the second class, label on
+    np.testing.assert_array_equal(est.predict(X), expected)
+    net_pred = est.network_.predict(X)
+    est.network_.save(tmp_path / "tie.cbp")
+    file_pred = cb.load(tmp_path / "tie.cbp").predict(X)
+    if not multilabel:
+        net_pred, file_pred = est.classes_[net_pred], est.classes_[file_pred]
+    np.testing.assert_array_equal(net_pred, expected)
+    np.testing.assert_array_equal(file_pred, expected)
+
+
+def test_a_tie_at_one_half_on_the_command_line(tmp_path):
+    from cbackprop.cli import main
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    path = tmp_path / "d.csv"
+    with open(path, "w") as f:
+        f.write("a,b,y\n")
+        for r in range(30):
+            f.write(f"{X[r, 0]},{X[r, 1]},{'cat' if X[r, 0] > 0 else 'dog'}\n")
+    model = tmp_path / "m.cbp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["train", str(path), "--target", "y", "--hidden", "3", "--solver", "lbfgs",
+              "--epochs", "3", "--quiet", "--output", "sigmoid", "--out", str(model)])
+    net = cb.load(model)
+    assert net.layer_sizes[-1] == 1
+    _tie(net)
+    net.save(model)
+    out = tmp_path / "p.csv"
+    main(["predict", str(model), str(path), "--out", str(out)])
+    lines = open(out).read().split()
+    assert set(lines[1:]) == {"dog"}, lines[:3]        # classes [cat, dog]: h >= 0.5 -> dog
