@@ -350,3 +350,20 @@ def test_a_tie_at_one_half_on_the_command_line(tmp_path):
     main(["predict", str(model), str(path), "--out", str(out)])
     lines = open(out).read().split()
     assert set(lines[1:]) == {"dog"}, lines[:3]        # classes [cat, dog]: h >= 0.5 -> dog
+
+
+# ------------------------------------------------------- item 7: huge batch sizes
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_batch_size_beyond_a_c_int_is_clipped_to_the_samples(solver):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(25, 3))
+    y = (X[:, 0] > 0).astype(int)
+    a = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    b = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.fit(X, y, solver=solver, batch_size=2 ** 31, epochs=3, random_state=0)
+        b.fit(X, y, solver=solver, batch_size=25, epochs=3, random_state=0)
+    np.testing.assert_array_equal(a.params, b.params)

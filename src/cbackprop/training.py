@@ -211,11 +211,14 @@ def _run_minibatch(run, n_epochs, state):
     rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"],
                          o["epsilon"])
     moments = core.StepState(state["m1"], state["m2"], state["t"])
+    # a batch larger than the data is the whole data (as scikit-learn clips it): the compiled
+    # call takes a C int, and batch_size >= 2**31 raised OverflowError there
+    batch_size = max(1, min(int(o["batch_size"]), run.X.shape[0]))
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
         rule.rate = run.epoch_rate()
         total, done, status = core.minibatch_epoch(
-            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), o["batch_size"],
+            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), batch_size,
             run.scale, run.reg, run.check_every)
         state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
