@@ -367,3 +367,50 @@ def test_batch_size_beyond_a_c_int_is_clipped_to_the_samples(solver):
         a.fit(X, y, solver=solver, batch_size=2 ** 31, epochs=3, random_state=0)
         b.fit(X, y, solver=solver, batch_size=25, epochs=3, random_state=0)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+# ------------------------------------------------------- item 4: numeric blow-ups
+
+
+def _data(m=40):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(m, 3))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def test_online_sgd_with_a_huge_rate_is_divergence():
+    X, y = _data()
+    net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    before = net.params.copy()
+    with pytest.raises(FloatingPointError, match="diverged.*learning_rate"):
+        net.fit(X, y, solver="online", learning_rate=1e300, epochs=3)
+    assert np.isfinite(net.params).all() and np.abs(net.params).max() < 1e100
+    np.testing.assert_array_equal(net.params, before)      # restored
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam", "online"])
+def test_sample_weights_whose_sum_overflows_are_refused(solver):
+    X, y = _data()
+    net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        net.fit(X, y, sample_weight=np.full(40, 1e308), solver=solver, epochs=2, max_iter=2)
+    with pytest.raises(ValueError, match="sample_weight"):
+        net.cost_and_gradient(X, np.eye(2)[y], sample_weight=np.full(40, 1e308))
+
+
+def test_a_huge_lam_blames_lam_not_the_learning_rate():
+    X, y = _data()
+    for solver in ("online", "lbfgs", "adam"):
+        net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+        with pytest.raises(FloatingPointError, match="lam=1e\\+308") as err:
+            net.fit(X, y, solver=solver, lam=1e308, epochs=3, max_iter=3)
+        assert "smaller learning_rate" not in str(err.value)
+        assert np.isfinite(net.params).all()
+
+
+def test_float32_huge_lam_is_divergence_in_fit():
+    X, y = _data()
+    net = cb.Network([3, 4, 2], output="softmax", dtype="float32", random_state=0)
+    with pytest.raises(FloatingPointError, match="lam"):
+        net.fit(X, y, solver="lbfgs", lam=1e300, max_iter=3)
+    assert np.isfinite(net.params).all()

@@ -223,6 +223,11 @@ def check_sample_weight(sample_weight, m, dtype):
     w = cast_finite("sample_weight", w, dtype)
     if (w < 0).any():
         raise ValueError("sample_weight must be >= 0")
+    with np.errstate(over="ignore", invalid="ignore"):
+        total, total64 = w.sum(), w.sum(dtype=np.float64)
+    if not (np.isfinite(total) and np.isfinite(total64)):
+        raise ValueError(f"sample_weight sums to {total} in {w.dtype}: the total weight must be "
+                         "finite (scale the weights down; only their ratios matter)")
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w
