@@ -414,3 +414,26 @@ def test_float32_huge_lam_is_divergence_in_fit():
     with pytest.raises(FloatingPointError, match="lam"):
         net.fit(X, y, solver="lbfgs", lam=1e300, max_iter=3)
     assert np.isfinite(net.params).all()
+
+
+# ------------------------------------------------------- item 6: errors that confuse
+
+
+def test_a_fit_from_its_own_callback_is_refused_clearly():
+    X, y = _data()
+    net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+
+    def callback(n, epoch, logs):
+        n.fit(X, y, solver="adam", epochs=1)
+
+    with pytest.raises(RuntimeError, match="already being fitted"):
+        net.fit(X, y, solver="adam", epochs=2, callback=callback)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net.fit(X, y, solver="adam", epochs=1)            # the guard is released
+
+
+def test_negative_random_state_names_the_argument():
+    X, y = _data()
+    with pytest.raises(ValueError, match="random_state"):
+        cb.Network([3, 4, 2], output="softmax", random_state=0).fit(X, y, random_state=-1)

@@ -239,5 +239,8 @@ def check_random_state(random_state):
         return random_state
     if random_state is None or (isinstance(random_state, numbers.Integral)
                                 and not isinstance(random_state, (bool, np.bool_))):
+        if random_state is not None and not 0 <= random_state < 2 ** 128:
+            raise ValueError(f"random_state must be None, an int in [0, 2**128) or a numpy "
+                             f"Generator; got {random_state!r}")
         return np.random.default_rng(random_state)
     raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

@@ -319,6 +319,21 @@ def _run_scipy(run, n_iter):
 
 
 def fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **options):
+    """Refuses a fit of a network already being fitted (from its own callback, or another
+    thread): the two would share and corrupt one optimizer state and parameter vector."""
+    if getattr(net, "_fitting", False):
+        raise RuntimeError("this network is already being fitted (fit called again from its "
+                           "callback or another thread): re-entrant fits of one network are "
+                           "not supported; fit a copy (copy.deepcopy(net)) instead")
+    net._fitting = True
+    try:
+        return _fit(net, X, y, sample_weight, classes=classes, reset_optimizer=reset_optimizer,
+                    **options)
+    finally:
+        net._fitting = False
+
+
+def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **options):
     """Network.fit's body; options: cbackprop.options.FIT_OPTIONS. Two more arguments for
     scikit-learn's estimators: classes, the full list of labels when y may hold only some
     of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over
