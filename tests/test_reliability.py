@@ -437,3 +437,25 @@ def test_negative_random_state_names_the_argument():
     X, y = _data()
     with pytest.raises(ValueError, match="random_state"):
         cb.Network([3, 4, 2], output="softmax", random_state=0).fit(X, y, random_state=-1)
+
+
+def test_predict_out_dash_writes_to_stdout(tmp_path, capsys, monkeypatch):
+    from cbackprop.cli import main
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 2))
+    path = tmp_path / "d.csv"
+    with open(path, "w") as f:
+        f.write("a,b,y\n")
+        for r in range(20):
+            f.write(f"{X[r, 0]},{X[r, 1]},{'cat' if X[r, 0] > 0 else 'dog'}\n")
+    model = tmp_path / "m.cbp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["train", str(path), "--target", "y", "--hidden", "3", "--epochs", "2",
+              "--quiet", "--out", str(model)])
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    main(["predict", str(model), str(path), "--out", "-"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "prediction" and len(out.splitlines()) == 21
+    assert not (tmp_path / "-").exists()
