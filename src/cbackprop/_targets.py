@@ -123,7 +123,10 @@ def label_indices(y, classes, name="y"):
 
 
 def decode(h, classes, kind, output, squeeze):
-    """Predictions from the outputs h."""
+    """Predictions from the outputs h: the one rule of every front end (Network.predict,
+    the estimators, model files, the command line). A sigmoid unit that stands for a class
+    or a label says 1 when h >= 0.5 (a tie at exactly 0.5 is 1, the second class); several
+    single-label units: the argmax (ties: the first)."""
     if kind == REGRESSION or output == "identity":
         return h[:, 0] if squeeze else h
     if kind == MATRIX and output == "sigmoid":

@@ -223,6 +223,11 @@ def check_sample_weight(sample_weight, m, dtype):
     w = cast_finite("sample_weight", w, dtype)
     if (w < 0).any():
         raise ValueError("sample_weight must be >= 0")
+    with np.errstate(over="ignore", invalid="ignore"):
+        total, total64 = w.sum(), w.sum(dtype=np.float64)
+    if not (np.isfinite(total) and np.isfinite(total64)):
+        raise ValueError(f"sample_weight sums to {total} in {w.dtype}: the total weight must be "
+                         "finite (scale the weights down; only their ratios matter)")
     if w.sum() <= 0:
         raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w
@@ -234,5 +239,8 @@ def check_random_state(random_state):
         return random_state
     if random_state is None or (isinstance(random_state, numbers.Integral)
                                 and not isinstance(random_state, (bool, np.bool_))):
+        if random_state is not None and not 0 <= random_state < 2 ** 128:
+            raise ValueError(f"random_state must be None, an int in [0, 2**128) or a numpy "
+                             f"Generator; got {random_state!r}")
         return np.random.default_rng(random_state)
     raise TypeError(f"random_state must be None, an int or a numpy Generator; got {random_state!r}")

@@ -15,6 +15,14 @@ Nothing in a file is ever executed: arrays of Python objects are refused before 
 read, and every value is checked (format version, each member's presence, shape, dtype,
 checksum and finiteness, the metadata's consistency with the arrays) before a network is
 built. Any problem raises :class:`ModelFileError`, a ``ValueError``, naming the file.
+Only regular files are read (a FIFO or a device is refused before it is opened for
+reading); every member's declared shape must be non-negative and fit in the file, reads are
+bounded by the declared sizes, and the memory a load takes is a small multiple of the
+model's size whatever the file claims. Duplicate members are refused.
+
+The SHA-256 digests detect corruption and accidental edits, not a deliberate forgery: they
+are checksums, not a signature. A file edited and then given recomputed digests loads. Load
+model files only from sources you trust as you would any other data.
 
 Saving writes a temporary file next to the target and renames it over the target
 (``os.replace``), so an interrupted save never leaves a half-written model.
@@ -26,11 +34,12 @@ the network from: this module sits below network.py and never imports it.
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 import tempfile
 import zipfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import datetime, timezone
 
 import numpy as np
@@ -106,9 +115,25 @@ def _network_of(model):
                     f"got {type(model).__name__}")
 
 
-def _arrays_and_metadata(net):
-    arrays = OrderedDict((f"Theta{l}", np.ascontiguousarray(t))
-                         for l, t in enumerate(net.thetas, start=1))
+def _snapshot_thetas(net):
+    """Copies of the Thetas taken at one moment: the flat parameter vector is copied once
+    (a fit on another thread may be updating it) and the copies are cut from it, so that
+    what is hashed is what is written, and all layers come from the same moment."""
+    shapes = [tuple(t.shape) for t in net.thetas]
+    params = getattr(net, "params", None)
+    if isinstance(params, np.ndarray) and params.size == sum(a * b for a, b in shapes):
+        flat = np.array(params, copy=True)
+        out, start = [], 0
+        for a, b in shapes:
+            out.append(flat[start:start + a * b].reshape(a, b).copy())
+            start += a * b
+        if all(np.shares_memory(t, params) for t in net.thetas):
+            return out
+    return [np.array(t, copy=True, order="C") for t in net.thetas]
+
+
+def _arrays_and_metadata(net, thetas):
+    arrays = OrderedDict((f"Theta{l}", t) for l, t in enumerate(thetas, start=1))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -128,8 +153,9 @@ def _arrays_and_metadata(net):
     if history is not None:
         meta["n_iter"] = int(net.n_iter_)
         meta["history"] = [k for k in HISTORY_KEYS if k in history]
+        lists = {k: list(history[k]) for k in meta["history"]}   # copies, taken once
         for key in meta["history"]:
-            values = np.asarray(history[key], dtype=np.float64)
+            values = np.array(lists[key], dtype=np.float64)
             if values.ndim != 1 or not np.isfinite(values).all():
                 raise ValueError(f"net.history_[{key!r}] must be a list of finite numbers")
             arrays[f"history_{key}"] = values
@@ -139,7 +165,8 @@ def _arrays_and_metadata(net):
             raise ValueError(f"net.scaler_ scales {scaler.n_features} features, the network "
                              f"takes {net.layer_sizes[0]}")
         meta["scaler"] = scaler.kind
-        arrays["scaler_offset"], arrays["scaler_scale"] = scaler.offset, scaler.scale
+        arrays["scaler_offset"] = np.array(scaler.offset, copy=True)
+        arrays["scaler_scale"] = np.array(scaler.scale, copy=True)
     meta["info"] = _jsonable(net.info_ or {}, "net.info_")
     meta["arrays"] = {name: {"shape": list(a.shape), "dtype": _little(a.dtype).str,
                              "sha256": _sha256(a)}
@@ -168,18 +195,23 @@ def save(model, path):
     model: a Network, or an estimator holding one in ``network_``. Saved with it:
     ``classes_``, ``target_coding_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a
     :class:`~cbackprop.preprocessing.Scaler`, if set) and ``info_`` (a JSON-serializable
-    dict). Optimizer state is not saved.
+    dict). Optimizer state is not saved. The parameters are copied once, at the start, and
+    that copy is hashed and written: a save from a callback or another thread during a fit
+    writes a file that loads (the parameters of one moment of the fit).
     The file appears whole or not at all: it is written to a temporary file in the same
     directory, then renamed over path.
     """
     net = _network_of(model)
-    if not np.isfinite(net.params).all():
+    thetas = _snapshot_thetas(net)                # one copy: hashed and written as is
+    if not all(np.isfinite(t).all() for t in thetas):
         raise ModelFileError("the network's parameters contain NaN or inf: load would refuse "
                              "such a file, so it is not written")
-    arrays, meta = _arrays_and_metadata(net)
+    arrays, meta = _arrays_and_metadata(net, thetas)
     meta["metadata_sha256"] = _metadata_digest(meta)
     arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
-    target = os.fspath(path)
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike; got {type(path).__name__}")
+    target = os.fsdecode(os.fspath(path))
     if os.path.isdir(target):
         raise IsADirectoryError(errno.EISDIR, "a folder is in the way of the model file", target)
     folder = os.path.dirname(os.path.abspath(target))
@@ -208,9 +240,9 @@ def save(model, path):
 class _Reader:
     """Reads and checks the members of one model file."""
 
-    def __init__(self, path, zf):
+    def __init__(self, path, zf, file_size):
         self.path, self.zf = path, zf
-        self.file_size = os.path.getsize(path)
+        self.file_size = file_size
 
     def fail(self, message):
         return ModelFileError(f"{self.path}: {message}")
@@ -225,9 +257,13 @@ class _Reader:
         """The array `name`, after checking its header against what is expected and before
         reading more than the header."""
         info = self.member(name)
-        limit = max_bytes or self.file_size
+        what = "the metadata" if name == "metadata" else f"the array {name!r}"
+        if max_bytes is not None and info.file_size > max_bytes + 4096:
+            raise self.fail(f"{what} claims {info.file_size} bytes, more than the limit of "
+                            f"{max_bytes >> 20} MiB (not a model written by cbackprop)")
+        limit = self.file_size
         if info.compress_type == zipfile.ZIP_STORED and info.file_size > limit:
-            raise self.fail(f"the array {name!r} claims {info.file_size} bytes, more than "
+            raise self.fail(f"{what} claims {info.file_size} bytes, more than "
                             f"the file holds (corrupted file)")
         try:
             with self.zf.open(info) as f:
@@ -252,12 +288,19 @@ class _Reader:
                 if kind is not None and got_dtype.kind not in kind:
                     raise self.fail(f"the array {name!r} has dtype {got_dtype}, which a model "
                                     "file does not use there")
-                count = int(np.prod(got_shape, dtype=np.int64))
-                nbytes = count * got_dtype.itemsize
+                if (not isinstance(got_shape, tuple)
+                        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                   for d in got_shape)):
+                    raise self.fail(f"the array {name!r} declares an invalid shape "
+                                    f"{got_shape!r} (dimensions must be non-negative integers)")
+                nbytes = math.prod(got_shape) * got_dtype.itemsize   # exact: Python ints
+                if max_bytes is not None and nbytes > max_bytes:
+                    raise self.fail(f"{what} holds {nbytes} bytes, more than the limit of "
+                                    f"{max_bytes >> 20} MiB (not a model written by cbackprop)")
                 if nbytes > limit or nbytes > info.file_size:
                     raise self.fail(f"the array {name!r} is larger than its file entry "
                                     "(corrupted or truncated file)")
-                data = f.read(nbytes)
+                data = f.read(nbytes) if nbytes else b""      # nbytes >= 0: a bounded read
                 if len(data) != nbytes or f.read(1):
                     raise self.fail(f"the array {name!r} does not have the size its header "
                                     "says (corrupted or truncated file)")
@@ -266,11 +309,12 @@ class _Reader:
                 raise
             raise self.fail(f"the array {name!r} cannot be read: {exc} (corrupted or truncated "
                             "file)") from None
-        arr = np.frombuffer(bytearray(data), dtype=got_dtype)
+        arr = np.frombuffer(data, dtype=got_dtype)
+        del data
         arr = arr.reshape(got_shape, order="F" if fortran else "C")
         if not got_dtype.isnative:
             arr = arr.astype(got_dtype.newbyteorder("="))
-        return np.array(arr, order="C")           # (ascontiguousarray would make 0-d 1-d)
+        return np.array(arr, order="C")           # a writable copy (0-d stays 0-d)
 
 
 def _metadata_digest(meta):
@@ -342,6 +386,18 @@ def _build(reader, meta):
     has_classes = "classes_as" in target
     if kind == _targets.LABELS and not has_classes:
         raise reader.fail("a classifier's file without its class labels")
+    if has_classes and kind in (_targets.MATRIX, _targets.REGRESSION):
+        raise reader.fail(f"class labels with the target kind {kind!r}: the metadata is "
+                          "inconsistent with the arrays (classes are for kind 'labels')")
+    if has_classes and output == "identity":
+        raise reader.fail("class labels with identity outputs: the metadata is inconsistent "
+                          "with the arrays")
+    if kind == _targets.REGRESSION and output != "identity":
+        raise reader.fail(f"the target kind 'regression' with {output!r} outputs: the "
+                          "metadata is inconsistent (regression uses identity outputs)")
+    if output == "identity" and kind not in (None, _targets.REGRESSION):
+        raise reader.fail(f"identity outputs with the target kind {kind!r}: the metadata is "
+                          "inconsistent (identity outputs give regression values)")
     if has_classes:
         expected["classes"] = (None, None)
     history = meta.get("history")
@@ -372,8 +428,10 @@ def _build(reader, meta):
             raise reader.fail(f"the metadata does not describe the array {name!r}")
         if shape is None:
             shape = entry.get("shape")
-            if not isinstance(shape, list) or len(shape) != 1:
-                raise reader.fail(f"the array {name!r} must be 1-D; the metadata says {shape!r}")
+            if (not isinstance(shape, list) or len(shape) != 1 or not isinstance(shape[0], int)
+                    or isinstance(shape[0], bool) or shape[0] < 0):
+                raise reader.fail(f"the array {name!r} must be 1-D with a non-negative length; "
+                                  f"the metadata says {shape!r}")
         arr = reader.read(name, shape, kind=CLASS_KINDS if name == "classes" else "f",
                           dtype=want)
         if [*arr.shape] != entry.get("shape") or _little(arr.dtype).str != entry.get("dtype"):
@@ -423,30 +481,80 @@ def _restore_classes(reader, classes, target, output, n_outputs):
     return classes
 
 
+def _open_regular(path):
+    """(display path, open binary file, its size) for a path (str, bytes or os.PathLike)
+    naming a regular file. FIFOs, devices and sockets are refused without blocking: the file
+    is opened non-blocking, then checked with fstat on what was opened (no race)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"path must be a str, bytes or os.PathLike; got {type(path).__name__}")
+    path = os.fspath(path)
+    shown = os.fsdecode(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{shown}: no such file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(f"{shown}: is a directory, not a model file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(f"{shown}: not a regular file (a FIFO, device or socket), not a "
+                             "model file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ModelFileError(f"{shown}: cannot be opened ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{shown}: not a regular file (a FIFO, device or socket), "
+                                 "not a model file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return shown, f, st.st_size
+
+
+def _open_zip(path):
+    shown, f, size = _open_regular(path)
+    try:
+        zf = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:
+        f.close()
+        raise ModelFileError(f"{shown}: not a cbackprop model file (not a zip archive; "
+                             "truncated or corrupted?)") from None
+    except (OSError, EOFError, ValueError) as exc:
+        f.close()
+        raise ModelFileError(f"{shown}: cannot be read ({exc})") from None
+    except BaseException:
+        f.close()
+        raise
+    names = zf.namelist()
+    if len(names) != len(set(names)):
+        dup = sorted(n for n, c in Counter(names).items() if c > 1)
+        zf.close()
+        f.close()
+        raise ModelFileError(f"{shown}: duplicate members {dup} (tampered file: a zip reader "
+                             "would take the last one silently)")
+    return shown, f, zf, size
+
+
 def read(path):
     """Read and check a model file written by :func:`save` (or ``Network.save``); returns
     its NetworkSpec (``cbackprop.load`` builds the Network from it).
 
     It holds the parameters (bit for bit), ``classes_``, the target coding, ``history_``
     and ``n_iter_`` (if it was fitted), ``scaler_`` (a Scaler, or None) and ``info_``.
+    path: a str, bytes or os.PathLike naming a regular file.
     Raises :class:`ModelFileError` for anything but a valid model file of a known format
-    version, FileNotFoundError if there is no file.
+    version (a FIFO or a device included), FileNotFoundError if there is no file.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if stat.S_ISDIR(os.stat(path).st_mode):
-        raise ModelFileError(f"{path}: is a directory, not a model file")
+    path, f, zf, size = _open_zip(path)
     try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise ModelFileError(f"{path}: not a cbackprop model file (not a zip archive; "
-                             "truncated or corrupted?)") from None
-    except (OSError, EOFError, ValueError) as exc:
-        raise ModelFileError(f"{path}: cannot be read ({exc})") from None
-    try:
-        with zf:
-            reader = _Reader(path, zf)
+        with f, zf:
+            reader = _Reader(path, zf, size)
             if "metadata.npy" not in zf.namelist():
                 raise ModelFileError(f"{path}: not a cbackprop model file (no metadata)")
             return _build(reader, _metadata(reader))
@@ -459,9 +567,9 @@ def read(path):
 
 def read_metadata(path):
     """The JSON metadata of a model file, checked only for its format version."""
-    path = os.fspath(path)
+    path, f, zf, size = _open_zip(path)
     try:
-        with zipfile.ZipFile(path) as zf:
-            return _metadata(_Reader(path, zf))
+        with f, zf:
+            return _metadata(_Reader(path, zf, size))
     except zipfile.BadZipFile:
         raise ModelFileError(f"{path}: not a cbackprop model file (not a zip archive)") from None

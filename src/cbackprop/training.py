@@ -105,6 +105,14 @@ class _Run:
     def diverged(self, cost, how=None):
         """Raise, with the parameters of the last epoch that ended well."""
         self.net.params[...] = self.snapshot
+        # lam / W beyond the square root of the dtype's range, or a regularization term of the
+        # last good parameters beyond it: lam is to blame, whatever the learning rate
+        if self.lam_absurd():
+            raise FloatingPointError(
+                f"training diverged in epoch {self.epoch + 1}: the cost {how or f'became {cost}'} "
+                f"with lam={self.o['lam']:g}, a regularization too strong for this data "
+                f"(lam / total sample weight = {self.reg:g}); the parameters were restored to "
+                f"those of epoch {self.epoch} (try a smaller lam)")
         what = (f"learning_rate={self.rate:g}" if self.o["solver"] not in ("lbfgs", "cg")
                 else f"solver={self.o['solver']!r}")
         how = how or f"became {cost}"
@@ -113,11 +121,30 @@ class _Run:
             f"the parameters were restored to those of epoch {self.epoch} (try a smaller "
             f"learning_rate, scaled inputs, or lam > 0)")
 
+    def lam_absurd(self):
+        """lam / W beyond the square root of the dtype's range, or the regularization term
+        of the last good parameters beyond it."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            limit = math.sqrt(float(np.finfo(self.snapshot.dtype).max))
+            reg = float(self.reg)
+            sq = float(np.dot(self.snapshot.astype(np.float64), self.snapshot.astype(np.float64)))
+            return not math.isfinite(reg) or reg > limit or not reg * sq <= limit
+
+    def out_of_range(self, params):
+        """Whether parameters have left the finite range: NaN or inf, or so large that the
+        sum of their squares (the regularization's) overflows the dtype. Online SGD with a
+        huge rate reaches 1e299 with a finite, saturated cost: that is divergence too."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return not np.isfinite(np.dot(params, params))
+
     def end_epoch(self, loss):
         """Record an epoch; False when training should stop."""
         params, history = self.net.params, self.history
         if not math.isfinite(loss) or not np.isfinite(params).all():
             self.diverged(loss)
+        if self.out_of_range(params):
+            self.diverged(loss, f"was {loss:.4g} but the parameters left the finite range "
+                                f"(largest |weight| {float(np.max(np.abs(params))):.3g})")
         losses = history["loss"]
         if losses and loss > BLOW_UP * max(losses[0], 1e-12):
             self.diverged(loss, f"grew from {losses[0]:.4g} to {loss:.4g}")
@@ -211,11 +238,14 @@ def _run_minibatch(run, n_epochs, state):
     rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"],
                          o["epsilon"])
     moments = core.StepState(state["m1"], state["m2"], state["t"])
+    # a batch larger than the data is the whole data (as scikit-learn clips it): the compiled
+    # call takes a C int, and batch_size >= 2**31 raised OverflowError there
+    batch_size = max(1, min(int(o["batch_size"]), run.X.shape[0]))
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
         rule.rate = run.epoch_rate()
         total, done, status = core.minibatch_epoch(
-            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), o["batch_size"],
+            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), batch_size,
             run.scale, run.reg, run.check_every)
         state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
@@ -254,11 +284,20 @@ def _run_scipy(run, n_iter):
 
     layout, params = run.net._layout, run.net.params
     grad = np.zeros_like(params)
+    evaluations = [0]
 
     def fun(x):
         params[...] = x
         cost = _full_cost_grad(run, layout, params, grad)
-        return cost, grad.astype(np.float64)
+        g = grad.astype(np.float64)
+        evaluations[0] += 1
+        # at the starting point a cost or gradient that is not finite is divergence (scipy
+        # would return at once, with no iteration); later, at a line search's trial point,
+        # scipy backs off from it, and the accepted iterates are checked by end_epoch
+        if evaluations[0] == 1 and (not math.isfinite(cost) or not np.isfinite(g).all()
+                                    or run.lam_absurd()):
+            run.diverged(cost, f"became {cost} or its gradient was not finite at the start")
+        return cost, g
 
     def callback(intermediate_result):
         params[...] = intermediate_result.x
@@ -280,6 +319,21 @@ def _run_scipy(run, n_iter):
 
 
 def fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **options):
+    """Refuses a fit of a network already being fitted (from its own callback, or another
+    thread): the two would share and corrupt one optimizer state and parameter vector."""
+    if getattr(net, "_fitting", False):
+        raise RuntimeError("this network is already being fitted (fit called again from its "
+                           "callback or another thread): re-entrant fits of one network are "
+                           "not supported; fit a copy (copy.deepcopy(net)) instead")
+    net._fitting = True
+    try:
+        return _fit(net, X, y, sample_weight, classes=classes, reset_optimizer=reset_optimizer,
+                    **options)
+    finally:
+        net._fitting = False
+
+
+def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, **options):
     """Network.fit's body; options: cbackprop.options.FIT_OPTIONS. Two more arguments for
     scikit-learn's estimators: classes, the full list of labels when y may hold only some
     of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over

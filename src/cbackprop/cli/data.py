@@ -123,17 +123,27 @@ def _csv_table(path):
     except csv.Error as exc:
         raise CLIError(f"{path}: bad CSV at line {reader.line_num}: {exc}") from None
     if len(set(header)) != len(header):
-        dup = sorted({h for h in header if header.count(h) > 1})
+        seen, dup = set(), set()
+        for h in header:
+            (dup if h in seen else seen).add(h)
+        dup = sorted(dup)
         raise CLIError(f"{path}: duplicate column names {dup}")
     if not rows:
         raise CLIError(f"{path}: no data rows after the header")
     return header, rows, lines
 
 
-def _csv_column(path, header, name, what):
+def _positions(header):
+    """{column name: index}, built once: lookups by name are then O(1), not a scan of the
+    header each (a CSV of 10^5 columns made them quadratic)."""
+    return {h: j for j, h in enumerate(header)}
+
+
+def _csv_column(path, header, name, what, positions=None):
     """The index of a column given by name, or by index (negative from the end)."""
-    if name in header:
-        return header.index(name)
+    positions = _positions(header) if positions is None else positions
+    if name in positions:
+        return positions[name]
     try:
         index = int(name)
     except (TypeError, ValueError):
@@ -181,16 +191,17 @@ def _csv_target(path, raw, name, lines):
 
 def _read_csv(path, target, features, drop, need_target):
     header, rows, lines = _csv_table(path)
-    t = _csv_column(path, header, target, "target") if target is not None else None
+    positions = _positions(header)
+    t = _csv_column(path, header, target, "target", positions) if target is not None else None
     if t is None and need_target:
         raise CLIError("--target COLUMN is needed: name the column to predict")
     if features is not None:
-        missing = [n for n in features if n not in header]
+        missing = [n for n in features if n not in positions]
         if missing:
             raise CLIError(f"{path}: the model's feature column(s) {missing[:5]} are missing")
-        cols = [header.index(n) for n in features]
+        cols = [positions[n] for n in features]
     else:
-        dropped = {_csv_column(path, header, n, "--drop") for n in drop}
+        dropped = {_csv_column(path, header, n, "--drop", positions) for n in drop}
         cols = [j for j in range(len(header)) if j != t and j not in dropped]
         if not cols:
             raise CLIError(f"{path}: no feature columns left besides the target")

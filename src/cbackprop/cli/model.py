@@ -75,16 +75,17 @@ def cmd_predict(args):
         classes = net.classes_ if net.classes_ is not None else np.arange(proba.shape[1])
         header += [f"p_{c}" for c in classes.tolist()]
         columns += [proba[:, k] for k in range(proba.shape[1])]
-    stream = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
+    to_file = bool(args.out) and args.out != "-"          # "--out -": standard output
+    stream = open(args.out, "w", newline="", encoding="utf-8") if to_file else sys.stdout
     try:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(header)
         for row in zip(*columns):
             writer.writerow([_csv_value(value) for value in row])
     finally:
-        if args.out:
+        if to_file:
             stream.close()
-    if args.out:
+    if to_file:
         print(f"wrote {len(pred)} predictions to {args.out}", file=sys.stderr)
     return 0
 

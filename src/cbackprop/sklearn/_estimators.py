@@ -164,11 +164,15 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """Class labels (the most probable class); 0/1 indicator rows for multi-label y."""
-        proba = self.predict_proba(X)
-        if self._multilabel:
-            return (proba > 0.5).astype(np.int64)
-        return self.classes_[np.argmax(proba, axis=1)]
+        """Class labels (the most probable class); 0/1 indicator rows for multi-label y.
+
+        The rule of ``Network.predict``, model files and the command line (``_targets.decode``):
+        one sigmoid unit (two classes) or a multi-label unit says 1 when ``h >= 0.5``, so a
+        tie at exactly 0.5 goes to the second class (or label on); otherwise the argmax."""
+        h = self._forward(X)
+        kind = _targets.MATRIX if self._multilabel else _targets.LABELS
+        pred = _targets.decode(h, None, kind, self.network_.output, False)
+        return pred if self._multilabel else self.classes_[pred]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
