@@ -459,3 +459,17 @@ def test_predict_out_dash_writes_to_stdout(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "prediction" and len(out.splitlines()) == 21
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("where", ["X", "y", "sample_weight"])
+def test_masked_arrays_are_refused(where):
+    """np.asarray drops a mask: the hidden values would be trained on."""
+    import cbackprop as cb
+    X = np.ma.masked_array(np.ones((6, 2)), mask=np.zeros((6, 2), bool))
+    y = np.ma.masked_array(np.arange(6) % 2, mask=[0, 0, 1, 0, 0, 0])
+    w = np.ma.masked_array(np.ones(6), mask=[0, 1, 0, 0, 0, 0])
+    args = dict(X=np.ones((6, 2)), y=np.arange(6) % 2, sample_weight=None)
+    args[where] = {"X": X, "y": y, "sample_weight": w}[where]
+    net = cb.Network([2, 3, 1], random_state=0)
+    with pytest.raises(TypeError, match="masked"):
+        net.fit(args["X"], args["y"], sample_weight=args["sample_weight"], epochs=1)

@@ -131,7 +131,11 @@ def check_lam(lam, name="lam"):
 
 
 def to_array(name, A):
-    """np.asarray with an error that names the argument (ragged lists, say)."""
+    """np.asarray with an error that names the argument (ragged lists, say). Masked arrays
+    are refused: np.asarray would drop the mask and use the hidden values."""
+    if np.ma.isMaskedArray(A):
+        raise TypeError(f"{name} is a masked array; its mask would be ignored: fill or drop "
+                        "the masked values first (np.ma.filled, np.ma.compress_rows)")
     try:
         return np.asarray(A)
     except (ValueError, TypeError) as exc:
@@ -141,8 +145,8 @@ def to_array(name, A):
 def all_finite(arr, chunk=1 << 16):
     """np.isfinite(arr).all() without a boolean array the size of arr (a quarter of a
     float32 X during fit): checked a chunk of elements at a time. (Not np.dot(x, x), though
-    2-3x faster: that wakes OpenBLAS's thread pool, whose spinning then slowed the row-split
-    kernels right after it 5x.)"""
+    faster alone: that wakes OpenBLAS's thread pool, whose spinning then slows the row-split
+    kernels right after it; benchmarks/README.md has the figures.)"""
     flat = arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
     if flat.size <= chunk:
         return bool(np.isfinite(flat).all())
