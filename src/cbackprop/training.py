@@ -127,15 +127,20 @@ class _Run:
         with np.errstate(over="ignore", invalid="ignore"):
             limit = math.sqrt(float(np.finfo(self.snapshot.dtype).max))
             reg = float(self.reg)
-            sq = float(np.dot(self.snapshot.astype(np.float64), self.snapshot.astype(np.float64)))
+            sq = self.sum_of_squares(self.snapshot)
             return not math.isfinite(reg) or reg > limit or not reg * sq <= limit
 
+    def sum_of_squares(self, params):
+        """The weights' sum of squares (bias excluded), summed in double by the compiled
+        core: np.dot would wake OpenBLAS's thread pool every epoch, whose spinning slows the
+        row-split kernels that follow (benchmarks/README.md)."""
+        return core.reg_cost(self.net._layout, params, 2.0)
+
     def out_of_range(self, params):
-        """Whether parameters have left the finite range: NaN or inf, or so large that the
-        sum of their squares (the regularization's) overflows the dtype. Online SGD with a
-        huge rate reaches 1e299 with a finite, saturated cost: that is divergence too."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return not np.isfinite(np.dot(params, params))
+        """Whether parameters have left the finite range: so large that the sum of their
+        squares (the regularization's) overflows the dtype. Online SGD with a huge rate
+        reaches 1e299 with a finite, saturated cost: that is divergence too."""
+        return not self.sum_of_squares(params) <= float(np.finfo(params.dtype).max)
 
     def end_epoch(self, loss):
         """Record an epoch; False when training should stop."""
