@@ -145,13 +145,13 @@ class Network:
         self._scaler = None
         self.info_ = {}
         self._solver_state = {}              # momentum / Adam moments, kept for warm starts
-        shapes = [(sizes[l + 1], sizes[l] + 1) for l in range(len(sizes) - 1)]
-        offsets = np.cumsum([0] + [r * c for r, c in shapes])
-        self._params = np.zeros(int(offsets[-1]), dtype=self.dtype)
-        self._thetas = [self._params[offsets[l]:offsets[l + 1]].reshape(shape)
-                        for l, shape in enumerate(shapes)]
-        # the architecture as the compiled core takes it, checked against by every call
+        # the architecture as the compiled core takes it, checked against by every call; the
+        # Thetas are views into the flat parameters at the layout's offsets
         self._layout = core.Layout(sizes, self.activation + [output], loss)
+        self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
+        self._thetas = [self._params[o:o + (sizes[l + 1] * (sizes[l] + 1))]
+                        .reshape(sizes[l + 1], sizes[l] + 1)
+                        for l, o in enumerate(self._layout.offsets)]
 
     # ---------------------------------------------------------- parameters
 
