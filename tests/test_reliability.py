@@ -14,7 +14,8 @@ import pytest
 import cbackprop as cb
 from cbackprop import modelfile as cbio
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+# the children import the cbackprop these tests import (installed, or a build in place)
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(cb.__file__)))
 
 
 def run_child(code, timeout=60):
@@ -214,7 +215,9 @@ def test_recomputed_checksums_are_not_a_signature(tmp_path):
         np.savez(f, **arrays)
     np.testing.assert_array_equal(cb.load(forged).thetas[0], arrays["Theta1"])
     assert "not a signature" in cbio.__doc__
-    readme = open(os.path.join(os.path.dirname(SRC), "README.md")).read()
+    # README.md sits next to tests/ (in CI: copied beside them by .ci/run)
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "README.md")).read()
     assert "not a signature" in readme
 
 
