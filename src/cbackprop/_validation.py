@@ -198,6 +198,16 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns", finite=True):
     return cast_finite(name, arr, dtype, finite)
 
 
+def as_vector(name, a, dtype, size):
+    """A finite, C-contiguous 1-D array of dtype with size elements."""
+    arr = to_array(name, a)
+    if arr.ndim != 1 or arr.shape[0] != size:
+        raise ValueError(f"{name} must be 1-D with {size} elements; got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got dtype {arr.dtype}")
+    return cast_finite(name, arr, dtype)
+
+
 def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
     """Y as the kernels take it. For cross-entropy the range check also finds NaN and inf
     (NaN makes min and max NaN): two passes over Y, not three."""
@@ -214,8 +224,9 @@ def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
     return Y
 
 
-def check_sample_weight(sample_weight, m, dtype):
-    """None -> an empty array (the kernels' 'all ones'); else a finite, >= 0 vector of m."""
+def check_sample_weight(sample_weight, m, dtype, allow_zero_sum=False):
+    """None -> an empty array (the kernels' 'all ones'); else a finite, >= 0 vector of m
+    (of positive sum, unless allow_zero_sum: one block of many may weigh nothing)."""
     if sample_weight is None:
         return np.empty(0, dtype=dtype)
     w = to_array("sample_weight", sample_weight)
@@ -232,7 +243,7 @@ def check_sample_weight(sample_weight, m, dtype):
     if not (np.isfinite(total) and np.isfinite(total64)):
         raise ValueError(f"sample_weight sums to {total} in {w.dtype}: the total weight must be "
                          "finite (scale the weights down; only their ratios matter)")
-    if w.sum() <= 0:
+    if w.sum() <= 0 and not allow_zero_sum:
         raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
     return w
 

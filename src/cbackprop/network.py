@@ -3,7 +3,7 @@ import copy
 
 import numpy as np
 
-from cbackprop import _targets, interop, modelfile, options as fit_options, training
+from cbackprop import _targets, cluster, interop, modelfile, options as fit_options, training
 from cbackprop import _validation as v
 from cbackprop._core import core
 from cbackprop._core.threads import default_threads, blas_single_threaded
@@ -210,7 +210,10 @@ class Network:
                            finite=finite)
 
     def forward(self, X):
-        """The outputs h = a(L), shape (m, s_L)."""
+        """The outputs h = a(L), shape (m, s_L). On a Dask X: a Dask array, computed in
+        parallel over its partitions (as are predict's and predict_proba's)."""
+        if cluster.is_dask(X):
+            return cluster.map_rows(self, X, "forward")
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._row_plan(X.shape[0])
@@ -307,12 +310,16 @@ class Network:
     def predict(self, X):
         """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,
         values for identity outputs. Before fit: class indices."""
+        if cluster.is_dask(X):
+            return cluster.map_rows(self, X, "predict")
         coding = self.target_coding_
         return _targets.decode(self.forward(X), self.classes_, coding.kind, self.output,
                                squeeze=coding.one_dimensional)
 
     def predict_proba(self, X):
         """Class probabilities; rows sum to one for single-label classification."""
+        if cluster.is_dask(X):
+            return cluster.map_rows(self, X, "predict_proba")
         return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
 
     def score(self, X, y):

@@ -61,6 +61,13 @@ def _random_state(name, value):
     return value
 
 
+def _client(name, value):
+    if value is not None and not isinstance(value, str) and not hasattr(value, "submit"):
+        raise TypeError(f"{name} must be a distributed.Client, a scheduler address or "
+                        f"'local'; got {value!r}")
+    return value
+
+
 _UNIT_RATE = dict(low=0, high=1, high_open=True)
 
 FIT_OPTIONS = (
@@ -120,6 +127,18 @@ FIT_OPTIONS = (
               "callback(net, epoch, logs) after every epoch (iteration); returning False "
               "stops training."),
     FitOption("verbose", False, _verbose, "a progress bar (tqdm if installed)."),
+    FitOption("block_rows", None, _optional(_int()),
+              "rows read at a time from data out of memory (numpy.memmap, zarr, h5py); "
+              "default: about 64 MB of X a block."),
+    FitOption("client", None, _client,
+              "Dask input: a distributed.Client, a scheduler address ('tcp://host:8786') "
+              "or 'local'; default: the current client, else a LocalCluster started for "
+              "the fit and closed after it (cbackprop.cluster)."),
+    FitOption("dask_training", "sequential", _choice(("sequential", "averaging")),
+              "Dask input with online, sgd or adam: 'sequential' moves the model to each "
+              "partition in turn (exact: the in-memory fit's batches); 'averaging' trains a "
+              "copy on every partition at once and averages them by sample weight each "
+              "epoch (data parallel, an approximation)."),
 )
 BY_NAME = {o.name: o for o in FIT_OPTIONS}
 DEFAULTS = {o.name: o.default for o in FIT_OPTIONS}

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v, options as fit_options
+from cbackprop import _targets, _validation as v, cluster, options as fit_options, sources
 from cbackprop._core import core
 from cbackprop._core.interrupt import graceful_interrupt
 from cbackprop._core.threads import blas_single_threaded
@@ -69,11 +69,11 @@ class _Progress:
 class _Run:
     """One call of fit: data, options, and the bookkeeping after every epoch."""
 
-    def __init__(self, net, X, Y, w, val, o, rng):
-        self.net, self.X, self.Y, self.w, self.o, self.rng = net, X, Y, w, o, rng
+    def __init__(self, net, data, val, o, rng):
+        self.net, self.data, self.o, self.rng = net, data, o, rng
         self.val = val                               # (X_val, y_val, Y_val) or None
-        self.m = X.shape[0]
-        self.weight_sum = float(w.sum(dtype=np.float64)) if w.size else float(self.m)
+        self.m = data.m
+        self.weight_sum = data.weight_sum
         self.scale = self.m / self.weight_sum        # m / W
         self.reg = o["lam"] / self.weight_sum        # lam / W
         self.rate = o["learning_rate"]
@@ -220,9 +220,8 @@ def _run_online(run, n_epochs):
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
         rate = run.epoch_rate()
-        total, done, status = core.online_epoch(layout, run.X, run.Y, run.w, params,
-                                                run.order(), rate * run.scale,
-                                                1.0 - rate * run.reg, run.check_every)
+        total, done, status = run.data.online_epoch(run, layout, params, rate * run.scale,
+                                                    1.0 - rate * run.reg)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -245,13 +244,12 @@ def _run_minibatch(run, n_epochs, state):
     moments = core.StepState(state["m1"], state["m2"], state["t"])
     # a batch larger than the data is the whole data (as scikit-learn clips it): the compiled
     # call takes a C int, and batch_size >= 2**31 raised OverflowError there
-    batch_size = max(1, min(int(o["batch_size"]), run.X.shape[0]))
+    batch_size = max(1, min(int(o["batch_size"]), run.m))
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
         rule.rate = run.epoch_rate()
-        total, done, status = core.minibatch_epoch(
-            layout, rule, moments, run.X, run.Y, run.w, params, run.order(), batch_size,
-            run.scale, run.reg, run.check_every)
+        total, done, status = run.data.minibatch_epoch(run, layout, rule, moments, params,
+                                                       batch_size)
         state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
@@ -265,9 +263,7 @@ def _full_cost_grad(run, layout, params, grad):
     """J and its gradient on the whole training set, for the layout and parameters the fit
     started with; fit holds BLAS to one thread around it."""
     _check_unchanged(run.net, layout, params)
-    threads, block_rows = run.row_plan
-    return core.cost_grad(layout, run.X, run.Y, run.w, params, grad, run.weight_sum,
-                          run.reg, block_rows, threads)
+    return run.data.cost_grad(run, layout, params, grad)
 
 
 def _run_rprop(run, n_iter):
@@ -344,14 +340,36 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over
     from the last call."""
     o = fit_options.resolve(options)
-    solver, epochs, max_iter, tol = o["solver"], o["epochs"], o["max_iter"], o["tol"]
-    validation_data, early_stopping = o["validation_data"], o["early_stopping"]
-    validation_fraction = o["validation_fraction"]
     rng = v.check_random_state(o["random_state"])
     if not np.isfinite(net.params).all():
         raise ValueError("the network's parameters contain NaN or inf (written into params "
                          "or thetas by hand?); set finite values before fit")
 
+    data, classes, kind, one_dimensional = _training_data(net, X, y, sample_weight, classes, o)
+    try:
+        return _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng)
+    finally:
+        if hasattr(data, "close"):
+            data.close()
+
+
+def _training_data(net, X, y, sample_weight, classes, o):
+    """(source of the training rows, classes, kind, whether y is 1-D), every check done."""
+    if cluster.is_dask(X, y, sample_weight):
+        data = cluster.DaskData(net, X, y, sample_weight, o, classes)
+    elif sources.is_blocked(X, y):
+        data = sources.Blocked(net, X, y, sample_weight, o["block_rows"], classes)
+    else:
+        return _in_memory(net, X, y, sample_weight, classes)
+    if o["validation_fraction"] > 0 or (o["early_stopping"] and o["validation_data"] is None):
+        data.close() if hasattr(data, "close") else None
+        raise ValueError("validation_fraction and early stopping without validation_data "
+                         "hold out rows in memory: with data out of memory or on Dask, pass "
+                         "validation_data=(X_val, y_val) instead")
+    return data, data.classes, data.kind, data.one_dimensional
+
+
+def _in_memory(net, X, y, sample_weight, classes):
     X = net._check_X(X)
     if classes is None:
         Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
@@ -361,7 +379,13 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
         Y = _targets.encode_like(y, classes, kind, net.layer_sizes[-1], net.output, net.loss,
                                  net.dtype, X.shape[0], "y")
     w = v.check_sample_weight(sample_weight, X.shape[0], net.dtype)
+    return sources.InMemory(X, Y, w), classes, kind, np.ndim(y) == 1
 
+
+def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng):
+    solver, epochs, max_iter, tol = o["solver"], o["epochs"], o["max_iter"], o["tol"]
+    validation_data, early_stopping = o["validation_data"], o["early_stopping"]
+    validation_fraction = o["validation_fraction"]
     val = None                         # (X_val, y_val as given, Y_val coded like Y)
     if validation_data is not None:
         Xv, yv = validation_data
@@ -370,25 +394,26 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
                                   net.dtype, Xv.shape[0], "validation_data[1]")
         val = (Xv, yv, Yv)
     elif validation_fraction > 0 or early_stopping:
+        X, Y, w = data.X, data.Y, data.w
         frac = validation_fraction or 0.1
         labels = np.asarray(y) if kind == _targets.LABELS else None
         train, held = _targets.validation_split(X.shape[0], labels, frac, rng)
         val = (X[held], np.asarray(y)[held], Y[held])
-        X, Y = X[train], Y[train]
         w = w[train] if w.size else w
         if w.size and w.sum() <= 0:
             raise ValueError("sample_weight: the training part of the split has zero total weight")
+        data = sources.InMemory(X[train], Y[train], w)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation data")
 
     # every check has passed: from here on the network changes
     net.classes_ = classes
-    net.target_coding_ = _targets.TargetCoding(kind, np.ndim(y) == 1)
+    net.target_coding_ = _targets.TargetCoding(kind, one_dimensional)
     if reset_optimizer:
         net._solver_state.clear()      # a new fit starts its optimizer afresh
 
     n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
-    run = _Run(net, X, Y, w, val, o, rng)
+    run = _Run(net, data, val, o, rng)
     run.progress = _Progress(n, o["verbose"], solver)
     interrupted = False
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,
