@@ -24,6 +24,7 @@ default client), else starts a LocalCluster for the fit and closes it after.
 predict, predict_proba and forward on Dask input return Dask arrays computed in
 parallel (`map_rows`).
 """
+import logging
 import math
 
 import numpy as np
@@ -68,7 +69,7 @@ class _Connection:
                 self.cluster = distributed.LocalCluster(
                     n_workers=max(1, min(_usable_cores(), 8)), threads_per_worker=1,
                     processes=True, dashboard_address=":0" if verbose else None,
-                    silence_logs="error")
+                    silence_logs=logging.ERROR)
                 self.client = distributed.Client(self.cluster)
             else:
                 try:
@@ -179,6 +180,7 @@ class DaskData:
     def __init__(self, net, X, y, w, o, classes=None):
         _require()
         import dask
+        import distributed
 
         self.net, self.o = net, o
         X = as_rows("X", X, ndim=(2,))
@@ -210,6 +212,10 @@ class DaskData:
             prepared = [dask.delayed(coding.prepare)(k, xb, yb, wb) for k, (xb, yb, wb)
                         in enumerate(zip(_partition_list(X), _partition_list(y), ws))]
             self.parts = client.compute(prepared)          # kept on the workers
+            distributed.wait(self.parts)
+            for part in self.parts:                        # the first bad one, in order
+                if part.status == "error":
+                    part.result()
             sizes = client.gather(client.map(_size, self.parts, pure=False))
         except BaseException:
             self.close()
@@ -362,3 +368,53 @@ def map_rows(net, X, method):
 def _apply(block, net, method):
     return getattr(net, method)(block)
 
+
+
+def cost_and_gradient(net, X, y, lam=0.0, sample_weight=None, client=None):
+    """(J, [dJ/dTheta(l)]) of net on Dask data, as Network.cost_and_gradient gives them in
+    memory (y: labels or targets as fit takes them): the partitions' sums, added in a fixed
+    tree in partition order, so that the bits do not depend on the number of workers."""
+    from types import SimpleNamespace
+
+    from cbackprop import options
+
+    o = options.resolve({"client": client, "lam": lam})
+    data = DaskData(net, X, y, sample_weight, o)
+    try:
+        run = SimpleNamespace(o=o, flag=SimpleNamespace(requested=False))
+        grad = np.empty_like(net.params)
+        J = data.cost_grad(run, net._layout, net.params, grad)
+    finally:
+        data.close()
+    return J, net.split(grad)
+
+
+def score(net, X, y):
+    """net.score on Dask data: accuracy, or R^2 for identity outputs, from sums that each
+    partition computes where it lies (so that X is never gathered)."""
+    import dask
+
+    _require()
+    X = as_rows("X", X, ndim=(2,))
+    y = as_rows("y", y, X.chunks[0], ndim=(1, 2))
+    sums = dask.compute(*[dask.delayed(_score_sums)(net, xb, yb) for xb, yb
+                          in zip(_partition_list(X), _partition_list(y))])
+    if net.output != "identity":
+        return math.fsum(s[0] for s in sums) / sum(s[1] for s in sums)
+    n = sum(s[1] for s in sums)
+    residual, s1, s2 = (np.sum([s[k] for s in sums], axis=0) for k in (0, 2, 3))
+    total = s2 - s1 ** 2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(total > 0, 1 - residual / total, np.where(residual > 0, 0.0, 1.0))
+    return float(r2.mean())
+
+
+def _score_sums(net, X, y):
+    """(correct rows, rows) for a classifier; (squared residuals, rows, sum of y, sum of
+    y^2), per output, for identity outputs."""
+    if net.output != "identity":
+        return net.score(X, y) * X.shape[0], X.shape[0]
+    net.score(X, y)                                  # its checks of y
+    Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+    h = net.forward(X).astype(np.float64)
+    return ((Y - h) ** 2).sum(axis=0), X.shape[0], Y.sum(axis=0), (Y ** 2).sum(axis=0)

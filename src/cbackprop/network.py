@@ -323,7 +323,10 @@ class Network:
         return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
 
     def score(self, X, y):
-        """Accuracy for classification (exact rows for multi-label), R^2 for regression."""
+        """Accuracy for classification (exact rows for multi-label), R^2 for regression.
+        On Dask data: from sums over the partitions, computed where they lie."""
+        if cluster.is_dask(X, y):
+            return cluster.score(self, X, y)
         h = self.forward(X)
         y = np.asarray(y)
         if y.shape[:1] != h.shape[:1]:
