@@ -451,3 +451,38 @@ def test_score_on_dask_equals_score_in_memory(client):
     reg.fit(X, T, solver="lbfgs", max_iter=20)
     dT = da.from_array(T, chunks=(300, 2))
     assert reg.score(dask_data(X, y)[0], dT) == pytest.approx(reg.score(X, T), rel=1e-12)
+
+
+def test_dask_ml_incremental_wraps_the_estimators(client):
+    wrappers = pytest.importorskip("dask_ml.wrappers")
+    from cbackprop.sklearn import BackpropClassifier
+
+    X, y = data(1200)
+    dX, dy = dask_data(X, y)
+    inc = wrappers.Incremental(BackpropClassifier(hidden_layer_sizes=(5,), random_state=0,
+                                                  learning_rate_init=0.01))
+    for _ in range(5):
+        inc.partial_fit(dX, dy, classes=[0, 1, 2])
+    pred = inc.predict(dX)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_array_equal(pred.compute(), inc.estimator_.predict(X))
+    assert inc.estimator_.n_iter_ == 5 * 4 or inc.estimator_.t_ > 0
+
+
+def test_grid_search_runs_on_the_cluster_through_joblibs_dask_backend(client):
+    joblib = pytest.importorskip("joblib")
+    from sklearn.model_selection import GridSearchCV
+    from cbackprop.sklearn import BackpropClassifier
+
+    X, y = data(600)
+    search = GridSearchCV(BackpropClassifier(max_iter=30, random_state=0),
+                          {"hidden_layer_sizes": [(3,), (6,)], "alpha": [1e-4, 1e-2]}, cv=3)
+    with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
+        search.fit(X, y)
+    ran_on = {task["worker"] for task in stream.data}   # joblib batches the 12 fits in tasks
+    assert ran_on and ran_on <= set(client.scheduler_info()["workers"])
+    serial = GridSearchCV(BackpropClassifier(max_iter=30, random_state=0),
+                          {"hidden_layer_sizes": [(3,), (6,)], "alpha": [1e-4, 1e-2]},
+                          cv=3).fit(X, y)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               serial.cv_results_["mean_test_score"])
