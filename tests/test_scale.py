@@ -486,3 +486,31 @@ def test_grid_search_runs_on_the_cluster_through_joblibs_dask_backend(client):
                           cv=3).fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                serial.cv_results_["mean_test_score"])
+
+
+class RowsOnly:
+    """An array that only has a shape, a dtype and row slicing (a lazy store's array)."""
+
+    def __init__(self, a):
+        self._a, self.shape, self.dtype = a, a.shape, a.dtype
+        self.reads = 0
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("rows by slices only")
+        self.reads += 1
+        return self._a[rows].copy()
+
+    def __len__(self):
+        return self.shape[0]
+
+
+def test_any_array_with_a_shape_and_row_slicing_is_read_in_blocks():
+    X, y = data()
+    ref = twin()
+    ref.fit(X, y, solver="lbfgs", max_iter=8)
+    lazy = RowsOnly(X)
+    net = twin()
+    net.fit(lazy, y, solver="lbfgs", max_iter=8, block_rows=200)
+    np.testing.assert_allclose(net.params, ref.params, atol=1e-9, rtol=0)
+    assert lazy.reads >= 6 * 2                 # the first pass, then a pass an evaluation

@@ -53,10 +53,14 @@ class InMemory:
 # ------------------------------------------------------------------ blocks
 
 def is_blocked(X, y):
-    """Whether fit reads X in blocks: a numpy.memmap, a zarr array or h5py dataset, or
-    (with y None) a list, function or iterable of (X, y) batches."""
+    """Whether fit reads X in blocks: a numpy.memmap, a zarr array or h5py dataset, any
+    array-like with a shape and row slicing that NumPy cannot take whole (no __array__),
+    or (with y None) a list, function or iterable of (X, y) batches."""
     if isinstance(X, np.memmap) or type(X).__module__.split(".")[0] in ("zarr", "h5py"):
         return True
+    if (hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "__getitem__")
+            and not hasattr(X, "__array__") and not hasattr(X, "tocsr")):
+        return True                    # another lazy array: a shape and row slicing only
     if isinstance(X, np.ndarray) or X is None or y is not None:
         return False
     return callable(X) or isinstance(X, (list, tuple)) or (
