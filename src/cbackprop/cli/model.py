@@ -33,7 +33,8 @@ def _model_data(net, args, need_target):
     if target is None and same_kind and (need_target or kind == "csv"):
         target = info.get("target")          # the column the model was trained to predict
     if kind == "csv":
-        features = info.get("features") if same_kind else None
+        # a saved estimator's feature_names_in_ (no data_format) are CSV column names too
+        features = info.get("features") if same_kind or "data_format" not in info else None
         if target is not None and not need_target and features:
             target = None                    # found by name; a target column is not needed
         data = read_data(args.data, target, need_target=need_target, features=features)
