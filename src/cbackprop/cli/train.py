@@ -103,16 +103,18 @@ def _why_stopped(args, net, caught, learned):
     losses = net.history_["loss"]
     if any(issubclass(w.category, cb.TrainingInterrupted) for w in caught):
         return "stopped: interrupted (Ctrl-C); the parameters reached are saved"
-    if not learned or (len(losses) > 1 and losses[-1] > losses[0]):
+    out_of_epochs = net.n_iter_ >= args.epochs
+    # a cost that rose, or one that settled without learning anything, is a step too large
+    if (len(losses) > 1 and losses[-1] > losses[0]) or (not learned and not out_of_epochs):
         warnings.warn(f"training diverged or learned nothing: the cost went from "
                       f"{losses[0]:.4g} to {losses[-1]:.4g} and the training score is no "
                       "better than always predicting the most frequent class (or the mean); "
                       "try a smaller --learning-rate, a smaller --lam or another --solver",
                       cb.ConvergenceWarning)
         return f"stopped after {net.n_iter_} {unit}: diverging (the model learned nothing)"
-    if net.n_iter_ >= args.epochs:
+    if out_of_epochs:
         return (f"stopped: out of {unit} ({args.epochs}) before converging; more --epochs "
-                "may help")
+                "may help" + ("" if learned else " (it has learned nothing yet)"))
     if args.early_stopping:
         best = int(np.argmax(net.history_["val_score"])) + 1
         return (f"stopped early: the validation score stopped improving; the parameters of "
