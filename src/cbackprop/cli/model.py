@@ -175,6 +175,9 @@ def cmd_inspect(args):
     sizes = net.layer_sizes
     out(f"{args.model}: cbackprop model, format version {meta['format_version']}, written by "
         f"cbackprop {meta.get('cbackprop_version', '?')} on {meta.get('created', '?')}")
+    if isinstance(meta.get("estimator"), dict):
+        out(f"saved from: a scikit-learn {meta['estimator']['class']} (cbackprop.sklearn.load "
+            "gives it back)")
     acts = ", ".join(net.activation) if net.activation else "none"
     out(f"network: {' -> '.join(map(str, sizes))} ({len(sizes) - 2} hidden layer"
         f"{'s' if len(sizes) != 3 else ''}: {acts}; output {net.output}; loss {net.loss}; "
