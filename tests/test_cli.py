@@ -435,6 +435,7 @@ def test_integer_labels_beyond_2_to_the_53_stay_apart(tmp_path):
     (["--learning-rat", "0.1"], "did you mean --learning-rate?"),
     (["--activation", "sigmod"], "did you mean sigmoid?"),
     (["--activation", "relu,tahn"], "did you mean tanh?"),
+    (["--solver", "adma"], "did you mean adam?"),
 ])
 def test_typos_are_usage_errors_with_a_suggestion(model, work, args, expected):
     proc = run("train", "flowers.csv", "--target", "kind", *args, cwd=work)

@@ -371,8 +371,10 @@ class Network:
     @classmethod
     def load(cls, path):
         """The network of a model file written by save (``cbackprop.load``): parameters bit
-        for bit, classes_, target_coding_, history_, n_iter_, scaler_ and info_. Raises
-        cbackprop.ModelFileError for anything but a valid model file."""
+        for bit, classes_, target_coding_, history_, n_iter_, scaler_ and info_. A file
+        saved from an estimator gives its network, with the estimator's labels (and its
+        feature names in info_['features']); cbackprop.sklearn.load gives the estimator.
+        Raises cbackprop.ModelFileError for anything but a valid model file."""
         return cls._from_spec(modelfile.read(path))
 
     def trace(self, x, y, lam=0.0):

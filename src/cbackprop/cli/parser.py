@@ -3,6 +3,7 @@ fit's options in one place (add_fit_arguments), and the argparse value types, wh
 messages argparse reports as usage errors (exit status 2)."""
 import argparse
 import difflib
+import re
 
 import cbackprop as cb
 from cbackprop import _validation as v, options
@@ -67,6 +68,15 @@ class Parser(argparse.ArgumentParser):
     """argparse's parser, whose unknown options are reported by the command they were given
     to, with the closest option it has ('--epoch': did you mean --epochs?). Python 3.14's
     suggest_on_error does this for choices only, and not before 3.14."""
+
+    commands = {}                     # the root's subcommands, by name (build_parser)
+
+    def error(self, message):
+        """argparse's usage error, with the closest choice to a mistyped one."""
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad and "did you mean" not in message:
+            message += _suggestion(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
+        super().error(message)
 
     def parse_args(self, args=None, namespace=None):
         parsed, extra = self.parse_known_args(args, namespace)
@@ -171,7 +181,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"cbackprop {cb.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                     parser_class=argparse.ArgumentParser)
+                                     parser_class=Parser)
     commands.registry = parser.commands = {}
 
     p = _add_command(commands, "demo", demo.cmd_demo, debug,
