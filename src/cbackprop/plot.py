@@ -164,7 +164,7 @@ def images(X, captions=None, image_shape=None, path=None, fig=None, figsize=(5.0
         raise ValueError(f"images needs a non-empty 2-D X (one image a row); got shape {X.shape}")
     if captions is not None and len(captions) != X.shape[0]:
         raise ValueError(f"{len(captions)} captions for {X.shape[0]} images")
-    shape = _image_shape(X.shape[1], image_shape)
+    shape, order = _image_shape(X.shape[1], image_shape), _check_order(order)
     n = X.shape[0]
     n_cols = n_cols or math.ceil(math.sqrt(n))
     n_rows = math.ceil(n / n_cols)
@@ -174,7 +174,8 @@ def images(X, captions=None, image_shape=None, path=None, fig=None, figsize=(5.0
     for k, ax in enumerate(axes):
         ax.set_axis_off()
         if k < n:
-            ax.imshow(X[k].reshape(shape, order=_check_order(order)), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            ax.imshow(X[k].reshape(shape, order=order), cmap=cmap, vmin=lo, vmax=hi,
+                      interpolation="nearest")
             if captions is not None:
                 ax.set_title(str(captions[k]), fontsize="small")
     if title:
