@@ -49,7 +49,7 @@ def file_state(est):
         if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
             warnings.warn(f"random_state={type(value).__name__}(...) cannot be saved in a model "
                           "file: the loaded estimator has random_state=None", UserWarning,
-                          stacklevel=4)
+                          stacklevel=6)   # the caller of clf.save
             value = None
         elif name == "dtype" and not isinstance(value, str):
             value = np.dtype(value).name
