@@ -228,6 +228,16 @@ def test_bench_quick(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if line.rstrip().endswith("x")]
     assert len(rows) == 3 and "cost+gradient, float64" in rows[0]
     assert all(float(row.split()[-1][:-1]) >= 0 for row in rows)     # a ratio; never asserted
+    from cbackprop._core import BUILD
+    assert f"build {BUILD}" in proc.stdout and "threads" in proc.stdout and "+-" in rows[0]
+
+
+@pytest.mark.parametrize("command", ["check", "bench"])
+def test_check_and_bench_describe_themselves(command, tmp_path):
+    proc = run(command, "-h", cwd=tmp_path)
+    assert proc.returncode == 0
+    description = proc.stdout.split("\n\n")[1]        # after the usage lines
+    assert len(description.split()) > 15 and not description.startswith("options")
 
 
 def test_console_script_and_version(tmp_path):
@@ -362,3 +372,118 @@ def test_usage_errors(work, args):
     assert proc.returncode == 2
     assert "usage: cbackprop" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("cbackprop")
+
+
+# ------------------------------------------------- a new user's first hour (issue 13)
+
+
+def _wine_like(path, rng, m=120, index=True, header=""):
+    """A CSV as pandas' df.to_csv writes it: an unnamed index column of 0..m-1 first."""
+    X = rng.normal(size=(m, 3))
+    y = np.array(["a", "b", "c"])[np.argmax(X, axis=1)]
+    cols = ([header] if index else []) + ["f1", "f2", "f3", "cultivar"]
+    rows = [([i] if index else []) + [*X[i].tolist(), y[i]] for i in range(m)]
+    return write_csv(path, cols, rows)
+
+
+@pytest.mark.parametrize("header", ["", "Unnamed: 0"])
+def test_pandas_index_column_is_left_out(tmp_path, header):
+    """df.to_csv("wine.csv"), then train: the index is not a feature; predicting on a CSV
+    without it works."""
+    rng = np.random.default_rng(0)
+    _wine_like(tmp_path / "wine.csv", rng, header=header)
+    proc = run("train", "wine.csv", "--target", "cultivar", "--epochs", "5", "--quiet",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Network([3, 25, 3]" in proc.stdout
+    assert "note:" in proc.stderr and "pandas' index" in proc.stderr
+    _wine_like(tmp_path / "new.csv", rng, index=False)
+    proc = run("predict", "model.cbp", "new.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 121
+
+
+@pytest.mark.parametrize("drop", ["", "Unnamed: 0", "0"])
+def test_drop_takes_names_and_indices(tmp_path, drop):
+    rng = np.random.default_rng(1)
+    path = _wine_like(tmp_path / "w.csv", rng)
+    rows = list(csv.reader(open(path)))
+    for row in rows[1:]:
+        row[0] = str(7 * int(row[0]) % 11)              # not index-like: only --drop removes it
+    write_csv(path, rows[0], rows[1:])
+    proc = run("train", "w.csv", "--target", "cultivar", "--epochs", "2", "--quiet",
+               "--drop", drop, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Network([3, 25, 3]" in proc.stdout and "note:" not in proc.stderr
+    help_text = run("train", "-h", cwd=tmp_path).stdout
+    assert "names" in help_text and "indices" in help_text
+
+
+def test_integer_labels_beyond_2_to_the_53_stay_apart(tmp_path):
+    big = 2 ** 53
+    write_csv(tmp_path / "big.csv", ["x", "label"],
+              [[float(i % 2), big + i % 2] for i in range(40)])
+    proc = run("train", "big.csv", "--target", "label", "--epochs", "3", "--quiet",
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"2 classes ({big}, {big + 1})" in proc.stdout
+    np.testing.assert_array_equal(cb.load(tmp_path / "model.cbp").classes_, [big, big + 1])
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--epoch", "10"], "did you mean --epochs?"),
+    (["--learning-rat", "0.1"], "did you mean --learning-rate?"),
+    (["--activation", "sigmod"], "did you mean sigmoid?"),
+    (["--activation", "relu,tahn"], "did you mean tanh?"),
+    (["--solver", "adma"], "did you mean adam?"),
+])
+def test_typos_are_usage_errors_with_a_suggestion(model, work, args, expected):
+    proc = run("train", "flowers.csv", "--target", "kind", *args, cwd=work)
+    assert proc.returncode == 2
+    assert proc.stdout == ""                          # nothing ran: no task line
+    assert "usage: cbackprop train" in proc.stderr and expected in proc.stderr
+    proc = run("predict", model[0].name, "features.csv", "--prob", cwd=work)
+    assert proc.returncode == 2 and "did you mean --proba?" in proc.stderr
+
+
+def test_training_says_why_it_stopped(work, tmp_path):
+    shutil.copy(work / "flowers.csv", tmp_path)
+    base = ["train", "flowers.csv", "--target", "kind", "--drop", "id", "--quiet"]
+    proc = run(*base, "--epochs", "3", cwd=tmp_path)
+    assert "stopped: out of epochs (3)" in proc.stdout
+    proc = run(*base, "--early-stopping", "--epochs", "500", cwd=tmp_path)
+    assert "stopped early" in proc.stdout and "the best" in proc.stdout
+    proc = run(*base, "--solver", "lbfgs", "--epochs", "1000", cwd=tmp_path)
+    assert "converged" in proc.stdout
+    # a rate of 50 blows up: the run says so, --quiet or not
+    proc = run(*base, "--solver", "sgd", "--learning-rate", "50", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "diverging" in proc.stdout
+    assert "warning: training diverged or learned nothing" in proc.stderr
+
+
+def test_defaults_agree_with_network_fit(tmp_path):
+    from cbackprop import options
+    text = run("train", "-h", cwd=tmp_path).stdout
+    for name in ("epochs", "batch_size", "solver"):
+        assert f"default {options.DEFAULTS[name]}, as Network.fit" in " ".join(text.split())
+
+
+def test_estimator_file_predict_and_evaluate(tmp_path):
+    """A BackpropClassifier fitted on a DataFrame and saved: the command line finds the CSV's
+    columns by its feature names, and predicts its labels."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    from cbackprop.sklearn import BackpropClassifier
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(90, 3)), columns=["f1", "f2", "f3"])
+    y = np.array(["a", "b", "c"])[np.argmax(X.values, axis=1)]
+    clf = BackpropClassifier((8,), solver="lbfgs", random_state=0).fit(X, y)
+    clf.save(tmp_path / "clf.cbp")
+    X.assign(cultivar=y)[["cultivar", "f3", "f1", "f2"]].to_csv(tmp_path / "test.csv")
+    proc = run("predict", "clf.cbp", "test.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[1:] == clf.predict(X).tolist()
+    proc = run("evaluate", "clf.cbp", "test.csv", "--target", "cultivar", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"accuracy {100 * clf.score(X, y):.1f}%" in proc.stdout

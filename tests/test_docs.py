@@ -57,3 +57,18 @@ def test_code_blocks_run(path, tmp_path, monkeypatch):
             assert printed == shown, (f"{path.name}: the output shown after line {line} is "
                                       "not what the block prints")
     assert ran > 0, f"{path.name} has no python block"
+
+
+def test_readme_training_example_converges(tmp_path, monkeypatch):
+    """The README's Training example, run as a new user would: no ConvergenceWarning."""
+    import warnings
+    import cbackprop as cb
+    monkeypatch.chdir(tmp_path)
+    found = [code for lang, code, _ in blocks(ROOT / "README.md") if lang == "python"]
+    training = next(code for code in found if "load_digits" in code and "net.fit" in code)
+    namespace = {}
+    exec(compile(found[0], "README.md:Example", "exec"), namespace)   # its imports
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cb.ConvergenceWarning)
+        with contextlib.redirect_stderr(io.StringIO()):               # the progress bar
+            exec(compile(training, "README.md:Training", "exec"), namespace)

@@ -176,7 +176,8 @@ def test_file_is_plain_npz(model_file):
         assert {"metadata", "Theta1", "Theta2", "classes", "history_loss"} <= set(f.files)
         np.testing.assert_array_equal(f["Theta1"], net.thetas[0])
         meta = json.loads(str(f["metadata"]))
-    assert meta["format"] == "cbackprop-model" and meta["format_version"] == cbio.FORMAT_VERSION
+    # a Network's file is format version 1, which older cbackprop reads
+    assert meta["format"] == "cbackprop-model" and meta["format_version"] == 1
     assert meta["layer_sizes"] == [4, 5, 3] and meta["cbackprop_version"] == cb.__version__
     assert meta["dtype"] == "float64" and meta["output"] == "softmax"
     assert meta["n_iter"] == net.n_iter_
@@ -527,7 +528,7 @@ def test_mat_round_trip(tmp_path, rng):
     back = cb.Network.load_mat(tmp_path / "w.mat", output="softmax", classes=net.classes_)
     np.testing.assert_array_equal(back.params, net.params)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
-    assert cb.Network.load_mat(tmp_path / "w.mat").classes_ is None
+    assert cb.Network.load_mat(tmp_path / "w.mat", classes=None).classes_ is None
 
 
 def test_mat_with_the_course_labels(tmp_path, rng):
@@ -622,3 +623,52 @@ def test_a_plain_edit_of_the_metadata_is_refused(model_file, tmp_path, edit):
     out = rewrite(path, tmp_path / "edited.cbp", metadata=edit, reseal=False)
     with pytest.raises(cb.ModelFileError, match="metadata was modified"):
         cb.load(out)
+
+
+# ------------------------------------------------------- estimators' files (issue 13, item 1)
+
+
+@pytest.fixture
+def estimator_file(tmp_path, rng):
+    pytest.importorskip("sklearn")
+    from cbackprop.sklearn import BackpropClassifier
+    X = rng.normal(size=(40, 3))
+    clf = BackpropClassifier((4,), solver="lbfgs", max_iter=20, random_state=0)
+    clf.fit(X, np.array([10, 20, 30])[np.argmax(X, axis=1)])
+    path = tmp_path / "clf.cbp"
+    clf.save(path)
+    return path, clf, X
+
+
+def test_estimator_file_is_plain_npz_of_version_2(estimator_file):
+    path, clf, X = estimator_file
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["metadata"]))
+        np.testing.assert_array_equal(f["classes"], [10, 20, 30])       # the labels, not 0..2
+    assert meta["format_version"] == 2 == cbio.FORMAT_VERSION
+    assert meta["estimator"]["class"] == "BackpropClassifier"
+    assert meta["estimator"]["params"]["hidden_layer_sizes"] == [4]
+    net = cb.load(path)                         # the Network: the estimator's labels
+    np.testing.assert_array_equal(net.predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["estimator"].update({"class": "os.system"}), "invalid estimator section"),
+    (lambda m: m["estimator"].update({"arrays": ["../x"]}), "invalid estimator section"),
+    (lambda m: m["estimator"]["params"].update({"evil": 1}), "unknown parameters"),
+    (lambda m: m["estimator"]["fitted"].update({"__class__": 1}), "unknown parameters"),
+])
+def test_tampered_estimator_sections_are_refused(estimator_file, tmp_path, edit, message):
+    from cbackprop.sklearn import BackpropClassifier
+    path, _, _ = estimator_file
+    bad = rewrite(path, tmp_path / "bad.cbp", metadata=edit)
+    with pytest.raises(cb.ModelFileError, match=message):
+        BackpropClassifier.load(bad)
+
+
+def test_estimator_arrays_of_objects_are_refused(estimator_file, tmp_path):
+    path, _, _ = estimator_file
+    bad = rewrite(path, tmp_path / "bad.cbp",
+                  change={"classes": np.array([10, "a", 30], dtype=object)})
+    with pytest.raises(cb.ModelFileError, match="Python objects"):
+        cb.load(bad)

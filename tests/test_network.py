@@ -767,3 +767,63 @@ def test_pickle_and_deepcopy_keep_thetas_views_of_params():
 def test_omp_num_threads_caps_the_default(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert cb.Network([2, 1]).n_threads == 1
+
+
+# ------------------------------------------- the course's data as it comes (issue 13, item 3)
+
+
+@pytest.mark.filterwarnings("ignore::cbackprop.ConvergenceWarning")
+def test_course_labels_as_a_column(rng):
+    """ex4data1.mat's y is an (m, 1) column of 1..10: fit and cost take it as labels."""
+    X = rng.normal(size=(60, 4))
+    y = rng.integers(1, 11, size=(60, 1))
+    net = cb.Network([4, 5, 10], random_state=0)
+    net.fit(X, y, epochs=2, validation_fraction=0.2, random_state=0)
+    np.testing.assert_array_equal(net.classes_, np.arange(1, 11))
+    assert net.predict(X).shape == (60,)
+    Y = np.eye(10)[y[:, 0] - 1]
+    assert net.cost(X, y, lam=1.0) == net.cost(X, Y, lam=1.0) == net.cost(X, y[:, 0], lam=1.0)
+    with pytest.raises(ValueError, match="no classes_"):
+        cb.Network([4, 5, 10]).cost(X, y)
+    with pytest.raises(ValueError, match="unseen"):
+        net.cost(X, y + 20)
+
+
+def test_load_mat_gives_the_course_labels(tmp_path, rng):
+    """Without classes=, unit k is label k (1..K), as the course's predict.m."""
+    from scipy.io import savemat
+    thetas = [rng.normal(size=(5, 5)), rng.normal(size=(10, 6))]
+    savemat(tmp_path / "ex4weights.mat", {"Theta1": thetas[0], "Theta2": thetas[1]})
+    X = rng.normal(size=(30, 4))
+    net = cb.Network.load_mat(tmp_path / "ex4weights.mat")
+    np.testing.assert_array_equal(net.classes_, np.arange(1, 11))
+    np.testing.assert_array_equal(net.predict(X), np.argmax(ref.forward(thetas, X), 1) + 1)
+    plain = cb.Network.load_mat(tmp_path / "ex4weights.mat", classes=None)
+    np.testing.assert_array_equal(plain.predict(X), np.argmax(ref.forward(thetas, X), 1))
+
+
+def test_unroll_in_the_course_order(rng):
+    """nn_params = [Theta1(:); Theta2(:)] is column-major; params is row-major."""
+    net = cb.Network([3, 4, 2], random_state=0)
+    T1, T2 = net.thetas
+    octave = np.concatenate([T1.T.reshape(-1), T2.T.reshape(-1)])   # Octave's (:) by hand
+    np.testing.assert_array_equal(net.unroll(order="F"), octave)
+    np.testing.assert_array_equal(net.unroll(), net.params)
+    back = cb.Network.from_unrolled(octave.reshape(-1, 1), [3, 4, 2], order="F")
+    np.testing.assert_array_equal(back.params, net.params)
+    assert cb.Network.from_unrolled(net.params, [3, 4, 2]).thetas[1].shape == (2, 5)
+    with pytest.raises(ValueError, match="order"):
+        net.unroll(order="K")
+    with pytest.raises(ValueError, match="26 values"):
+        cb.Network.from_unrolled(np.zeros(25), [3, 4, 2])
+
+
+@pytest.mark.filterwarnings("ignore::cbackprop.ConvergenceWarning")
+def test_mixed_labels_are_a_value_error(rng):
+    X = rng.normal(size=(6, 2))
+    with pytest.raises(ValueError, match=r"Mix of label input types \(string and number\)"):
+        cb.Network([2, 3, 3]).fit(X, ["a", 1, "b", 2, "a", 1], epochs=1)
+    net = cb.Network([2, 3, 2])
+    net.fit(X, ["a", "b"] * 3, epochs=1)
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        net.score(X, np.array([1, 2] * 3, dtype=object))

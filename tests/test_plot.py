@@ -141,3 +141,27 @@ def test_without_matplotlib(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == 'cbackprop.plot needs matplotlib: pip install "cbackprop[plot]"'
+
+
+def test_hidden_units_in_the_course_order():
+    """The course's 20x20 images are column-major (Octave): order='F' draws them upright."""
+    theta = np.zeros((1, 1 + 6))
+    image = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])          # 2 x 3
+    theta[0, 1:] = image.ravel(order="F")                            # as Octave stores it
+    grid = plot.hidden_units(theta, image_shape=(2, 3), order="F").axes[0].get_images()[0]
+    np.testing.assert_allclose(grid.get_array()[1:3, 1:4], image / 6)
+    with pytest.raises(ValueError, match="order"):
+        plot.hidden_units(theta, image_shape=(2, 3), order="X")
+
+
+def test_cost_curves_legend_score_axis_and_best_epoch():
+    history = {"loss": [1.0, 0.5, 0.4, 0.45], "val_loss": [1.1, 0.6, 0.5, 0.55],
+               "val_score": [1.0, 1.0, 1.0, 1.0]}
+    fig = plot.cost_curves(history)
+    ax, ax2 = fig.axes
+    assert ax2.get_ylim()[1] == 1.0                     # a constant score of 1: no axis past it
+    legend = ax.get_legend()
+    assert legend.get_bbox_to_anchor().y0 >= ax.bbox.y1 - 1     # above the axes, over no curve
+    history["val_score"] = [0.5, 0.8, 0.7, 0.6]
+    marks = [l for l in plot.cost_curves(history).axes[1].get_lines() if "best" in l.get_label()]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == 2

@@ -586,3 +586,71 @@ def test_optimizer_options_reach_the_solver(option):
         plain = BackpropClassifier(**base).fit(X, y)
         changed = BackpropClassifier(**{**base, **option}).fit(X, y)
     assert not np.array_equal(plain.coefs_[0], changed.coefs_[0])
+
+
+# ------------------------------------------------------- model files (issue 13, item 1)
+
+
+@pytest.mark.parametrize("labels", [np.array(["setosa", "versicolor", "virginica"]),
+                                    np.array([10, 20, 30])], ids=["text", "integers"])
+def test_saved_estimator_comes_back_as_the_estimator(iris, tmp_path, labels):
+    """clf.save, then BackpropClassifier.load: the same estimator, the same predictions;
+    cbackprop.load reads the same file as a Network that predicts the same labels."""
+    pd = pytest.importorskip("pandas")
+    X, y = iris
+    X = pd.DataFrame(X, columns=["sepal length", "sepal width", "petal length", "petal width"])
+    clf = BackpropClassifier(**LBFGS, alpha=0.5).fit(X, labels[y])
+    clf.save(tmp_path / "iris.cbp")
+    back = BackpropClassifier.load(tmp_path / "iris.cbp")
+    assert type(back) is BackpropClassifier and back.get_params() == clf.get_params()
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+    assert back.classes_.dtype.kind == clf.classes_.dtype.kind
+    np.testing.assert_array_equal(back.feature_names_in_, clf.feature_names_in_)
+    np.testing.assert_array_equal(back.network_.params, clf.network_.params)
+    assert back.loss_curve_ == clf.loss_curve_ and back.n_iter_ == clf.n_iter_
+    assert back.network_.history_ == clf.network_.history_
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+    assert back.score(X, labels[y]) == clf.score(X, labels[y])
+    assert type(cbs.load(tmp_path / "iris.cbp")) is BackpropClassifier
+    net = cbackprop.load(tmp_path / "iris.cbp")
+    np.testing.assert_array_equal(net.classes_, labels)
+    np.testing.assert_array_equal(net.predict(X.values), clf.predict(X))
+    assert net.info_["features"] == list(X.columns)
+    back.set_params(warm_start=True).fit(X, labels[y])         # and it trains on
+
+
+def test_saved_regressor_and_multilabel(regression, multilabel, tmp_path):
+    X, y = regression
+    reg = BackpropRegressor(**LBFGS, n_iter_no_change=np.inf).fit(X, y)
+    reg.save(tmp_path / "reg.cbp")
+    back = cbs.load(tmp_path / "reg.cbp")
+    assert type(back) is BackpropRegressor and back.n_iter_no_change == np.inf
+    assert back.hidden_layer_sizes == (5,)
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+    X, Y = multilabel
+    clf = BackpropClassifier(**LBFGS).fit(X, Y)
+    clf.save(tmp_path / "ml.cbp")
+    back = BackpropClassifier.load(tmp_path / "ml.cbp")
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+
+
+def test_loading_the_wrong_kind_of_file(iris, regression, tmp_path):
+    X, y = regression
+    BackpropRegressor(**LBFGS).fit(X, y).save(tmp_path / "reg.cbp")
+    with pytest.raises(cbackprop.ModelFileError, match="holds a BackpropRegressor"):
+        BackpropClassifier.load(tmp_path / "reg.cbp")
+    cbackprop.Network([4, 3]).save(tmp_path / "net.cbp")
+    with pytest.raises(cbackprop.ModelFileError, match="holds a Network"):
+        cbs.load(tmp_path / "net.cbp")
+    with pytest.raises(Exception, match="not fitted"):
+        BackpropClassifier().save(tmp_path / "unfitted.cbp")
+
+
+def test_random_state_of_a_generator_is_not_saved(iris, tmp_path):
+    X, y = iris
+    clf = BackpropClassifier(**{**LBFGS, "random_state": np.random.RandomState(0)}).fit(X, y)
+    with pytest.warns(UserWarning, match="random_state"):
+        clf.save(tmp_path / "c.cbp")
+    assert BackpropClassifier.load(tmp_path / "c.cbp").random_state is None

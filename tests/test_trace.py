@@ -169,3 +169,16 @@ def test_trace_leaves_network_alone(rng):
     t.theta[1][...] = 0                      # the trace holds copies
     t.grad[1][...] = 0
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_print_of_a_large_network_is_a_summary():
+    """A 400-25-10 network's whole table runs to 140,000 characters: print shows shapes,
+    norms and first values; the table and the arrays are one call away."""
+    net = cb.Network([400, 25, 10], random_state=0)
+    t = net.trace(np.linspace(0, 1, 400), 3)
+    text = str(t)
+    assert len(text) < 3000 and "shape (25, 401)" in text and "norm" in text
+    assert "t.table()" in text and len(t.table()) > 100000
+    assert f"{np.linalg.norm(t.grad[1]):.5g}" in text
+    small = cb.Network([3, 4, 4, 3], init="debug").trace(np.array([0.5, -1.0, 2.0]), 1)
+    assert str(small) == small.table()

@@ -913,8 +913,11 @@ def test_labels_with_nan_or_none_are_rejected(rng):
     y_none[1] = None
     with pytest.raises(ValueError, match="None"):
         net.fit(X, y_none, epochs=1)
-    with pytest.raises(TypeError, match="sortable"):
+    # scikit-learn's ValueError, not NumPy's UFuncTypeError (a TypeError) from the sort
+    with pytest.raises(ValueError, match="Mix of label input types"):
         net.fit(X, np.array([1, "a", 2.5] * 6 + [1, "a"], dtype=object), epochs=1)
+    with pytest.raises(ValueError, match=r"Mix of label input types \(string and number\)"):
+        net.fit(X, [1, "a", 2] * 6 + [1, "a"], epochs=1)     # a list NumPy would make all text
 
 
 def test_score_and_predict_reject_bad_input(rng):

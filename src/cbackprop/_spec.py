@@ -23,3 +23,4 @@ class NetworkSpec:
     n_iter: int = 0
     scaler: object = None                # a preprocessing.Scaler, or None
     info: dict = field(default_factory=dict)
+    estimator: object = None             # a saved estimator's state (modelfile), or None

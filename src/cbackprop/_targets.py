@@ -34,8 +34,48 @@ class TargetCoding:
         object.__setattr__(self, "one_dimensional", bool(self.one_dimensional))
 
 
+def check_label_types(y, name="y"):
+    """Refuse labels that mix text and numbers (NumPy would silently make '1' of 1, or fail
+    deep inside a sort), as scikit-learn does."""
+    if isinstance(y, np.ndarray) and y.dtype.kind != "O":
+        return
+    if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype.kind == "O"):
+        cells = [c for c in np.asarray(y, dtype=object).ravel() if c is not None]  # None: _classes
+        text = [isinstance(c, (str, bytes)) for c in cells]
+        if any(text) and not all(text):
+            number = next(c for c, t in zip(cells, text) if not t)
+            string = next(c for c, t in zip(cells, text) if t)
+            raise ValueError(f"Mix of label input types (string and number) in {name}: "
+                             f"for example {string!r} and {number!r}; use one type for all labels")
+
+
+def label_column(y, n_outputs, output):
+    """Labels given as an (m, 1) column (the course's ex4data1.mat y) as 1-D labels, for a
+    network of several class outputs; anything else as it is."""
+    if output != "identity" and n_outputs > 1 and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+        return np.asarray(y).reshape(-1)
+    return y
+
+
+def labels_as_matrix(Y, classes, n_outputs, output, dtype, name="Y"):
+    """Class labels (1-D, or an (m, 1) column for several outputs) one-hot coded by classes
+    (a fitted network's classes_); a target matrix as it is."""
+    if output == "identity" or (classes is None and not (n_outputs > 1 and np.ndim(Y) == 2
+                                                         and np.shape(Y)[1] == 1)):
+        return Y
+    arr = label_column(Y, n_outputs, output)
+    if np.ndim(arr) != 1:
+        return Y
+    if classes is None:
+        raise ValueError(f"{name} holds labels (one a sample) but the network has no classes_ "
+                         "to code them: fit it on labels, pass classes= to load_mat, or give "
+                         f"a target matrix (the course's labels 1..K: np.eye(K)[{name} - 1])")
+    return _one_hot(label_indices(arr, classes, name), n_outputs, dtype)
+
+
 def _as_targets(y, m, n_outputs, output, loss, dtype, name):
     """Shape checks common to training and validation targets: a 1-D or 2-D array of m."""
+    check_label_types(y, name)
     arr = v.to_array(name, y)
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D (labels or values) or 2-D (a target matrix); "
@@ -97,25 +137,34 @@ def _classes(labels):
     try:
         return np.unique(labels)
     except TypeError:
-        raise TypeError("y's labels must be of one sortable type (all numbers or all "
-                        "strings)") from None
+        raise ValueError("y's labels must be of one sortable type (all numbers or all "
+                         "strings)") from None
 
 
 def find_labels(labels, classes):
     """(positions of labels in the sorted classes, mask of the labels not among them)."""
-    index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    text = [np.asarray(a).dtype.kind in "USO" for a in (labels, classes)]
+    try:
+        index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    except TypeError:              # NumPy's UFuncTypeError: labels of another type than classes
+        index = None
+    if index is None or text[0] != text[1]:
+        raise ValueError(f"Mix of label input types (string and number): labels of dtype "
+                         f"{np.asarray(labels).dtype}, classes {np.asarray(classes).dtype}")
     return index, classes[index] != labels
 
 
 def label_indices(y, classes, name="y"):
     """Positions of labels y in classes; an error naming any label unseen in fit."""
+    check_label_types(y, name)
     arr = v.to_array(name, y)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D labels like those given to fit; got shape {arr.shape}")
     try:
         index, unseen = find_labels(arr, classes)
-    except TypeError:
-        raise TypeError(f"{name}'s labels are not of the type seen in fit ({classes.dtype})") from None
+    except ValueError:
+        raise ValueError(f"{name}'s labels are not of the type seen in fit ({classes.dtype}): "
+                         "Mix of label input types (string and number)") from None
     if np.any(unseen):
         raise ValueError(f"{name} has labels unseen in fit: "
                          f"{sorted(set(arr[unseen].tolist()))[:5]} (known: {classes.tolist()[:10]})")

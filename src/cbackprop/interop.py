@@ -17,7 +17,9 @@ from cbackprop._targets import TargetCoding
 from cbackprop.modelfile import ModelFileError
 
 __all__ = ["spec_from_sklearn", "to_sklearn", "read_mat", "save_mat", "to_torch_state_dict",
-           "torch_module", "spec_from_torch_state_dict"]
+           "torch_module", "spec_from_torch_state_dict", "unroll", "reshape_unrolled",
+           "course_classes"]
+ORDERS = ("C", "F")
 
 # scikit-learn's names of the units cbackprop has
 SK_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -139,6 +141,40 @@ def read_mat(path):
         found = sorted(k for k in data if not k.startswith("__"))
         raise ModelFileError(f"{path}: no Theta1 (found {found})")
     return thetas
+
+
+def course_classes(n_outputs):
+    """The course's labels of output units: unit k is label k, 1..K (ex4's label 10 is the
+    digit 0), as its predict.m's max(h, [], 2) gives; None for one sigmoid unit."""
+    return np.arange(1, n_outputs + 1) if n_outputs > 1 else None
+
+
+def _check_order(order):
+    if order not in ORDERS:
+        raise ValueError(f"order must be 'C' (row-major, net.params) or 'F' (column-major, the "
+                         f"course's Theta1(:)); got {order!r}")
+
+
+def unroll(thetas, order="C"):
+    """The Thetas as one flat vector: 'C' row by row (the layout of ``net.params``), 'F'
+    column by column, the course's ``nn_params = [Theta1(:); Theta2(:)]``."""
+    _check_order(order)
+    return np.concatenate([np.asarray(t).ravel(order=order) for t in thetas])
+
+
+def reshape_unrolled(flat, layer_sizes, order="C"):
+    """The Theta matrices of a flat vector unrolled in the given order (see unroll): the
+    course's ``reshape(nn_params(1:s2 * (s1 + 1)), s2, s1 + 1)`` with order='F'."""
+    _check_order(order)
+    flat = np.asarray(flat)
+    shapes = [(b, a + 1) for a, b in zip(layer_sizes[:-1], layer_sizes[1:])]
+    if flat.ndim == 2 and 1 in flat.shape:
+        flat = flat.reshape(-1)                 # Octave's nn_params is a column
+    if flat.ndim != 1 or flat.size != sum(a * b for a, b in shapes):
+        raise ValueError(f"an unrolled vector of layers {list(layer_sizes)} has "
+                         f"{sum(a * b for a, b in shapes)} values; got shape {flat.shape}")
+    ends = np.cumsum([0] + [a * b for a, b in shapes])
+    return [flat[s:e].reshape(shape, order=order) for s, e, shape in zip(ends, ends[1:], shapes)]
 
 
 # ----------------------------------------------------------------------------------- PyTorch

@@ -9,7 +9,11 @@ A model file is an ``.npz`` archive (a zip of ``.npy`` arrays) that any NumPy ca
   other member, its shape, dtype and SHA-256;
 - ``Theta1``, ``Theta2``, ...: the weight matrices, bias in column 0 (the course's names);
 - ``classes`` (classifiers), ``history_loss``, ``history_val_score``, ... (fitted networks),
-  ``scaler_offset`` and ``scaler_scale`` (networks trained on scaled features).
+  ``scaler_offset`` and ``scaler_scale`` (networks trained on scaled features);
+- a saved scikit-learn estimator (format version 2): its parameters and fitted attributes in
+  the metadata's ``estimator`` object, ``estimator_feature_names_in`` (and its other arrays),
+  its class labels in ``classes``. ``cbackprop.sklearn.load`` rebuilds the estimator;
+  ``cbackprop.load`` gives its Network, which predicts the same labels.
 
 Nothing in a file is ever executed: arrays of Python objects are refused before they are
 read, and every value is checked (format version, each member's presence, shape, dtype,
@@ -53,11 +57,13 @@ from cbackprop.preprocessing import SCALERS, Scaler
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "save", "read", "read_metadata"]
 
 FORMAT = "cbackprop-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2        # 2: files of estimators; a Network's file is still written as 1, so
+                          # that older cbackprop reads it
 MAX_METADATA_BYTES = 1 << 24          # 16 MiB of JSON is far more than any model needs
 HISTORY_KEYS = ("loss", "val_loss", "val_score", "time")
 # dtypes class labels may have in a file: bool, integers, floats, text (never objects)
 CLASS_KINDS = "biufUS"
+ESTIMATOR_CLASSES = ("BackpropClassifier", "BackpropRegressor")
 
 
 class ModelFileError(ValueError):
@@ -132,11 +138,21 @@ def _snapshot_thetas(net):
     return [np.array(t, copy=True, order="C") for t in net.thetas]
 
 
-def _arrays_and_metadata(net, thetas):
+def _estimator_state(model, net):
+    """(JSON state, arrays, class labels) of an estimator (its ``_model_file_state()``, so that
+    this module needs no import of scikit-learn), or None for a Network."""
+    if model is net or not hasattr(model, "_model_file_state"):
+        return None
+    state, arrays, classes = model._model_file_state()
+    state = _jsonable({**state, "arrays": sorted(arrays)}, "the estimator's state")
+    return state, {f"estimator_{k}": np.asarray(a) for k, a in arrays.items()}, classes
+
+
+def _arrays_and_metadata(net, thetas, estimator=None):
     arrays = OrderedDict((f"Theta{l}", t) for l, t in enumerate(thetas, start=1))
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if estimator else 1,
         "cbackprop_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "layer_sizes": list(net.layer_sizes),
@@ -147,8 +163,13 @@ def _arrays_and_metadata(net, thetas):
         "target": {"kind": net.target_coding_.kind,
                    "one_dimensional": net.target_coding_.one_dimensional},
     }
-    if net.classes_ is not None:
-        arrays["classes"], meta["target"]["classes_as"] = _classes_for_file(net.classes_)
+    # an estimator's network is trained on class indices: the file holds its labels
+    classes = estimator[2] if estimator and estimator[2] is not None else net.classes_
+    if classes is not None:
+        arrays["classes"], meta["target"]["classes_as"] = _classes_for_file(classes)
+    if estimator:
+        meta["estimator"] = estimator[0]
+        arrays.update(estimator[1])
     history = getattr(net, "history_", None)          # present once fitted
     if history is not None:
         meta["n_iter"] = int(net.n_iter_)
@@ -168,6 +189,10 @@ def _arrays_and_metadata(net, thetas):
         arrays["scaler_offset"] = np.array(scaler.offset, copy=True)
         arrays["scaler_scale"] = np.array(scaler.scale, copy=True)
     meta["info"] = _jsonable(net.info_ or {}, "net.info_")
+    names = arrays.get("estimator_feature_names_in")
+    if names is not None and "features" not in meta["info"]:
+        # the command line's predict and evaluate find a CSV's columns by these names
+        meta["info"]["features"] = names.tolist()
     meta["arrays"] = {name: {"shape": list(a.shape), "dtype": _little(a.dtype).str,
                              "sha256": _sha256(a)}
                       for name, a in arrays.items()}
@@ -192,7 +217,9 @@ def _umask():
 def save(model, path):
     """Write a model file (see the module's docstring); returns the path.
 
-    model: a Network, or an estimator holding one in ``network_``. Saved with it:
+    model: a Network, or an estimator holding one in ``network_`` (a BackpropClassifier or
+    BackpropRegressor also saves its parameters, labels, feature names and fitted
+    attributes, which ``cbackprop.sklearn.load`` restores). Saved with it:
     ``classes_``, ``target_coding_``, ``history_``/``n_iter_`` (if fitted), ``scaler_`` (a
     :class:`~cbackprop.preprocessing.Scaler`, if set) and ``info_`` (a JSON-serializable
     dict). Optimizer state is not saved. The parameters are copied once, at the start, and
@@ -206,7 +233,7 @@ def save(model, path):
     if not all(np.isfinite(t).all() for t in thetas):
         raise ModelFileError("the network's parameters contain NaN or inf: load would refuse "
                              "such a file, so it is not written")
-    arrays, meta = _arrays_and_metadata(net, thetas)
+    arrays, meta = _arrays_and_metadata(net, thetas, _estimator_state(model, net))
     meta["metadata_sha256"] = _metadata_digest(meta)
     arrays["metadata"] = np.array(json.dumps(meta, allow_nan=False, indent=1))
     if not isinstance(path, (str, bytes, os.PathLike)):
@@ -400,6 +427,14 @@ def _build(reader, meta):
                           "inconsistent (identity outputs give regression values)")
     if has_classes:
         expected["classes"] = (None, None)
+    estimator = meta.get("estimator")
+    if estimator is not None:
+        if (not isinstance(estimator, dict) or estimator.get("class") not in ESTIMATOR_CLASSES
+                or not isinstance(estimator.get("arrays"), list)
+                or not all(isinstance(n, str) and n.isidentifier()
+                           for n in estimator["arrays"])):
+            raise reader.fail(f"invalid estimator section in the metadata: {estimator!r:.200}")
+        expected.update((f"estimator_{n}", (None, None)) for n in estimator["arrays"])
     history = meta.get("history")
     if history is not None:
         if not isinstance(history, list) or not set(history) <= set(HISTORY_KEYS):
@@ -432,8 +467,8 @@ def _build(reader, meta):
                     or isinstance(shape[0], bool) or shape[0] < 0):
                 raise reader.fail(f"the array {name!r} must be 1-D with a non-negative length; "
                                   f"the metadata says {shape!r}")
-        arr = reader.read(name, shape, kind=CLASS_KINDS if name == "classes" else "f",
-                          dtype=want)
+        plain = name == "classes" or name.startswith("estimator_")   # labels, names: text too
+        arr = reader.read(name, shape, kind=CLASS_KINDS if plain else "f", dtype=want)
         if [*arr.shape] != entry.get("shape") or _little(arr.dtype).str != entry.get("dtype"):
             raise reader.fail(f"the array {name!r} does not match its description in the "
                               "metadata (tampered file)")
@@ -462,6 +497,9 @@ def _build(reader, meta):
     if not isinstance(info, dict):
         raise reader.fail("the metadata field 'info' must be an object")
     spec.info = info
+    if estimator is not None:
+        spec.estimator = {**estimator, "arrays": {n: arrays[f"estimator_{n}"]
+                                                  for n in estimator["arrays"]}}
     return spec
 
 

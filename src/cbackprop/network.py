@@ -174,6 +174,17 @@ class Network:
         """Theta(1), Theta(2), ...: views into params, shape (s_{l+1}, s_l + 1)."""
         return list(self._thetas)
 
+    def unroll(self, order="C"):
+        """A copy of the parameters as one flat vector: order 'C' is ``params`` (each Theta
+        row by row), 'F' the course's ``[Theta1(:); Theta2(:)]`` (column by column)."""
+        return interop.unroll(self._thetas, order)
+
+    @classmethod
+    def from_unrolled(cls, flat, layer_sizes, order="C", **kwargs):
+        """A network from a flat vector unrolled in order 'C' (``params``) or 'F' (the
+        course's nn_params); kwargs as from_thetas."""
+        return cls.from_thetas(interop.reshape_unrolled(flat, layer_sizes, order), **kwargs)
+
     def split(self, flat):
         """View a flat vector with the layout of params (a gradient, say) as Theta-shaped arrays."""
         return [flat[o:o + t.size].reshape(t.shape)
@@ -250,6 +261,8 @@ class Network:
                        and core.own_products_for(self.layer_sizes[1]))
         if not check_after:
             v.require_finite("X", X_given, X)
+        Y = _targets.labels_as_matrix(Y, self.classes_, self.layer_sizes[-1], self.output,
+                                      self.dtype)        # labels coded by classes_, as fit does
         Y = v.check_targets(Y, X.shape[0], self.layer_sizes[-1], self.loss, self.dtype)
         w = v.check_sample_weight(sample_weight, X.shape[0], self.dtype)
         norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
@@ -266,7 +279,10 @@ class Network:
         return J, grad
 
     def cost(self, X, Y, lam=0.0, sample_weight=None):
-        """The cost J of docs/design.md, "The math" (regularized by lam, bias excluded)."""
+        """The cost J of docs/design.md, "The math" (regularized by lam, bias excluded).
+
+        Y: the target matrix, or class labels (1-D, or an (m, 1) column) of a network with
+        classes_, one-hot coded by them."""
         return self._cost(X, Y, lam, sample_weight, "batched", want_grad=False)[0]
 
     def cost_and_gradient(self, X, Y, lam=0.0, sample_weight=None, method="batched"):
@@ -285,12 +301,14 @@ class Network:
     # -------------------------------------------------------------- training
 
     def fit(self, X, y, sample_weight=None, **options):
+        y = _targets.label_column(y, self.layer_sizes[-1], self.output)   # (m, 1): the course's
         return training.fit(self, X, y, sample_weight, **options)
 
     fit.__signature__ = fit_options.signature(fit)
     fit.__doc__ = f"""Train the network from its current parameters; returns self.
 
-        y: 1-D class labels of any sortable type (one-hot coded, ``classes_`` kept), or a
+        y: class labels of any sortable type, 1-D or an (m, 1) column like the course's
+        ex4data1.mat y (one-hot coded, ``classes_`` kept), or a
         2-D target matrix (one-hot, multi-label 0/1, or real values with identity outputs).
         sample_weight: one weight per sample (each sample's term of J multiplied by it).
 
@@ -363,8 +381,10 @@ class Network:
     @classmethod
     def load(cls, path):
         """The network of a model file written by save (``cbackprop.load``): parameters bit
-        for bit, classes_, target_coding_, history_, n_iter_, scaler_ and info_. Raises
-        cbackprop.ModelFileError for anything but a valid model file."""
+        for bit, classes_, target_coding_, history_, n_iter_, scaler_ and info_. A file
+        saved from an estimator gives its network, with the estimator's labels (and its
+        feature names in info_['features']); cbackprop.sklearn.load gives the estimator.
+        Raises cbackprop.ModelFileError for anything but a valid model file."""
         return cls._from_spec(modelfile.read(path))
 
     def trace(self, x, y, lam=0.0):
@@ -399,17 +419,20 @@ class Network:
 
     @classmethod
     def load_mat(cls, path, activation="sigmoid", output="sigmoid", loss="cross_entropy",
-                 classes=None, dtype=None):
+                 classes="course", dtype=None):
         """A network from a .mat file holding Theta1, Theta2, ... (the course's ex4weights).
 
-        classes: the label of each output unit, if known; the course's digits network uses
-        ``classes=[1, 2, ..., 10]`` (label 10 for the digit 0).
+        classes: the label of each output unit. 'course' (default): unit k is label k,
+        1..K, as the course's predict.m gives (ex4: label 10 for the digit 0); None: no
+        labels, predict gives unit indices 0..K-1; or the K labels.
         """
         thetas = interop.read_mat(path)
         try:
             net = cls.from_thetas(thetas, activation, output, loss, dtype)
         except (TypeError, ValueError) as exc:
             raise modelfile.ModelFileError(f"{path}: {exc}") from None
+        if isinstance(classes, str) and classes == "course":
+            classes = interop.course_classes(net.layer_sizes[-1])
         if classes is not None:
             classes = np.asarray(classes)
             if len(classes) != net.layer_sizes[-1] or len(np.unique(classes)) != len(classes):

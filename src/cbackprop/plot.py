@@ -44,12 +44,15 @@ def _history(source):
 
 
 def cost_curves(source, path=None, fig=None, figsize=(6.4, 4.0), dpi=100, title=None,
-                log_scale=None):
+                log_scale=None, best_epoch=None):
     """The training cost J per epoch, the validation cost (if recorded), and the validation
-    score on a second axis (if recorded).
+    score on a second axis (if recorded; capped at 1 where it is a score in [0, 1]).
 
     source: a fitted Network or its ``history_`` dict. log_scale None: a log axis when the
-    cost falls by more than a factor of 20.
+    cost falls by more than a factor of 20. best_epoch: the epoch whose parameters were
+    kept, marked with a line; None: the best validation score's when a Network trained
+    with early stopping is given (or any history with 'val_score'). The legend sits
+    outside the axes, over no curve.
     """
     history = _history(source)
     fig = _figure(fig, figsize, dpi)
@@ -66,14 +69,27 @@ def cost_curves(source, path=None, fig=None, figsize=(6.4, 4.0), dpi=100, title=
     ax.set_xlabel("epoch")
     ax.set_ylabel("cost")
     handles, labels = ax.get_legend_handles_labels()
+    marked = ax                                        # the axes the best epoch is marked on
     if history.get("val_score"):
-        ax2 = ax.twinx()
+        ax2 = marked = ax.twinx()
         ax2.plot(epochs, history["val_score"], label="validation score", color="C2", ls="--")
         ax2.set_ylabel("validation score")
+        scores = np.asarray(history["val_score"], dtype=np.float64)
+        if scores.min() >= 0 and scores.max() <= 1:     # accuracy, or R^2 of a good fit
+            lo = min(scores.min(), 1 - 1e-3)
+            ax2.set_ylim(max(0.0, lo - 0.05 * (1 - lo)), 1.0)   # a flat score stays below 1
+        if best_epoch is None:
+            best_epoch = int(np.argmax(scores)) + 1     # early stopping keeps this epoch
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, loc="center right", fontsize="small")
-    ax.set_title(title or "Cost per epoch")
+    if best_epoch is not None:
+        handles.append(marked.axvline(best_epoch, color="0.4", ls=":", lw=1,
+                                  label=f"best validation score (epoch {best_epoch})"))
+        labels.append(handles[-1].get_label())
+    # above the axes, not over a curve (a validation curve ends where "center right" sat)
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.01), ncols=2,
+              fontsize="small", frameon=False)
+    fig.suptitle(title or "Cost per epoch")
     ax.grid(alpha=0.3)
     return _finish(fig, path)
 
@@ -90,7 +106,14 @@ def _image_shape(n, image_shape):
     return side, side
 
 
-def _mosaic(rows, shape, n_cols, pad=1, normalize=True):
+def _check_order(order):
+    if order not in ("C", "F"):
+        raise ValueError(f"order must be 'C' (row-major pixels, scikit-learn's digits) or 'F' "
+                         f"(column-major, the course's Octave images); got {order!r}")
+    return order
+
+
+def _mosaic(rows, shape, n_cols, pad=1, normalize=True, order="C"):
     """The course's displayData: images in a grid on a dark background, each scaled to
     its own largest absolute value (so that every unit's pattern shows)."""
     n = len(rows)
@@ -99,7 +122,7 @@ def _mosaic(rows, shape, n_cols, pad=1, normalize=True):
     h, w = shape
     grid = np.full((pad + n_rows * (h + pad), pad + n_cols * (w + pad)), np.nan)
     for k, row in enumerate(rows):
-        img = np.asarray(row, dtype=np.float64).reshape(shape)
+        img = np.asarray(row, dtype=np.float64).reshape(shape, order=order)
         if normalize:
             img = img / max(np.abs(img).max(), 1e-12)
         r, c = divmod(k, n_cols)
@@ -109,19 +132,21 @@ def _mosaic(rows, shape, n_cols, pad=1, normalize=True):
 
 
 def hidden_units(source, image_shape=None, path=None, fig=None, figsize=(5.0, 5.0), dpi=100,
-                 n_cols=None, title=None, cmap="gray"):
+                 n_cols=None, title=None, cmap="gray", order="C"):
     """The incoming weights of each unit of the first hidden layer, Theta(1)[j, 1:], drawn as
     an image of the input's shape (each scaled to its largest absolute weight).
 
     source: a Network or a Theta(1) matrix (bias in column 0). image_shape: (rows, cols);
-    default a square. The pixel layout is that of one row of X (row-major), as in the digits.
+    default a square. order: how one row of X holds the pixels: 'C' row by row
+    (scikit-learn's digits), 'F' column by column (the course's ex4data1.mat, drawn by its
+    displayData.m: reshape in Octave is column-major).
     """
     theta = np.asarray(source.thetas[0] if hasattr(source, "thetas") else source)
     if theta.ndim != 2 or theta.shape[1] < 2:
         raise ValueError(f"hidden_units needs a Network or Theta(1) of shape (s_2, s_1 + 1); "
                          f"got shape {theta.shape}")
     shape = _image_shape(theta.shape[1] - 1, image_shape)
-    grid = _mosaic(theta[:, 1:], shape, n_cols)
+    grid = _mosaic(theta[:, 1:], shape, n_cols, order=_check_order(order))
     fig = _figure(fig, figsize, dpi)
     ax = fig.subplots()
     ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
@@ -131,14 +156,15 @@ def hidden_units(source, image_shape=None, path=None, fig=None, figsize=(5.0, 5.
 
 
 def images(X, captions=None, image_shape=None, path=None, fig=None, figsize=(5.0, 4.0),
-           dpi=100, n_cols=None, title=None, cmap="gray_r"):
-    """Samples (rows of X) drawn as images, each with an optional caption under it."""
+           dpi=100, n_cols=None, title=None, cmap="gray_r", order="C"):
+    """Samples (rows of X) drawn as images, each with an optional caption under it.
+    order: 'C' row-major pixels, 'F' column-major (the course's images), as hidden_units."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise ValueError(f"images needs a non-empty 2-D X (one image a row); got shape {X.shape}")
     if captions is not None and len(captions) != X.shape[0]:
         raise ValueError(f"{len(captions)} captions for {X.shape[0]} images")
-    shape = _image_shape(X.shape[1], image_shape)
+    shape, order = _image_shape(X.shape[1], image_shape), _check_order(order)
     n = X.shape[0]
     n_cols = n_cols or math.ceil(math.sqrt(n))
     n_rows = math.ceil(n / n_cols)
@@ -148,7 +174,8 @@ def images(X, captions=None, image_shape=None, path=None, fig=None, figsize=(5.0
     for k, ax in enumerate(axes):
         ax.set_axis_off()
         if k < n:
-            ax.imshow(X[k].reshape(shape), cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            ax.imshow(X[k].reshape(shape, order=order), cmap=cmap, vmin=lo, vmax=hi,
+                      interpolation="nearest")
             if captions is not None:
                 ax.set_title(str(captions[k]), fontsize="small")
     if title:

@@ -10,7 +10,9 @@ what each step produced, keyed by the course's layer numbers l = 1..L:
 - for l = 1..L-1: ``grad[l] = dJ/dTheta(l) = delta[l+1] [1; a(l)]^T (+ lam Theta(l), bias
   column excluded)``, the gradient of this one sample's cost (m = 1).
 
-``print(trace)`` shows them as tables. The values equal those of
+``print(trace)`` shows them as tables for a small network (docs/backprop.md's 3-4-4-3) and
+as a summary (shapes, norms, first values) for a larger one; ``trace.table()`` is always the
+whole table, and the arrays are the attributes. The values equal those of
 ``cbackprop.reference`` (forward_all, cost_and_gradient) on the same sample.
 """
 import numpy as np
@@ -116,6 +118,13 @@ class Trace:
         return f"<Trace of one sample through {self.net_repr}: J = {self.J:.6g}>"
 
     def __str__(self):
+        """The whole table for a small network, a summary for a larger one."""
+        small = (max(len(a) for a in self.a.values()) <= MAX_TABLE_UNITS
+                 and max(g.shape[1] for g in self.grad.values()) <= MAX_TABLE_UNITS)
+        return _table(self) if small else _summary(self)
+
+    def table(self):
+        """Every value, as tables (a 400-25-10 network's run to 140,000 characters)."""
         return _table(self)
 
     def _repr_pretty_(self, p, cycle):        # IPython shows the table
@@ -132,6 +141,7 @@ def trace(net, x, y, lam=0.0):
 
 
 W = 12          # characters a column
+MAX_TABLE_UNITS = 9   # widest layer print() shows in full: 9 columns of W fit 120 characters
 
 
 def _num(value):
@@ -154,6 +164,36 @@ def _output_rule(t):
     if t.loss == "cross_entropy" and t.output == "softmax":
         return "delta(L) = h sum(y) - y  (h - y for one-hot y)"
     return "delta(L) = h - y"
+
+
+def _brief(name, values, n=3):
+    """One array in a line: its shape, norm, largest |value| and its first values."""
+    flat = values.ravel()
+    first = " ".join(f"{x:.5g}" for x in flat[:n]) + (" ..." if flat.size > n else "")
+    return (f"{name:<16} shape {str(values.shape):<10} norm {np.linalg.norm(flat):<11.5g}"
+            f"max |.| {np.abs(flat).max():<11.5g} [{first}]")
+
+
+def _summary(t):
+    L = t.L
+    out = [f"Backpropagation of one sample through {t.net_repr}",
+           f"L = {L} layers; J = {t.J:.10g} (loss {t.sample_loss:.10g}"
+           + (f", lam = {t.lam:g})" if t.lam else ")"), ""]
+    for l in range(1, L + 1):
+        kind = "input" if l == 1 else ("output" if l == L else "hidden")
+        out.append(f"layer {l}: {kind}" + (f", g = {t.names[l]}" if l > 1 else "")
+                   + f", s_{l} = {len(t.a[l])}")
+        arrays = [(f"a({l})", t.a[l])] if l == 1 else [(f"z({l})", t.z[l]), (f"a({l})", t.a[l])]
+        if l == L:
+            arrays.append(("y", t.y))
+        if l > 1:
+            arrays.append((f"delta({l})", t.delta[l]))
+        out += ["  " + _brief(name, values) for name, values in arrays]
+    out.append("")
+    out += [_brief(f"dJ/dTheta({l})", t.grad[l]) for l in range(1, L)]
+    out += ["", "Every value: print(t.table()); the arrays: t.a[l], t.z[l], t.delta[l], "
+                "t.grad[l] (l = the course's layer numbers)"]
+    return "\n".join(out)
 
 
 def _table(t):

@@ -7,6 +7,8 @@ import numpy as np
 
 import cbackprop as cb
 from cbackprop import reference
+from cbackprop._core import BUILD
+from cbackprop._core.threads import default_threads
 from cbackprop.cli.report import CLIError, out
 
 
@@ -70,14 +72,29 @@ def cmd_check(args):
     return 0
 
 
-def _median_ms(fn, repeats):
+class Timing:
+    """Milliseconds of repeated calls: the median, and the spread (quartiles) that says how
+    far one run's number can be trusted on a busy machine."""
+
+    def __init__(self, seconds, scale=1.0):
+        ms = 1e3 * scale * np.asarray(seconds)
+        self.median = float(np.median(ms))
+        self.low, self.high = (float(q) for q in np.percentile(ms, [25, 75]))
+
+    @property
+    def spread(self):
+        """Half the interquartile range, in percent of the median (the +- shown)."""
+        return 50 * (self.high - self.low) / self.median
+
+
+def _time(fn, repeats, scale=1.0):
     fn()                                    # one untimed call: caches, thread pools, buffers
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    return Timing(times, scale)
 
 
 def _timings(rng, repeats, quick):
@@ -90,8 +107,8 @@ def _timings(rng, repeats, quick):
         net = cb.Network(sizes, dtype=dtype, random_state=0)
         Xd, Yd = X.astype(dtype), Y.astype(dtype)
         thetas = net.thetas
-        ours = _median_ms(lambda: net.cost_and_gradient(Xd, Yd, 1.0), repeats)
-        theirs = _median_ms(lambda: reference.cost_and_gradient(thetas, Xd, Yd, 1.0), repeats)
+        ours = _time(lambda: net.cost_and_gradient(Xd, Yd, 1.0), repeats)
+        theirs = _time(lambda: reference.cost_and_gradient(thetas, Xd, Yd, 1.0), repeats)
         rows.append((f"cost+gradient, {dtype}", "ms", ours, theirs))
     net = cb.Network(sizes, random_state=0)
     few = 50 if quick else 500         # the NumPy loop is slow: time a few samples
@@ -99,11 +116,11 @@ def _timings(rng, repeats, quick):
     # free, OpenBLAS would wake its thread pool for every 400 x 25 product).
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1, user_api="blas"):
-        ours = 1e3 / few * _median_ms(
-            lambda: net.cost_and_gradient(X[:few], Y[:few], 1.0, method="per_sample"), repeats)
-        theirs = 1e3 / few * _median_ms(
+        ours = _time(lambda: net.cost_and_gradient(X[:few], Y[:few], 1.0, method="per_sample"),
+                     repeats, 1e3 / few)
+        theirs = _time(
             lambda: reference.cost_and_gradient_loop(net.thetas, X[:few], Y[:few], 1.0),
-            min(repeats, 3))
+            min(repeats, 3), 1e3 / few)
     rows.append(("per-sample loop, float64", "us a sample", ours, theirs))
     return m, rows
 
@@ -112,13 +129,19 @@ def cmd_bench(args):
     rng = np.random.default_rng(args.seed)
     repeats = args.repeats or (3 if args.quick else 7)
     m, rows = _timings(rng, repeats, args.quick)
-    out(f"cbackprop {cb.__version__} against the NumPy reference (cbackprop.reference), "
-        f"{m} x 400 -> 25 -> 10, lambda 1, median of {repeats}:")
-    out(f"  {'':<26} {'cbackprop':>12} {'NumPy':>12} {'speed-up':>9}")
+    out(f"cbackprop {cb.__version__} (build {BUILD}, {default_threads()} threads) against the "
+        f"NumPy reference (cbackprop.reference), {m} x 400 -> 25 -> 10, lambda 1, median of "
+        f"{repeats} (+-: half the interquartile range):")
+    out(f"  {'':<26} {'cbackprop':>19} {'NumPy':>19} {'speed-up':>9}")
     for name, unit, ours, theirs in rows:
         short = unit.split()[0]
-        out(f"  {name:<26} {ours:>9.3g} {short:<2} {theirs:>9.3g} {short:<2} "
-            f"{theirs / ours:>8.1f}x")
+        out(f"  {name:<26} {ours.median:>9.3g} {short:<2} +-{ours.spread:>3.0f}% "
+            f"{theirs.median:>9.3g} {short:<2} +-{theirs.spread:>3.0f}% "
+            f"{theirs.median / ours.median:>8.1f}x")
+    noisy = max(t.spread for _, _, *pair in rows for t in pair)
     out("  NumPy: the reference's vectorized cost_and_gradient and its per-sample loop, on the "
         "same BLAS;\n  the per-sample rows run on one BLAS thread, the others on all cores.")
+    if noisy > 25:
+        out(f"  The timings spread by up to {noisy:.0f}%: the machine is busy, and the speed-ups "
+            "may change from run to run (more --repeats, or a quieter machine).")
     return 0

@@ -6,9 +6,10 @@ import os
 
 import numpy as np
 
-from cbackprop.cli.report import CLIError, shortened
+from cbackprop.cli.report import CLIError, note, shortened
 
 MAX_CLASSES_INFERRED = 20          # an integer target with at most this many values is labels
+INDEX_NAMES = ("", "Unnamed: 0")   # pandas' to_csv writes its index under '', read_csv names it
 
 
 class Data:
@@ -144,6 +145,10 @@ def _csv_column(path, header, name, what, positions=None):
     positions = _positions(header) if positions is None else positions
     if name in positions:
         return positions[name]
+    if name.startswith("Unnamed: ") and name[9:].isdigit():      # pandas' name of a '' column
+        j = int(name[9:])
+        if j < len(header) and header[j] == "":
+            return j
     try:
         index = int(name)
     except (TypeError, ValueError):
@@ -172,11 +177,35 @@ def _csv_features(path, cells, names, lines):
     return _finite_matrix(path, X, names, lines)
 
 
+def _integers(cells):
+    """The cells as int64 if every one is an integer, else None: labels beyond 2**53 stay
+    exact (as floats, 2**53 + 1 would become 2**53 and merge two classes)."""
+    try:
+        return np.array(cells).astype(np.int64)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _index_column(path, header, rows, target):
+    """Whether the first column is pandas' index (df.to_csv without index=False): unnamed,
+    not the target, and holding increasing integers from 0 (0..n-1 unless rows were
+    filtered out)."""
+    if header[0] not in INDEX_NAMES or target == 0 or len(header) < 2:
+        return False
+    values = _integers([row[0].strip() for row in rows])
+    return (values is not None and values[0] >= 0
+            and bool(np.all(np.diff(values) > 0)))
+
+
 def _csv_target(path, raw, name, lines):
-    """The target column: numbers as float64 when every cell is one, else text labels."""
+    """The target column: integers as int64 and other numbers as float64 when every cell
+    is one, else text labels."""
     for r, cell in enumerate(raw):
         if not cell:
             raise CLIError(f"{path}: line {lines[r]}: the target {name!r} is missing")
+    y = _integers(raw)
+    if y is not None:
+        return y
     try:
         y = np.array(raw, dtype=np.float64)
     except ValueError:
@@ -202,6 +231,11 @@ def _read_csv(path, target, features, drop, need_target):
         cols = [positions[n] for n in features]
     else:
         dropped = {_csv_column(path, header, n, "--drop", positions) for n in drop}
+        if 0 not in dropped and _index_column(path, header, rows, t):
+            dropped.add(0)
+            note(f"{path}: the first column (named {header[0]!r}, integers from "
+                 f"{rows[0][0].strip()} up) looks like pandas' index: left out of the features "
+                 "(to keep it, give it a name in the header; df.to_csv(index=False) writes none)")
         cols = [j for j in range(len(header)) if j != t and j not in dropped]
         if not cols:
             raise CLIError(f"{path}: no feature columns left besides the target")
@@ -244,7 +278,7 @@ def _read_npy(path, target, need_target):
         raise CLIError(f"{path}: no column {t}; the array has {n_cols} columns")
     t %= n_cols
     X = np.delete(arr, t, axis=1).astype(np.float64)
-    y = arr[:, t].astype(np.float64)
+    y = arr[:, t] if arr.dtype.kind in "biu" else arr[:, t].astype(np.float64)   # ints exact
     _finite_matrix(path, np.column_stack([X, y]), None)
     return Data(path, X, y, None, t, "npy", n_cols)
 

@@ -33,7 +33,8 @@ def _model_data(net, args, need_target):
     if target is None and same_kind and (need_target or kind == "csv"):
         target = info.get("target")          # the column the model was trained to predict
     if kind == "csv":
-        features = info.get("features") if same_kind else None
+        # a saved estimator's feature_names_in_ (no data_format) are CSV column names too
+        features = info.get("features") if same_kind or "data_format" not in info else None
         if target is not None and not need_target and features:
             target = None                    # found by name; a target column is not needed
         data = read_data(args.data, target, need_target=need_target, features=features)
@@ -174,6 +175,9 @@ def cmd_inspect(args):
     sizes = net.layer_sizes
     out(f"{args.model}: cbackprop model, format version {meta['format_version']}, written by "
         f"cbackprop {meta.get('cbackprop_version', '?')} on {meta.get('created', '?')}")
+    if isinstance(meta.get("estimator"), dict):
+        out(f"saved from: a scikit-learn {meta['estimator']['class']} (cbackprop.sklearn.load "
+            "gives it back)")
     acts = ", ".join(net.activation) if net.activation else "none"
     out(f"network: {' -> '.join(map(str, sizes))} ({len(sizes) - 2} hidden layer"
         f"{'s' if len(sizes) != 3 else ''}: {acts}; output {net.output}; loss {net.loss}; "

@@ -2,6 +2,8 @@
 fit's options in one place (add_fit_arguments), and the argparse value types, whose
 messages argparse reports as usage errors (exit status 2)."""
 import argparse
+import difflib
+import re
 
 import cbackprop as cb
 from cbackprop import _validation as v, options
@@ -45,8 +47,52 @@ def hidden_sizes(text):
     return sizes
 
 
+def _suggestion(word, known):
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def hidden_activations(text):
+    """'relu' or one name a hidden layer, 'relu,tanh': checked here, so that a typo is a
+    usage error (exit status 2) before anything runs."""
+    names = [a.strip() for a in text.split(",")]
+    for name in names:
+        if name not in v.HIDDEN_ACTIVATIONS:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {name!r}{_suggestion(name, v.HIDDEN_ACTIVATIONS)}; choose "
+                f"from {', '.join(v.HIDDEN_ACTIVATIONS)} (or one a hidden layer: relu,tanh)")
+    return names[0] if len(names) == 1 else names
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose unknown options are reported by the command they were given
+    to, with the closest option it has ('--epoch': did you mean --epochs?). Python 3.14's
+    suggest_on_error does this for choices only, and not before 3.14."""
+
+    commands = {}                     # the root's subcommands, by name (build_parser)
+
+    def error(self, message):
+        """argparse's usage error, with the closest choice to a mistyped one."""
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad and "did you mean" not in message:
+            message += _suggestion(bad.group(1), re.findall(r"'([^']*)'", bad.group(2)))
+        super().error(message)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self.commands.get(getattr(parsed, "command", None), self)
+            flags = [f for a in command._actions for f in a.option_strings]
+            unknown = next((e for e in extra if e.startswith("-")), extra[0])
+            hint = _suggestion(unknown.split("=")[0], flags) if unknown.startswith("-") else ""
+            command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+        return parsed
+
+
 def column_names(text):
-    """'a, b,c' as ['a', 'b', 'c']."""
+    """'a, b,c' as ['a', 'b', 'c']; '' alone as [''], the unnamed column (pandas' index)."""
+    if not text.strip():
+        return [""]
     return [c.strip() for c in text.split(",") if c.strip()]
 
 
@@ -67,14 +113,18 @@ def _checked_by(option, convert):
     return parse
 
 
-# The command line's own defaults where they differ from fit's (a shorter run, the course's
-# regularization, a fixed seed so that the same command gives the same model).
+# The command line's defaults: Network.fit's (SAME) where they suit a CSV too, its own where
+# they differ on purpose (README.md, "Defaults"): the course's regularization; a larger step,
+# as a small CSV makes few steps an epoch; a validation score to report; a fixed seed, so that
+# the same command gives the same model.
+SAME = object()
 FIT_FLAGS = {            # option: (argparse type, default, what the default says)
-    "solver": (None, "adam", "default adam"),
-    "epochs": (int, 100, "default 100"),
-    "lam": (float, 1.0, "default 1"),
-    "learning_rate": (float, None, "default 0.01 (adam, sgd), 0.1 (online)"),
-    "batch_size": (int, 32, "default 32"),
+    "solver": (None, SAME, None),
+    "epochs": (int, SAME, None),
+    "lam": (float, 1.0, "default 1, the course's; Network.fit's is 0"),
+    "learning_rate": (float, None, "default 0.01 (adam, sgd), 0.1 (online); Network.fit's is "
+                                   "0.001"),
+    "batch_size": (int, SAME, None),
     "validation_fraction": (float, None, "default 0.1 from 100 rows"),
     "early_stopping": (None, False, None),
     "random_state": (int, 0, "default 0"),
@@ -86,6 +136,8 @@ def add_fit_arguments(parser):
     the same names (with dashes), checks and help; and the network's dtype."""
     for name, (convert, default, shown) in FIT_FLAGS.items():
         option = options.BY_NAME[name]
+        if default is SAME:
+            default, shown = option.default, f"default {option.default}, as Network.fit"
         flag = "--" + name.replace("_", "-")
         text = (option.brief or option.help) + (f" ({shown})" if shown else "")
         if isinstance(option.default, bool):
@@ -104,6 +156,7 @@ def _add_command(commands, name, run, debug, **texts):
     """A subcommand that takes --debug after its name too and runs run(args)."""
     p = commands.add_parser(name, parents=[debug], allow_abbrev=False, **texts)
     p.set_defaults(func=run)
+    commands.registry[name] = p               # for Parser.parse_args's suggestions
     return p
 
 
@@ -120,14 +173,16 @@ def build_parser():
     debug = argparse.ArgumentParser(add_help=False)
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the traceback of an error")
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG, allow_abbrev=False,
         description="Backpropagation for fully connected networks, compiled (cbackprop).",
         epilog="Run 'cbackprop COMMAND -h' for a command's options. Exit status: 0 success, "
                "1 data or model error, 2 usage error.")
     parser.add_argument("--version", action="version", version=f"cbackprop {cb.__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=Parser)
+    commands.registry = parser.commands = {}
 
     p = _add_command(commands, "demo", demo.cmd_demo, debug,
                      help="train on scikit-learn's digits, time it against NumPy, plot it",
@@ -152,14 +207,17 @@ def build_parser():
     p.add_argument("--target", metavar="COLUMN",
                    help="the column to predict: a CSV column name (or index), a .npy column "
                         "index (default -1), a .npz array name (default y)")
-    p.add_argument("--drop", metavar="COLUMNS", default="", type=column_names,
-                   help="CSV columns to leave out of the features (comma-separated)")
+    p.add_argument("--drop", metavar="COLUMNS", default=[], type=column_names,
+                   help="CSV columns to leave out of the features, comma-separated: names "
+                        "(as in the header; '' or 'Unnamed: 0' for an unnamed one) or 0-based "
+                        "indices. An unnamed first column of increasing integers (pandas' "
+                        "index, from df.to_csv) is left out on its own, with a note")
     p.add_argument("--task", choices=tuple(train.TASKS), default="auto",
                    help="auto (default): classify text or integer targets with at most "
                         f"{MAX_CLASSES_INFERRED} values, else regress")
     p.add_argument("--hidden", type=hidden_sizes, default=[25],
                    help="hidden layer sizes, e.g. 25 or 25,25 (default 25; 'none' for none)")
-    p.add_argument("--activation", default="sigmoid",
+    p.add_argument("--activation", default="sigmoid", type=hidden_activations,
                    help="hidden activation: sigmoid (default), tanh, relu, or one per layer "
                         "(relu,tanh)")
     p.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity"), default="auto",
@@ -169,7 +227,8 @@ def build_parser():
                    help="feature scaling, saved with the model (default standard)")
     add_fit_arguments(p)
     p.add_argument("--out", default="model.cbp", help="model file to write (default model.cbp)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (warnings, and why training stopped, still show)")
 
     p = _add_model_command(commands, "predict", model.cmd_predict, debug,
                            help="predict with a model file; CSV on stdout or --out",
@@ -194,12 +253,23 @@ def build_parser():
 
     p = _add_command(commands, "check", compare.cmd_check, debug,
                      help="check the compiled gradients against the reference and finite "
-                          "differences")
-    p.add_argument("--seed", type=int, default=0)
+                          "differences",
+                     description="Check this installation's compiled core: the course's "
+                                 "gradient check (3-5-3 network, debug weights) against the "
+                                 "NumPy reference and central finite differences, then every "
+                                 "activation x output x loss on random shapes, in float64 and "
+                                 "float32. Exit status 1 if any disagrees.")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random shapes (default 0)")
 
     p = _add_command(commands, "bench", compare.cmd_bench, debug,
-                     help="time the compiled core against the NumPy reference")
+                     help="time the compiled core against the NumPy reference",
+                     description="Time the cost and gradient of the course's 400-25-10 "
+                                 "network (float64, float32) and the per-sample loop, "
+                                 "cbackprop against the NumPy reference on this machine: "
+                                 "medians with their spread, the build the processor runs "
+                                 "(baseline, avx2, avx512) and the threads. Busy machines "
+                                 "give noisy numbers; benchmarks/run.py is the full suite.")
     p.add_argument("--quick", action="store_true", help="smaller and fewer runs")
     p.add_argument("--repeats", type=positive_int, help="timing repeats (default 7, quick 3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data (default 0)")
     return parser

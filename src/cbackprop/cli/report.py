@@ -74,6 +74,12 @@ def one_line(exc):
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def note(text):
+    """Something the user should know that is neither output nor a problem: on stderr, so
+    that predictions on stdout stay clean."""
+    print(f"{PROG}: note: {' '.join(str(text).split())}", file=sys.stderr, flush=True)
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None):
     """warnings.showwarning for the command line: one line, no source location."""
     print(f"{PROG}: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)

@@ -2,6 +2,7 @@
 feature scaling, and for regression the target's standardization folded into it."""
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -86,13 +87,48 @@ def _training_line(args, n_train, val, rate):
     return line
 
 
+def _baseline(task, y):
+    """The training score of a model that learned nothing: the largest class's share
+    (always predicting it), or R^2 = 0 (always predicting the mean)."""
+    if task == "regression":
+        return 0.0
+    return float(np.unique(y, return_counts=True)[1].max() / len(y))
+
+
+def _why_stopped(args, net, caught, learned):
+    """One line: why training stopped (diverging, converged, out of epochs, early
+    stopping, interrupted), and a ConvergenceWarning where it did not end well. Warnings
+    go to stderr, --quiet or not."""
+    unit = iteration_unit(args.solver)
+    losses = net.history_["loss"]
+    if any(issubclass(w.category, cb.TrainingInterrupted) for w in caught):
+        return "stopped: interrupted (Ctrl-C); the parameters reached are saved"
+    out_of_epochs = net.n_iter_ >= args.epochs
+    # a cost that rose, or one that settled without learning anything, is a step too large
+    if (len(losses) > 1 and losses[-1] > losses[0]) or (not learned and not out_of_epochs):
+        warnings.warn(f"training diverged or learned nothing: the cost went from "
+                      f"{losses[0]:.4g} to {losses[-1]:.4g} and the training score is no "
+                      "better than always predicting the most frequent class (or the mean); "
+                      "try a smaller --learning-rate, a smaller --lam or another --solver",
+                      cb.ConvergenceWarning)
+        return f"stopped after {net.n_iter_} {unit}: diverging (the model learned nothing)"
+    if out_of_epochs:
+        return (f"stopped: out of {unit} ({args.epochs}) before converging; more --epochs "
+                "may help" + ("" if learned else " (it has learned nothing yet)"))
+    if args.early_stopping:
+        best = int(np.argmax(net.history_["val_score"])) + 1
+        return (f"stopped early: the validation score stopped improving; the parameters of "
+                f"epoch {best} (the best) are saved")
+    return f"stopped after {net.n_iter_} {unit}: converged (the cost stopped improving)"
+
+
 def cmd_train(args):
     check_writable(args.out)
     data = read_data(args.data, args.target, need_target=True, drop=args.drop)
     X = data.X
     task, y, classes = _task_and_target(args, data)
     n_out, output, loss = _architecture(args, task, len(classes))
-    activation = args.activation.split(",") if "," in args.activation else args.activation
+    activation = args.activation               # a name, or one a hidden layer (the parser's)
     seed = args.random_state
     net = cb.Network([X.shape[1]] + args.hidden + [n_out], activation=activation,
                      output=output, loss=loss, dtype=args.dtype, random_state=seed)
@@ -108,11 +144,15 @@ def cmd_train(args):
     out(f"network: {net!r}, {net.params.size} parameters")
     out(_training_line(args, len(train), val, rate))
     t0 = time.perf_counter()
-    net.fit(Xs[train], y_fit[train], solver=args.solver, lam=args.lam, epochs=args.epochs,
-            batch_size=args.batch_size, learning_rate=rate, random_state=seed,
-            validation_data=(Xs[val], y_fit[val]) if val is not None else None,
-            early_stopping=args.early_stopping, verbose=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:   # shown below, after the bar
+        warnings.simplefilter("always")
+        net.fit(Xs[train], y_fit[train], solver=args.solver, lam=args.lam, epochs=args.epochs,
+                batch_size=args.batch_size, learning_rate=rate, random_state=seed,
+                validation_data=(Xs[val], y_fit[val]) if val is not None else None,
+                early_stopping=args.early_stopping, verbose=not args.quiet)
     seconds = time.perf_counter() - t0
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if target_scaler is not None:
         target_scaler.fold_into(net)
 
@@ -127,6 +167,8 @@ def cmd_train(args):
         summary["validation_score"] = net.score(Xs[val], y[val])
         scores += f", validation {score_name} {score_text(summary['validation_score'], task)}"
     out(scores)
+    learned = summary["train_score"] > _baseline(task, y[train]) + 1e-9
+    out(_why_stopped(args, net, caught, learned))
     if task == "regression":
         rmse = float(np.sqrt(np.mean((net.predict(Xs[train]) - y[train]) ** 2)))
         out(f"training RMSE {rmse:.6g}")

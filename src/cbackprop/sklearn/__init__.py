@@ -14,5 +14,12 @@ except ImportError as exc:                  # pragma: no cover - exercised in a 
 
 from cbackprop.sklearn._base import ConvergenceWarning
 from cbackprop.sklearn._estimators import BackpropClassifier, BackpropRegressor
+from cbackprop.sklearn import _persist
 
-__all__ = ["BackpropClassifier", "BackpropRegressor", "ConvergenceWarning"]
+__all__ = ["BackpropClassifier", "BackpropRegressor", "ConvergenceWarning", "load"]
+
+
+def load(path):
+    """The estimator a model file holds (saved by ``clf.save`` or ``reg.save``), whichever
+    of the two it is. ``cbackprop.load`` reads the same file as a Network."""
+    return _persist.load(path, {c.__name__: c for c in (BackpropClassifier, BackpropRegressor)})

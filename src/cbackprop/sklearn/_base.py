@@ -12,10 +12,11 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 import numpy as np
 
-from cbackprop import training, _validation as v
+from cbackprop import modelfile, training, _validation as v
 from cbackprop._core.threads import default_threads
 from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
+from cbackprop.sklearn import _persist
 
 try:                                         # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -321,6 +322,26 @@ class _BaseBackprop(BaseEstimator):
         self.n_outputs_ = net.layer_sizes[-1]
         self.n_layers_ = len(net.layer_sizes)
         self.out_activation_ = OUT_NAMES[output]
+
+    # ------------------------------------------------------------- model files
+
+    def save(self, path):
+        """Write a model file (cbackprop.modelfile: plain arrays and JSON, no pickle): the
+        network, the parameters, classes_, feature_names_in_ and the fitted attributes.
+        ``type(self).load(path)`` gives the estimator back; ``cbackprop.load(path)`` its
+        Network (the same predictions). Returns path."""
+        check_is_fitted(self)
+        return modelfile.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """The estimator of a model file written by ``save``: its parameters, classes_,
+        feature_names_in_, loss_curve_, n_iter_, ... and network_, bit for bit. Raises
+        cbackprop.ModelFileError for anything else (a Network's file included)."""
+        return _persist.load(path, {cls.__name__: cls}, expected=cls)
+
+    def _model_file_state(self):
+        return _persist.file_state(self)
 
     def _forward(self, X):
         check_is_fitted(self)
