@@ -514,3 +514,91 @@ def test_any_array_with_a_shape_and_row_slicing_is_read_in_blocks():
     net.fit(lazy, y, solver="lbfgs", max_iter=8, block_rows=200)
     np.testing.assert_allclose(net.params, ref.params, atol=1e-9, rtol=0)
     assert lazy.reads >= 6 * 2                 # the first pass, then a pass an evaluation
+
+
+def test_the_estimators_fit_and_predict_dask_collections(client):
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    from cbackprop.sklearn import BackpropClassifier, BackpropRegressor
+
+    X, y = data()
+    labels = np.array(["cat", "dog", "emu"])[y]
+    kw = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=30, random_state=0)
+    a = BackpropClassifier(**kw).fit(X, labels)
+    frame = dd.from_pandas(pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), npartitions=4)
+    b = BackpropClassifier(**kw).fit(frame, dd.from_pandas(pd.Series(labels), npartitions=4))
+    np.testing.assert_allclose(b.network_.params, a.network_.params, atol=1e-9, rtol=0)
+    assert list(b.classes_) == ["cat", "dog", "emu"] and list(b.feature_names_in_)[0] == "f0"
+    pred = b.predict(frame)
+    assert isinstance(pred, da.Array)
+    np.testing.assert_array_equal(pred.compute(), a.predict(X))
+    np.testing.assert_allclose(b.predict_proba(frame).compute(), a.predict_proba(X))
+    assert b.score(frame, labels) == pytest.approx(a.score(X, labels))
+    with pytest.raises(ValueError, match="early_stopping"):
+        BackpropClassifier(early_stopping=True).fit(*dask_data(X, y))
+
+    T = X[:, 0] * 2 + X[:, 1]
+    r1 = BackpropRegressor(**kw).fit(X, T)
+    r2 = BackpropRegressor(**kw).fit(dask_data(X, y)[0], da.from_array(T, chunks=300))
+    np.testing.assert_allclose(r2.network_.params, r1.network_.params, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(r2.predict(dask_data(X, y)[0]).compute(), r1.predict(X))
+
+
+# ------------------------------------------------------------------ the command line
+
+def cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.run([sys.executable, "-m", "cbackprop", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    folder = tmp_path_factory.mktemp("parts")
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(3):
+        X = rng.normal(size=(300, 4))
+        frame = pd.DataFrame(X, columns=list("abcd"))
+        frame["label"] = np.where(X[:, 0] + X[:, 1] > 0, "yes", "no")
+        frame.to_csv(folder / f"part-{k}.csv")            # with pandas' index column
+        frame.to_parquet(folder / f"part-{k}.parquet")
+        frames.append(frame)
+    pd.concat(frames).to_csv(folder / "all.csv", index=False)
+    return folder
+
+
+def test_train_on_csv_files_through_dask_equals_training_on_their_concatenation(parts):
+    common = ["--target", "label", "--solver", "lbfgs", "--epochs", "30",
+              "--validation-fraction", "0", "--quiet"]
+    spread = cli("train", "part-*.csv", *common, "--out", "spread.cbp", cwd=parts)
+    assert spread.returncode == 0, spread.stderr
+    assert "pandas' index" in spread.stderr
+    whole = cli("train", "all.csv", *common, "--out", "whole.cbp", cwd=parts)
+    assert whole.returncode == 0, whole.stderr
+    a, b = cb.load(parts / "spread.cbp"), cb.load(parts / "whole.cbp")
+    np.testing.assert_allclose(a.params, b.params, atol=1e-7, rtol=0)
+    assert a.info_["features"] == ["a", "b", "c", "d"] and a.info_["n_train"] == 900
+    predicted = cli("predict", "spread.cbp", "part-1.csv", cwd=parts)
+    assert predicted.returncode == 0, predicted.stderr
+    assert predicted.stdout.splitlines()[0] == "prediction"
+
+
+def test_train_on_parquet_with_dask_local_and_clear_errors(parts):
+    done = cli("train", "part-*.parquet", "--target", "label", "--solver", "rprop",
+               "--epochs", "10", "--dask", "local", "--quiet", "--out", "pq.cbp", cwd=parts)
+    assert done.returncode == 0, done.stderr
+    assert cb.load(parts / "pq.cbp").info_["data_format"] == "parquet"
+    evaluated = cli("evaluate", "pq.cbp", "all.csv", cwd=parts)
+    assert evaluated.returncode == 0 and "accuracy" in evaluated.stdout, evaluated.stderr
+    for args, message in [
+            (["nothing-*.csv", "--target", "label"], "no file matches"),
+            (["part-*.csv", "--target", "lable"], "'lable' is not a column"),
+            (["part-*.csv", "--target", "label", "--validation-fraction", "0.2"],
+             "--validation-fraction holds rows out"),
+            (["part-*.csv", "--target", "label", "--dask", f"tcp://127.0.0.1:{free_port()}"],
+             "could not reach the Dask scheduler")]:
+        failed = cli("train", *args, cwd=parts)
+        assert failed.returncode == 1 and message in failed.stderr, (args, failed.stderr)

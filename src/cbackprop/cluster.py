@@ -52,8 +52,10 @@ def _require():
 
 # ------------------------------------------------------------------ clients
 
-class _Connection:
-    """The client a fit uses, and the LocalCluster it started, if it did."""
+class Connection:
+    """The client to use: `spec` a distributed.Client, a scheduler's address, 'local' (a
+    LocalCluster started here) or None (the current client, else a LocalCluster); close()
+    closes what it started."""
 
     def __init__(self, spec, verbose):
         import distributed
@@ -194,7 +196,7 @@ class DaskData:
         y = as_rows("y", y, X.chunks[0], ndim=(1, 2))
         w = as_rows("sample_weight", w, X.chunks[0], ndim=(1,))
         self.one_dimensional = y.ndim == 1
-        self.connection = _Connection(o["client"], o["verbose"])
+        self.connection = Connection(o["client"], o["verbose"])
         client = self.client = self.connection.client
         try:
             if classes is not None:
@@ -350,24 +352,46 @@ def _average(results, sizes, state):
 
 # ------------------------------------------------------------------ prediction
 
-def map_rows(net, X, method):
-    """net.<method>(X) over a Dask X's partitions, as a Dask array (computed in parallel
-    when asked for)."""
+def map_rows(model, X, method, n_features=None, dtype=None):
+    """model.<method>(X) over a Dask X's partitions, as a Dask array computed in parallel
+    when asked for. model: a Network (n_features, dtype: its own) or an estimator. The
+    partitions of a data frame reach the model as pandas frames, with their column names."""
     _require()
+    columns = list(X.columns) if hasattr(X, "columns") else None
     X = as_rows("X", X, ndim=(2,))
-    if X.shape[1] != net.layer_sizes[0]:
-        raise ValueError(f"X has {X.shape[1]} features, the network expects {net.layer_sizes[0]}")
-    sample = getattr(net, method)(np.zeros((1, X.shape[1]), dtype=net.dtype))
+    n_features = model.layer_sizes[0] if n_features is None else n_features
+    dtype = model.dtype if dtype is None else dtype
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, the model expects {n_features}")
+    sample = _apply(np.zeros((1, n_features), dtype=dtype), model, method, columns)
     if sample.ndim == 1:
-        return X.map_blocks(_apply, net, method, drop_axis=1, dtype=sample.dtype,
+        return X.map_blocks(_apply, model, method, columns, drop_axis=1, dtype=sample.dtype,
                             meta=np.empty((0,), sample.dtype))
-    return X.map_blocks(_apply, net, method, chunks=(X.chunks[0], (sample.shape[1],)),
-                        dtype=sample.dtype, meta=np.empty((0, 0), sample.dtype))
+    return X.map_blocks(_apply, model, method, columns,
+                        chunks=(X.chunks[0], (sample.shape[1],)), dtype=sample.dtype,
+                        meta=np.empty((0, 0), sample.dtype))
 
 
-def _apply(block, net, method):
-    return getattr(net, method)(block)
+def _apply(block, model, method, columns=None):
+    if columns is not None:
+        import pandas as pd
+        block = pd.DataFrame(block, columns=columns)
+    return np.asarray(getattr(model, method)(block))
 
+
+def unique_labels(y):
+    """The distinct labels of a Dask y, from each partition's."""
+    import dask
+
+    _require()
+    found = dask.compute(*[dask.delayed(_labels)(b) for b in _partition_list(y)])
+    return np.unique(np.concatenate(found))
+
+
+def label_indices(y, classes):
+    """A Dask y's labels as their positions in classes (every label among them: checked
+    before, by the caller's look at unique_labels)."""
+    return y.map_blocks(lambda b: np.searchsorted(classes, b), dtype=np.intp)
 
 
 def cost_and_gradient(net, X, y, lam=0.0, sample_weight=None, client=None):

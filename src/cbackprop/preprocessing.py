@@ -30,12 +30,14 @@ class Scaler:
 
     @classmethod
     def fit(cls, X, kind="standard"):
-        X = np.asarray(X, dtype=np.float64)
+        """The scaler of X's columns; a Dask X's statistics are computed where it lies."""
+        X = _as_float(X)
         if kind == "standard":
-            offset, scale = X.mean(axis=0), X.std(axis=0)
+            offset, scale = _computed(X.mean(axis=0), X.std(axis=0))
         else:
             v.check_option("scale", kind, SCALERS)
-            offset, scale = X.min(axis=0), X.max(axis=0) - X.min(axis=0)
+            offset, high = _computed(X.min(axis=0), X.max(axis=0))
+            scale = high - offset
         return cls(kind, offset, np.where(scale > 0, scale, 1.0))
 
     @property
@@ -43,7 +45,7 @@ class Scaler:
         return self.offset.shape[0]
 
     def transform(self, X):
-        X = np.asarray(X, dtype=np.float64)
+        X = _as_float(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"the scaler expects {self.n_features} feature columns; "
                              f"got shape {X.shape}")
@@ -74,12 +76,12 @@ class TargetScaler:
     @classmethod
     def fit(cls, y):
         """The scaler of training targets y: 1-D (a value a sample) or 2-D (a column an output)."""
-        y = np.asarray(y, dtype=np.float64)
+        y = _as_float(y)
         if y.ndim not in (1, 2) or y.shape[0] == 0:
             raise ValueError(f"y must be a non-empty 1-D or 2-D array of values; "
                              f"got shape {y.shape}")
-        std = y.std(axis=0)
-        return cls(y.mean(axis=0), np.where(std > 0, std, 1.0))
+        mean, std = _computed(y.mean(axis=0), y.std(axis=0))
+        return cls(mean, np.where(std > 0, std, 1.0))
 
     @property
     def n_outputs(self):
@@ -87,7 +89,7 @@ class TargetScaler:
 
     def transform(self, y):
         """The standardized targets, in y's shape."""
-        y = np.asarray(y, dtype=np.float64)
+        y = _as_float(y)
         one_value = y.ndim == 1 and self.n_outputs == 1
         if not (one_value or (y.ndim == 2 and y.shape[1] == self.n_outputs)):
             raise ValueError(f"the target scaler expects {self.n_outputs} value(s) a sample; "
@@ -108,3 +110,20 @@ class TargetScaler:
 
     def __repr__(self):
         return f"TargetScaler({self.n_outputs} output{'s' if self.n_outputs != 1 else ''})"
+
+
+def _is_dask(a):
+    return type(a).__module__.split(".")[0] == "dask"
+
+
+def _as_float(a):
+    """a as float64: a NumPy array, or a Dask array left lazy (scaled where it lies)."""
+    return a.astype(np.float64) if _is_dask(a) else np.asarray(a, dtype=np.float64)
+
+
+def _computed(*arrays):
+    """NumPy arrays of the given ones, Dask's computed in one pass."""
+    if any(_is_dask(a) for a in arrays):
+        import dask
+        arrays = dask.compute(*arrays)
+    return tuple(np.asarray(a, dtype=np.float64) for a in arrays)

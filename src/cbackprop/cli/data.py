@@ -20,6 +20,12 @@ class Data:
         self.features, self.target = features, target     # names (CSV) or None; name/index
         self.kind, self.n_columns = kind, n_columns
 
+    def distinct(self):
+        """What tells the task and the classes: y itself, or the distinct values of a Dask
+        y (computed where its partitions are)."""
+        from cbackprop import cluster
+        return cluster.unique_labels(self.y) if cluster.is_dask(self.y) else self.y
+
 
 def data_kind(path):
     """'npy', 'npz' or 'csv' (every other name, .tsv included), by the file's suffix."""

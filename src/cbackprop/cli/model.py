@@ -28,7 +28,9 @@ def _model_data(net, args, need_target):
     info = net.info_ or {}
     n_features = net.layer_sizes[0]
     kind = data_kind(args.data)
-    same_kind = info.get("data_format") == kind
+    # columns by name: a model trained on CSV or Parquet files (through Dask) reads a CSV
+    same_kind = info.get("data_format") == kind or (
+        kind == "csv" and info.get("data_format") == "parquet")
     target = args.target
     if target is None and same_kind and (need_target or kind == "csv"):
         target = info.get("target")          # the column the model was trained to predict

@@ -226,6 +226,11 @@ def build_parser():
     p.add_argument("--scale", choices=("standard", "minmax", "none"), default="standard",
                    help="feature scaling, saved with the model (default standard)")
     add_fit_arguments(p)
+    p.add_argument("--dask", metavar="WHERE",
+                   help="train on a Dask cluster: 'local' (one started for the run) or a "
+                        "scheduler's address (tcp://HOST:8786). DATA given as a glob pattern "
+                        "('data/part-*.csv') or Parquet is read through Dask either way "
+                        "(pip install 'cbackprop[dask]')")
     p.add_argument("--out", default="model.cbp", help="model file to write (default model.cbp)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar (warnings, and why training stopped, still show)")

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 
 import cbackprop as cb
-from cbackprop import _targets
+from cbackprop import _targets, cluster
+from cbackprop.cli import dask_files
 from cbackprop.cli.data import as_labels, check_writable, infer_task, read_data
 from cbackprop.cli.report import CLIError, iteration_unit, out, score_text, shortened
 from cbackprop.preprocessing import Scaler, TargetScaler
@@ -20,7 +21,8 @@ def _task_and_target(args, data):
     """(task, y as the fit takes it, classes), the task line printed."""
     task = TASKS[args.task]
     inferred = task is None
-    task = task or infer_task(data.y)
+    distinct = data.distinct()
+    task = task or infer_task(distinct)
     if task == "regression" and data.y.dtype.kind not in "biuf":
         raise CLIError(f"{data.path}: the target {data.target!r} holds text, which a regression "
                        "cannot predict (use --task classify)")
@@ -29,8 +31,9 @@ def _task_and_target(args, data):
         how = " (inferred; --task classify to override)" if inferred else ""
         out(f"task: regression of {target_name}{how}")
         return task, data.y.astype(np.float64), np.array([])
-    y = as_labels(data.y)
-    classes = np.unique(y)
+    labels = as_labels(distinct)
+    y = data.y if labels.dtype == distinct.dtype else data.y.astype(labels.dtype)
+    classes = np.unique(labels)
     if len(classes) < 2:
         raise CLIError(f"{data.path}: the target {target_name} has a single value "
                        f"({classes.tolist()[0]!r}); a classifier needs at least 2 classes")
@@ -58,8 +61,17 @@ def _architecture(args, task, n_classes):
 
 
 def _validation_split(args, y, task):
-    """Indices (train, validation or None): stratified for labels (as fit's own split)."""
+    """Indices (train, validation or None): stratified for labels (as fit's own split).
+    On Dask data: every row trains (slice(None)); a validation split is refused."""
     fraction = args.validation_fraction
+    if cluster.is_dask(y):
+        if fraction:
+            raise CLIError("--validation-fraction holds rows out in memory: not with data "
+                           "read through Dask (train on every row, evaluate on other files)")
+        if args.early_stopping:
+            raise CLIError("--early-stopping needs a validation split: not with data read "
+                           "through Dask")
+        return slice(None), None
     if fraction is None:
         fraction = 0.1 if len(y) >= 100 else 0.0
     if args.early_stopping and fraction == 0:
@@ -92,6 +104,7 @@ def _baseline(task, y):
     (always predicting it), or R^2 = 0 (always predicting the mean)."""
     if task == "regression":
         return 0.0
+    y = np.asarray(y)                          # a Dask y's labels come to the client here
     return float(np.unique(y, return_counts=True)[1].max() / len(y))
 
 
@@ -124,7 +137,17 @@ def _why_stopped(args, net, caught, learned):
 
 def cmd_train(args):
     check_writable(args.out)
-    data = read_data(args.data, args.target, need_target=True, drop=args.drop)
+    if dask_files.wanted(args.data, args.dask):
+        data = dask_files.read(args.data, args.target, args.drop)
+        connection = cluster.Connection(args.dask, verbose=False)   # fit says where
+        try:
+            return _train(args, data, connection.client)
+        finally:
+            connection.close()
+    return _train(args, read_data(args.data, args.target, need_target=True, drop=args.drop))
+
+
+def _train(args, data, client=None):
     X = data.X
     task, y, classes = _task_and_target(args, data)
     n_out, output, loss = _architecture(args, task, len(classes))
@@ -142,14 +165,16 @@ def cmd_train(args):
     y_fit = target_scaler.transform(y) if target_scaler is not None else y
     rate = args.learning_rate or DEFAULT_RATES.get(args.solver, 0.01)
     out(f"network: {net!r}, {net.params.size} parameters")
-    out(_training_line(args, len(train), val, rate))
+    n_train = X.shape[0] if isinstance(train, slice) else len(train)
+    out(_training_line(args, n_train, val, rate))
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:   # shown below, after the bar
         warnings.simplefilter("always")
         net.fit(Xs[train], y_fit[train], solver=args.solver, lam=args.lam, epochs=args.epochs,
                 batch_size=args.batch_size, learning_rate=rate, random_state=seed,
                 validation_data=(Xs[val], y_fit[val]) if val is not None else None,
-                early_stopping=args.early_stopping, verbose=not args.quiet)
+                early_stopping=args.early_stopping, verbose=not args.quiet,
+                **({"client": client} if client is not None else {}))
     seconds = time.perf_counter() - t0
     for w in caught:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno)
@@ -181,7 +206,7 @@ def cmd_train(args):
         "features": data.features, "target": data.target, "task": task,
         "solver": args.solver, "lam": args.lam, "epochs": args.epochs,
         "learning_rate": rate, "batch_size": args.batch_size, "scale": args.scale,
-        "random_state": seed, "n_train": int(len(train)),
+        "random_state": seed, "n_train": int(n_train),
         "n_validation": int(len(val)) if val is not None else 0,
         "early_stopping": args.early_stopping,
         "target_scaling": ({"mean": float(target_scaler.mean[0]),

@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 import numpy as np
 
-from cbackprop import modelfile, training, _validation as v
+from cbackprop import cluster, modelfile, training, _validation as v
 from cbackprop._core.threads import default_threads
 from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
@@ -220,15 +220,25 @@ class _BaseBackprop(BaseEstimator):
             X_dtype = (np.float64, np.float32) if dtype is None else dtype
         else:
             X_dtype = self.network_.dtype
-        X, y = _validate_data(self, X, y, reset=first, dtype=X_dtype, order="C",
-                              multi_output=True, y_numeric=not self._is_classifier)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+        if cluster.is_dask(X, y, sample_weight):
+            if early:
+                raise ValueError("early_stopping=True holds out rows in memory; on Dask data "
+                                 "train with early_stopping=False")
+            X, y, sample_weight, seen = self._dask_inputs(X, y, sample_weight, first)
+        else:
+            X, y = _validate_data(self, X, y, reset=first, dtype=X_dtype, order="C",
+                                  multi_output=True, y_numeric=not self._is_classifier)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
+            if sample_weight is not None:
+                sample_weight = _check_sample_weight(sample_weight, X)
+            seen = y
 
         targets, n_outputs, output, loss, train_classes, target_attrs = self._encode_targets(
-            y, first, incremental, classes)
+            seen, first, incremental, classes)
+        if seen is not y:              # Dask labels, checked through their distinct values
+            targets = cluster.label_indices(y, target_attrs.get("classes_", getattr(
+                self, "classes_", None)))
         hidden_act = HIDDEN[self.activation]
         sizes = [X.shape[1]] + hidden + [n_outputs]
         rs = check_random_state(self.random_state)
@@ -285,6 +295,37 @@ class _BaseBackprop(BaseEstimator):
         self.network_ = net
         self._record(net, first, early, n_train, output)
         return self
+
+    def _dask_inputs(self, X, y, sample_weight, first):
+        """(X, y, sample_weight, the labels to check): Dask collections with whole rows a
+        partition, X's width checked (the values are checked on the workers, partition by
+        partition, by cbackprop.cluster); a classifier's distinct labels, computed."""
+        columns = [str(c) for c in X.columns] if hasattr(X, "columns") else None
+        X = cluster.as_rows("X", X, ndim=(2,))
+        if first:
+            self.n_features_in_ = X.shape[1]
+            if columns is not None:
+                self.feature_names_in_ = np.asarray(columns, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        y = cluster.as_rows("y", y, X.chunks[0], ndim=(1, 2))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        sample_weight = cluster.as_rows("sample_weight", sample_weight, X.chunks[0], ndim=(1,))
+        if not self._is_classifier:
+            return X, y, sample_weight, y
+        if y.ndim != 1:
+            raise ValueError("multi-label y on Dask data is not supported by the estimators; "
+                             "train a cbackprop.Network on it (Network.fit takes Dask targets)")
+        return X, y, sample_weight, cluster.unique_labels(y)
+
+    def _on_dask(self, X, method):
+        """self.<method>(X) over the partitions of a Dask X: a Dask array."""
+        check_is_fitted(self)
+        return cluster.map_rows(self, X, method, self.n_features_in_, self.network_.dtype)
 
     def _early_stopping_split(self, X, Y, sample_weight, fraction, rs):
         """scikit-learn's early-stopping split: train_test_split with the same random state,

@@ -4,7 +4,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
-from cbackprop import _targets, _validation as v
+from cbackprop import _targets, _validation as v, cluster
 from cbackprop.sklearn._base import _BaseBackprop
 from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_PARAMS
 
@@ -154,12 +154,16 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of classes_;
         for multi-label y, each label's probability."""
+        if cluster.is_dask(X):
+            return self._on_dask(X, "predict_proba")
         h = self._forward(X)
         kind = _targets.MATRIX if self._multilabel else _targets.LABELS
         return _targets.probabilities(h, kind, self.network_.output)
 
     def predict_log_proba(self, X):
         """log(predict_proba(X))."""
+        if cluster.is_dask(X):
+            return self._on_dask(X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
@@ -169,6 +173,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         The rule of ``Network.predict``, model files and the command line (``_targets.decode``):
         one sigmoid unit (two classes) or a multi-label unit says 1 when ``h >= 0.5``, so a
         tie at exactly 0.5 goes to the second class (or label on); otherwise the argmax."""
+        if cluster.is_dask(X):
+            return self._on_dask(X, "predict")
         h = self._forward(X)
         kind = _targets.MATRIX if self._multilabel else _targets.LABELS
         pred = _targets.decode(h, None, kind, self.network_.output, False)
@@ -237,6 +243,8 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     def predict(self, X):
         """Predicted values, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
+        if cluster.is_dask(X):
+            return self._on_dask(X, "predict")
         h = self._forward(X)
         return h[:, 0] if h.shape[1] == 1 else h
 
