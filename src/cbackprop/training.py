@@ -222,7 +222,8 @@ def _run_online(run, n_epochs):
         rate = run.epoch_rate()
         total, done, status = core.online_epoch(layout, run.X, run.Y, run.w, params,
                                                 run.order(), rate * run.scale,
-                                                1.0 - rate * run.reg, run.check_every)
+                                                1.0 - rate * run.reg, run.check_every,
+                                                stop=run.flag)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -251,7 +252,7 @@ def _run_minibatch(run, n_epochs, state):
         rule.rate = run.epoch_rate()
         total, done, status = core.minibatch_epoch(
             layout, rule, moments, run.X, run.Y, run.w, params, run.order(), batch_size,
-            run.scale, run.reg, run.check_every)
+            run.scale, run.reg, run.check_every, stop=run.flag)
         state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
