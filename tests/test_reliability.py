@@ -574,6 +574,11 @@ def test_a_forked_child_runs_forward_single_threaded():
         def child(queue):
             h_child = net.forward(X)                     # hung here
             J_child = net.cost_and_gradient(X, Y, 0.1)[0]
+            # the core itself, asked for 2 threads, runs on one
+            h_core = core.forward(net._layout, X, net.params, np.empty_like(h), 256, 2)
+            g = np.zeros_like(net.params)
+            core.cost_grad(net._layout, X, Y, np.empty(0), net.params, g, 4000.0, 0.0, 256, 2)
+            np.testing.assert_array_equal(h_core, h_child)
             queue.put((core.forked_child(), net._row_plan(4000)[0], h_child, J_child))
 
         ctx = mp.get_context("fork")

@@ -11,7 +11,7 @@
 
 import os
 
-from cython.parallel cimport prange, parallel, threadid
+from cython.parallel cimport prange, threadid
 
 cdef bint _forked = False
 
