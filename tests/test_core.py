@@ -368,6 +368,32 @@ def test_a_loop_stops_for_its_own_flag_only():
                           stop=True)
 
 
+def test_the_main_fits_flag_stops_loops_in_the_main_thread_only():
+    """A fit in the main thread registers its flag (interrupt.graceful_interrupt): loops in
+    the main thread handed no flag obey it; loops in other threads never do."""
+    import threading
+    net, X, Y, order = _long_online()
+    empty = np.empty(0, X.dtype)
+    flag = core.StopFlag()
+    flag.request()
+    outer = core.set_main_fit_flag(flag)
+    try:
+        _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(),
+                                            order, 0.1, 0.999, 7)
+        assert (done, status) == (7, core.STATUS_INTERRUPTED)
+        results = []
+        worker = threading.Thread(target=lambda: results.append(core.online_epoch(
+            net._layout, X, Y, empty, net.params.copy(), order, 0.1, 0.999, 7)))
+        worker.start()
+        worker.join()
+        assert results[0][1:] == (400, core.STATUS_DONE)
+    finally:
+        assert core.set_main_fit_flag(outer) is flag
+    _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(), order,
+                                        0.1, 0.999, 7)
+    assert (done, status) == (400, core.STATUS_DONE)
+
+
 def test_request_stop_is_recorded_in_the_flag_of_the_fit_it_stopped():
     """core.request_stop() (for programs, never a signal) stops every loop; a loop that
     stops for it says so in its fit's flag, so that the fit warns it was interrupted."""

@@ -222,8 +222,7 @@ def _run_online(run, n_epochs):
         rate = run.epoch_rate()
         total, done, status = core.online_epoch(layout, run.X, run.Y, run.w, params,
                                                 run.order(), rate * run.scale,
-                                                1.0 - rate * run.reg, run.check_every,
-                                                stop=run.flag)
+                                                1.0 - rate * run.reg, run.check_every)
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)
         if done == 0:
@@ -252,7 +251,7 @@ def _run_minibatch(run, n_epochs, state):
         rule.rate = run.epoch_rate()
         total, done, status = core.minibatch_epoch(
             layout, rule, moments, run.X, run.Y, run.w, params, run.order(), batch_size,
-            run.scale, run.reg, run.check_every, stop=run.flag)
+            run.scale, run.reg, run.check_every)
         state["t"] = moments.t
         if status == core.STATUS_DIVERGED:
             run.diverged(np.nan)

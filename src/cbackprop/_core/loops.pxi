@@ -10,11 +10,12 @@
 #
 # Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
 # about a millisecond of work), in the main thread by taking the GIL briefly, and stops
-# before an update whose cost is not finite. A stop request belongs to one fit: each fit
-# hands its own StopFlag to the loops (interrupt.py: the SIGINT handler, installed in the
-# main thread only, sets the flag of the main thread's fit), so that a Ctrl-C never ends a
-# fit running in another thread. Like every entry point, each checks its buffers against
-# the Layout before any nogil code.
+# before an update whose cost is not finite. A stop request belongs to one fit: a fit's
+# StopFlag, handed to the loops (`stop`), or, for loops in the main thread that are handed
+# none, the flag of the main thread's fit (interrupt.py registers it: the SIGINT handler,
+# installed in the main thread only, sets it). A Ctrl-C never ends a fit running in
+# another thread. Like every entry point, each checks its buffers against the Layout before
+# any nogil code.
 
 import threading
 
@@ -66,6 +67,26 @@ cdef class StopFlag:
 
     def __repr__(self):
         return f"StopFlag(requested={self.value != 0})"
+
+
+cdef StopFlag _main_fit_flag = None     # the main thread's fit's, while it runs
+
+
+def set_main_fit_flag(StopFlag flag):
+    """Register the flag of the fit the main thread runs (None: none), which loops running
+    in the main thread without a flag of their own obey; returns the previous one (fits
+    nest: a callback may fit another network)."""
+    global _main_fit_flag
+    previous = _main_fit_flag
+    _main_fit_flag = flag
+    return previous
+
+
+cdef inline StopFlag _flag_for(StopFlag stop, bint main_thread):
+    """The flag a loop obeys: its own, else the main thread's fit's in the main thread."""
+    if stop is None and main_thread:
+        return _main_fit_flag
+    return stop
 
 
 def request_stop():
@@ -157,8 +178,9 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
-    stop: the fit's StopFlag (None: only request_stop's flag and, in the main thread, a
-    signal handler that raises stop the epoch).
+    stop: the fit's StopFlag (None: in the main thread, the main thread's fit's; besides
+    it, request_stop's flag and, in the main thread, a signal handler that raises stop the
+    epoch).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
     cdef const Net* net = &layout.net
@@ -186,6 +208,7 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
     cdef double total = 0, sample_loss
     cdef int status = DONE, why = GO_ON
     cdef bint main_thread = _in_main_thread()
+    stop = _flag_for(stop, main_thread)
     cdef volatile int* flag = _flag_of(stop)
     with nogil:
         _copy_thetas(net, &params[0], net.offsets, net.strides, theta, o.offsets, o.strides)
@@ -385,6 +408,7 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state,
     cdef int status = DONE, why = GO_ON
     cdef Py_ssize_t since_check = 0
     cdef bint main_thread = _in_main_thread()
+    stop = _flag_for(stop, main_thread)
     cdef volatile int* flag = _flag_of(stop)
     start = 0
     with nogil:
