@@ -21,6 +21,9 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
+_CORES_AT_IMPORT = usable_cores()
+
+
 def default_threads():
     """Cores this process may use (affinity-aware), at most 8, and no more than
     OMP_NUM_THREADS says (joblib sets it to 1 in its workers, so that jobs running
@@ -34,7 +37,11 @@ def default_threads():
 
 def capped_threads(n):
     """n threads, or the usable cores if n is more, with a warning saying so: each thread
-    beyond them only waits for a core (n_threads=10**6 started that many threads)."""
+    beyond them only waits for a core (n_threads=10**6 started that many threads). Called
+    every forward or gradient: n within the cores usable at import is taken at once (the
+    affinity asked anew costs a system call and a set of the cores)."""
+    if n <= _CORES_AT_IMPORT:
+        return int(n)
     cores = usable_cores()
     if n > cores:
         warnings.warn(f"n_threads={n} is more than the {cores} cores this process may use; "
