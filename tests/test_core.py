@@ -256,3 +256,181 @@ def test_fit_refuses_a_network_rebuilt_by_its_callback(solver, sizes):
                 callback=_rebuilding_callback(sizes))
     assert net.layer_sizes == sizes and net.params.size == net._layout.n_params
     net.fit(X, y, solver=solver, epochs=2, max_iter=2, batch_size=16)   # the new one trains
+
+
+# ------------------------------------------- rows past a C int (issue 12, item 3)
+
+BIG_M = 2 ** 31 + 8          # rows: more than a C int counts
+
+
+def _big_zeros(cols, dtype):
+    """(BIG_M, cols) zeros that cost no memory until written (untouched pages of an
+    anonymous mapping read as the shared zero page); a skip where the system refuses
+    so large a mapping."""
+    try:
+        return np.zeros((BIG_M, cols), dtype)
+    except MemoryError:
+        pytest.skip(f"this system refuses a {BIG_M * cols * np.dtype(dtype).itemsize / 2**30:.0f} "
+                    "GiB mapping, even untouched")
+
+
+@pytest.fixture(scope="module")
+def big_rows():
+    """X, Y of BIG_M rows for a [1, 1] network, zero but for four rows on both sides of
+    2**31 (and the first), and the same four rows as a small X, Y."""
+    X, Y = _big_zeros(1, np.float32), _big_zeros(1, np.float32)
+    rows = np.array([BIG_M - 1, 2 ** 31, 2 ** 31 - 1, 0, BIG_M - 8], dtype=np.intp)
+    X[rows, 0] = [4, 3, 2, 1, -1]
+    Y[rows, 0] = [2, 0, 1, 0, 1]
+    yield X, Y, rows, X[rows].copy(), Y[rows].copy()
+    del X, Y
+
+
+def _identity_net():
+    net = cb.Network([1, 1], output="identity", loss="squared_error", dtype="float32")
+    net.params = [0.25, 0.5]
+    return net
+
+
+def test_online_epoch_on_rows_past_a_c_int(big_rows):
+    """The epochs index rows in Py_ssize_t: the samples at 2**31 and after are the ones
+    trained on (X of 2**31 + 8 rows was refused before: 'at most 2147483647 a call')."""
+    X, Y, rows, Xs, Ys = big_rows
+    net = _identity_net()
+    empty = np.empty(0, np.float32)
+    big, small = net.params.copy(), net.params.copy()
+    got = core.online_epoch(net._layout, X, Y, empty, big, rows, 0.1, 0.99, 10)
+    expected = core.online_epoch(net._layout, Xs, Ys, empty, small,
+                                 np.arange(len(rows), dtype=np.intp), 0.1, 0.99, 10)
+    assert got == expected
+    np.testing.assert_array_equal(big, small)
+    assert not np.array_equal(big, net.params)
+
+
+def test_minibatch_epoch_on_rows_past_a_c_int(big_rows):
+    X, Y, rows, Xs, Ys = big_rows
+    net = _identity_net()
+    empty = np.empty(0, np.float32)
+    results = []
+    for data, order in [((X, Y), rows), ((Xs, Ys), np.arange(len(rows), dtype=np.intp))]:
+        params = net.params.copy()
+        state = core.StepState(np.zeros_like(params), np.zeros_like(params))
+        out = core.minibatch_epoch(net._layout, core.StepRule("adam", 0.01), state, *data,
+                                   empty, params, order, 2, 1.0, 0.1, 10)
+        results.append((out, params))
+    assert results[0][0] == results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_cost_grad_and_forward_take_more_rows_than_a_c_int(big_rows):
+    """The buffer checks no longer refuse X of 2**31 + 8 rows: with a Y of the wrong width
+    the error is about Y (before: 'X has 2147483656 rows; at most 2147483647 a call').
+    The whole pass over those rows: test_reliability.py's opt-in test."""
+    X, Y, *_ = big_rows
+    net = _identity_net()
+    with pytest.raises(ValueError, match="^Y has shape"):
+        core.cost_grad(net._layout, X, np.zeros((3, 1), np.float32), np.empty(0, np.float32),
+                       net.params, np.zeros(2, np.float32), float(BIG_M), 0.0, 256, 1)
+    with pytest.raises(ValueError, match="^out has shape"):
+        core.forward(net._layout, X, net.params, np.zeros((3, 1), np.float32), 256, 1)
+
+
+# ------------------------------------------------ one stop flag a fit (item 4)
+
+
+def _long_online(dtype="float64"):
+    rng = np.random.default_rng(0)
+    net = cb.Network([6, 5, 3], dtype=dtype, random_state=0)
+    X = rng.normal(size=(400, 6)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 400)]
+    return net, X, Y, np.arange(400, dtype=np.intp)
+
+
+def test_a_loop_stops_for_its_own_flag_only():
+    net, X, Y, order = _long_online()
+    empty = np.empty(0, X.dtype)
+    mine, other = core.StopFlag(), core.StopFlag()
+    other.request()
+    _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(), order,
+                                        0.1, 0.999, 7, stop=mine)
+    assert (done, status) == (400, core.STATUS_DONE) and not mine.requested
+    mine.request()
+    _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(), order,
+                                        0.1, 0.999, 7, stop=mine)
+    assert (done, status) == (7, core.STATUS_INTERRUPTED)
+    state = core.StepState(np.zeros_like(net.params), np.zeros_like(net.params))
+    _, done, status = core.minibatch_epoch(net._layout, core.StepRule("sgd", 0.1), state, X, Y,
+                                           empty, net.params.copy(), order, 5, 1.0, 0.0, 10,
+                                           stop=mine)
+    assert (done, status) == (10, core.STATUS_INTERRUPTED)
+    with pytest.raises(TypeError):
+        core.online_epoch(net._layout, X, Y, empty, net.params.copy(), order, 0.1, 0.999, 7,
+                          stop=True)
+
+
+def test_the_main_fits_flag_stops_loops_in_the_main_thread_only():
+    """A fit in the main thread registers its flag (interrupt.graceful_interrupt): loops in
+    the main thread handed no flag obey it; loops in other threads never do."""
+    import threading
+    net, X, Y, order = _long_online()
+    empty = np.empty(0, X.dtype)
+    flag = core.StopFlag()
+    flag.request()
+    outer = core.set_main_fit_flag(flag)
+    try:
+        _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(),
+                                            order, 0.1, 0.999, 7)
+        assert (done, status) == (7, core.STATUS_INTERRUPTED)
+        results = []
+        worker = threading.Thread(target=lambda: results.append(core.online_epoch(
+            net._layout, X, Y, empty, net.params.copy(), order, 0.1, 0.999, 7)))
+        worker.start()
+        worker.join()
+        assert results[0][1:] == (400, core.STATUS_DONE)
+    finally:
+        assert core.set_main_fit_flag(outer) is flag
+    _, done, status = core.online_epoch(net._layout, X, Y, empty, net.params.copy(), order,
+                                        0.1, 0.999, 7)
+    assert (done, status) == (400, core.STATUS_DONE)
+
+
+def test_request_stop_is_recorded_in_the_flag_of_the_fit_it_stopped():
+    """core.request_stop() (for programs, never a signal) stops every loop; a loop that
+    stops for it says so in its fit's flag, so that the fit warns it was interrupted."""
+    net, X, Y, order = _long_online()
+    flag = core.StopFlag()
+    core.request_stop()
+    try:
+        _, done, status = core.online_epoch(net._layout, X, Y, np.empty(0, X.dtype),
+                                            net.params.copy(), order, 0.1, 0.999, 7, stop=flag)
+    finally:
+        core.clear_stop()
+    assert (done, status) == (7, core.STATUS_INTERRUPTED) and flag.requested
+
+
+def test_a_signal_handler_that_raises_propagates_from_the_loop():
+    """A signal whose handler raises (Ctrl-C outside fit: KeyboardInterrupt) ends the loop
+    with that exception, never a NULL return without one, and keeps the samples done."""
+    import signal
+
+    class Alarm(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Alarm
+
+    rng = np.random.default_rng(0)
+    net = cb.Network([64, 30, 10], random_state=0)
+    X = rng.normal(size=(500, 64))
+    Y = np.eye(10)[rng.integers(0, 10, 500)]
+    order = np.tile(np.arange(500, dtype=np.intp), 4000)      # 2e6 samples: seconds
+    params = net.params.copy()
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Alarm):
+            core.online_epoch(net._layout, X, Y, np.empty(0), params, order, 0.01, 1.0, 100)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert np.isfinite(params).all() and not np.array_equal(params, net.params)

@@ -476,3 +476,238 @@ def test_masked_arrays_are_refused(where):
     net = cb.Network([2, 3, 1], random_state=0)
     with pytest.raises(TypeError, match="masked"):
         net.fit(args["X"], args["y"], sample_weight=args["sample_weight"], epochs=1)
+
+
+# ------------------------------------- the compiled core and its threads (items 3, 4, 5, 10)
+
+
+@pytest.fixture
+def sigint_outside_fit():
+    """Record a SIGINT that arrives while no fit owns the handler, instead of letting
+    KeyboardInterrupt abort the whole test session."""
+    import signal
+    outside = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: outside.append(signum))
+    try:
+        yield outside
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _noise(m, n=64, k=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((m, n)), rng.integers(0, k, size=m)
+
+
+def test_ctrl_c_stops_the_main_threads_fit_only(sigint_outside_fit):
+    """Item 4: a SIGINT during the main thread's fit stops that fit (TrainingInterrupted),
+    never a fit running in another thread: the worker runs until its callback stops it,
+    with no SystemError. (The stop flag was global: the worker's fit ended early, without
+    a warning, or raised SystemError.) The main fit's callback sleeps after each epoch, so
+    that its stop request stays up for a while with the worker's loop polling."""
+    import signal
+    import threading
+    import time
+    Xw, yw = _noise(20000, seed=1)
+    Xm, ym = _noise(2000, seed=2)
+    worker_net = cb.Network([64, 30, 10], random_state=0)
+    main_net = cb.Network([64, 30, 10], random_state=0)
+    main_done, worker_running = threading.Event(), threading.Event()
+    worker = {"stopped_at": None, "error": None}
+
+    def worker_callback(net, epoch, logs):
+        worker_running.set()
+        if main_done.is_set() and worker["stopped_at"] is None:
+            worker["stopped_at"] = epoch + 2         # two more epochs after the main fit
+        return False if epoch == worker["stopped_at"] else None
+
+    def train():
+        try:
+            worker_net.fit(Xw, yw, solver="adam", epochs=10**6, batch_size=16,
+                           learning_rate=1e-4, callback=worker_callback, random_state=0,
+                           n_iter_no_change=10**6)
+        except BaseException as e:             # SystemError, or the fit ending early
+            worker["error"] = e
+
+    thread = threading.Thread(target=train)
+    with pytest.warns(cb.TrainingInterrupted) as record:
+        thread.start()
+        assert worker_running.wait(30)
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            main_net.fit(Xm, ym, solver="online", epochs=10**4, learning_rate=0.01,
+                         callback=lambda *a: time.sleep(0.3), random_state=0,
+                         n_iter_no_change=10**6)
+        finally:
+            timer.cancel()
+            timer.join()
+            main_done.set()
+        thread.join(120)
+    assert not thread.is_alive()
+    assert worker["error"] is None, repr(worker["error"])
+    assert sigint_outside_fit == [], "the signal arrived after the main fit returned"
+    assert main_net.n_iter_ < 10**4
+    assert worker["stopped_at"] is not None, (
+        f"the worker's fit ended after {worker_net.n_iter_} epochs, before the main fit did")
+    assert worker_net.n_iter_ == worker["stopped_at"], "the worker's fit ended early"
+    interrupted = [w for w in record if issubclass(w.category, cb.TrainingInterrupted)]
+    assert len(interrupted) == 1, [str(w.message) for w in interrupted]
+
+
+def test_a_forked_child_runs_forward_single_threaded():
+    """Item 5: after forward ran on 2 OpenMP threads, a forked child's forward blocked
+    forever (libgomp's pool does not survive fork). Now the child runs on one thread and
+    gets the parent's numbers. In a child interpreter, which forks a grandchild."""
+    code = """
+        import multiprocessing as mp, sys
+        import numpy as np, cbackprop as cb
+        from cbackprop._core import core
+        rng = np.random.default_rng(0)
+        X, Y = rng.normal(size=(4000, 64)), np.eye(10)[rng.integers(0, 10, 4000)]
+        net = cb.Network([64, 30, 10], random_state=0)
+        net.n_threads = 2
+        assert net._row_plan(4000)[0] == 2
+        h = net.forward(X)                               # 2 OpenMP threads
+        J, grads = net.cost_and_gradient(X, Y, 0.1)
+
+        def child(queue):
+            h_child = net.forward(X)                     # hung here
+            J_child = net.cost_and_gradient(X, Y, 0.1)[0]
+            # the core itself, asked for 2 threads, runs on one
+            h_core = core.forward(net._layout, X, net.params, np.empty_like(h), 256, 2)
+            g = np.zeros_like(net.params)
+            core.cost_grad(net._layout, X, Y, np.empty(0), net.params, g, 4000.0, 0.0, 256, 2)
+            np.testing.assert_array_equal(h_core, h_child)
+            queue.put((core.forked_child(), net._row_plan(4000)[0], h_child, J_child))
+
+        ctx = mp.get_context("fork")
+        queue = ctx.Queue()
+        p = ctx.Process(target=child, args=(queue,))
+        p.start()
+        try:                        # read before join: the child's queue flushes at its exit
+            forked, threads, h_child, J_child = queue.get(timeout=30)
+        except Exception:
+            p.kill()
+            sys.exit("the forked child hung")
+        p.join(30)
+        assert forked and threads == 1 and not core.forked_child()
+        np.testing.assert_allclose(h_child, h, rtol=1e-12)
+        assert abs(J_child - J) <= 1e-12 * abs(J)
+        print("ok")
+    """
+    result = run_child(code, timeout=90)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_a_forked_child_does_not_wait_for_a_lock_another_thread_held():
+    """Item 5's sibling: BLAS's thread hold (threads.py) takes a lock; a fork while another
+    thread held it left the child's copy locked forever."""
+    code = """
+        import multiprocessing as mp, sys, threading
+        from cbackprop._core import threads
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with threads._lock:
+                held.set()
+                release.wait()
+
+        t = threading.Thread(target=hold)
+        t.start()
+        held.wait()
+
+        def child():
+            with threads.blas_single_threaded(True):
+                pass
+
+        p = mp.get_context("fork").Process(target=child)
+        p.start()
+        p.join(20)
+        release.set()
+        t.join()
+        if p.is_alive():
+            p.kill()
+            sys.exit("the forked child hung")
+        sys.exit(p.exitcode)
+    """
+    result = run_child(code, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_n_threads_beyond_the_cores_is_capped_with_a_warning():
+    """Item 10: n_threads=10**6 started that many threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    X, y = _noise(3000)
+    net = cb.Network([64, 30, 10], random_state=0)
+    net.n_threads = 1
+    h1 = net.forward(X)
+    net.n_threads = 10 ** 6
+    with pytest.warns(UserWarning, match=f"n_threads=1000000 .* {cores} cores"):
+        threads, _ = net._row_plan(10 ** 7)
+    assert threads == cores
+    with pytest.warns(UserWarning, match="n_threads"):
+        h = net.forward(X)
+    np.testing.assert_allclose(h, h1, rtol=1e-12)
+    net.n_threads = cores
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.forward(X)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cost_and_gradient_refuse_a_lam_that_overflows(dtype):
+    """Item 8: float32 with lam=1e300 returned inf gradients silently (and NaN where a
+    weight is 0); now a FloatingPointError naming lam, as fit reports it."""
+    X, y = _data()
+    Y = np.eye(2)[y]
+    net = cb.Network([3, 4, 2], output="softmax", dtype=dtype, random_state=0)
+    # lam / W beyond the dtype's range: float32 from 3.4e38, float64 once W is small
+    huge, w = (1e300, None) if dtype == "float32" else (1e308, np.full(40, 0.01))
+    for call in (net.cost_and_gradient, net.cost):
+        with pytest.raises(FloatingPointError, match=f"lam={huge:g}".replace("+", "\\+")):
+            call(X, Y, lam=huge, sample_weight=w)
+    net.params = np.zeros_like(net.params)             # inf * 0: NaN, refused too
+    with pytest.raises(FloatingPointError, match="lam"):
+        net.cost_and_gradient(X, Y, lam=huge, sample_weight=w)
+    # a large lam whose terms stay in range is computed as before
+    net = cb.Network([3, 4, 2], output="softmax", dtype=dtype, random_state=0)
+    lam = 1e30 if dtype == "float32" else 1e290
+    J, grads = net.cost_and_gradient(X, Y, lam=lam, sample_weight=np.full(40, 1.0))
+    assert np.isfinite(J) and all(np.isfinite(g).all() for g in grads)
+    ref, _ = cb.reference.cost_and_gradient(net.thetas, X, Y, lam, output="softmax")
+    assert np.isclose(J, ref, rtol=1e-5)
+
+
+BIG = os.environ.get("CBACKPROP_BIG_TESTS", "") not in ("", "0")
+
+
+@pytest.mark.skipif(not BIG, reason="set CBACKPROP_BIG_TESTS=1: a pass over 2**31 + 8 rows "
+                    "(20 to 30 s a call on 2 cores; forward needs 9 GB of memory for its output)")
+def test_more_rows_than_a_c_int_through_the_network():
+    """Item 3, whole: cost_and_gradient and forward over 2**31 + 8 rows of float32, X and
+    Y zero pages but for rows on both sides of 2**31, in a child. Row counts were C ints:
+    at 2**32 + 8 rows forward computed 8 rows, then the core refused more than 2**31 - 1."""
+    code = """
+        import os, numpy as np, cbackprop as cb
+        m = 2 ** 31 + 8
+        X, Y = np.zeros((m, 1), np.float32), np.zeros((m, 1), np.float32)
+        rows = [0, 2 ** 31 - 1, 2 ** 31, m - 1]
+        X[rows, 0], Y[rows, 0] = [1, 2, 3, 4], [0, 1, 0, 2]
+        net = cb.Network([1, 1], output="identity", loss="squared_error", dtype="float32")
+        net.params = [0.0, 0.5]
+        J, (g,) = net.cost_and_gradient(X, Y)
+        x, y = np.array([1, 2, 3, 4.0]), np.array([0, 1, 0, 2.0])
+        r = 0.5 * x - y                                  # every other row: h = y = 0
+        assert np.isclose(J, 0.5 * (r ** 2).sum() / m, rtol=1e-5), J
+        np.testing.assert_allclose(g[0], [r.sum() / m, (r * x).sum() / m], rtol=1e-5)
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if free > 12 * 2 ** 30:                          # out: 8.6 GB, all written
+            h = net.forward(X)
+            assert h.shape == (m, 1) and (h[rows, 0] == 0.5 * x).all(), h[rows, 0]
+            assert h[2 ** 31 + 1:m - 1].max() == 0 and h[1:2 ** 31 - 1:2 ** 20].max() == 0
+            print("forward checked")
+        print("ok")
+    """
+    result = run_child(code, timeout=600)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

@@ -239,10 +239,15 @@ class Network:
 
     def _row_plan(self, m):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
-        flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads."""
+        flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads.
+        No more threads than the cores this process may use (a warning says so when
+        n_threads asks for more), and one in a forked child (the core's OpenMP threads do
+        not survive fork: _core/batch.pxi)."""
+        from cbackprop._core.threads import capped_threads
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
+        n = 1 if core.forked_child() else capped_threads(n)
         threads = int(max(1, min(n, m * self.flops_per_sample // WORK_A_THREAD)))
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
@@ -266,13 +271,26 @@ class Network:
         Y = v.check_targets(Y, X.shape[0], self.layer_sizes[-1], self.loss, self.dtype)
         w = v.check_sample_weight(sample_weight, X.shape[0], self.dtype)
         norm = float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
+        reg = lam / norm
+        if lam > 0:
+            # lam / W, the gradient's (lam / W) Theta and the cost's (lam / 2W) sum W^2 must
+            # stay in range, or the answer is inf (float32 and lam=1e300): refused naming
+            # lam, as fit reports it (training.py, _Run.lam_absurd)
+            limit = float(np.finfo(self.dtype).max)
+            sq = core.reg_cost(self._layout, self._params, 2.0)     # sum W^2, in double
+            if not (reg <= limit and reg * sq ** 0.5 <= limit
+                    and 0.5 * reg * sq <= float(np.finfo(np.float64).max)):
+                raise FloatingPointError(
+                    f"lam={lam:g} is a regularization too strong for this data (lam / total "
+                    f"sample weight = {reg:g}): the regularization term of the cost or "
+                    f"gradient overflows {self.dtype.name} (try a smaller lam)")
         grad = np.zeros(self._params.size if want_grad else 0, dtype=self.dtype)
         # one BLAS thread when we split rows, and for the per-sample loop's many small calls,
         # if the kernel calls BLAS at all
         calls_blas = (self._layout.per_sample_calls_blas() if block_rows == 1
                       else self._layout.blocks_call_blas())
         with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
-            J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, lam / norm,
+            J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, reg,
                                block_rows, threads)
         if check_after and not (np.isfinite(J) and v.all_finite(grad)):
             v.require_finite("X", X_given, X)  # raises if X is at fault, as it would have

@@ -1,8 +1,33 @@
 # The entry points over all rows at once: forward, cost_grad, reg_cost. Each checks its
 # buffers against the Layout, allocates one workspace per thread, then runs the row blocks
 # (kernels.pxi) without the GIL, split across threads.
+#
+# Rows are counted in Py_ssize_t (a call may have 2**31 rows or more); a block's rows, and
+# every size BLAS is given, in C ints (a block has at most block_rows rows).
+#
+# A forked child runs on one thread: libgomp's thread pool does not survive fork() (the
+# parent's workers are gone, and the child's first parallel region waits for them
+# forever), so after a fork no parallel region is entered, as PyTorch does.
 
-from cython.parallel cimport prange, parallel, threadid
+import os
+
+from cython.parallel cimport prange, threadid
+
+cdef bint _forked = False
+
+
+def _note_fork():
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def forked_child():
+    """Whether this process is a fork of the one that imported the core: then forward and
+    cost_grad run on one thread, whatever n_threads says."""
+    return bool(_forked)
 
 
 def forward(Layout layout, const floating[:, ::1] X, const floating[::1] params,
@@ -15,13 +40,14 @@ def forward(Layout layout, const floating[:, ::1] X, const floating[::1] params,
     check_outputs(layout, "out", out.shape[0], out.shape[1], X.shape[0])
     check_positive("block_rows", block_rows)
     check_positive("n_threads", n_threads)
-    cdef int m = X.shape[0]
+    cdef Py_ssize_t m = X.shape[0]
     if m == 0:
         return np.asarray(out)
-    cdef int mb_max = min(block_rows, m)
-    cdef int n_blocks = (m + mb_max - 1) // mb_max
-    cdef int nt = min(n_threads, n_blocks)
-    cdef int b, r0, mb, tid
+    cdef int mb_max = <int>min(<Py_ssize_t>block_rows, m)
+    cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
+    cdef int nt = 1 if _forked else <int>min(<Py_ssize_t>n_threads, n_blocks)
+    cdef Py_ssize_t b, r0
+    cdef int mb
     dtype = np.asarray(out).dtype
     cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(net, mb_max)), dtype=dtype)
     cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
@@ -31,35 +57,42 @@ def forward(Layout layout, const floating[:, ::1] X, const floating[::1] params,
         if nt == 1:
             for b in range(n_blocks):
                 r0 = b * mb_max
-                mb = min(mb_max, m - r0)
+                mb = <int>min(<Py_ssize_t>mb_max, m - r0)
                 forward_block(net, wt, &X[r0, 0], mb, &params[0], &out[r0, 0], &ws[0, 0],
                               mb_max)
         else:
-            with parallel(num_threads=nt):
-                for b in prange(n_blocks, schedule="dynamic"):   # rows of their own: any order
-                    tid = threadid()
-                    r0 = b * mb_max
-                    mb = min(mb_max, m - r0)
-                    forward_block(net, wt, &X[r0, 0], mb, &params[0], &out[r0, 0],
-                                  &ws[tid, 0], mb_max)
+            for b in prange(n_blocks, num_threads=nt, schedule="dynamic"):   # any order
+                _forward_rows(net, wt, &X[0, 0], m, b, &params[0], &out[0, 0],
+                              &ws[threadid(), 0], mb_max)
     return np.asarray(out)
 
 
-cdef int chunks_for(int n_blocks, int nt) noexcept nogil:
+cdef inline void _forward_rows(const Net* net, const floating* wt, const floating* X,
+                               Py_ssize_t m, Py_ssize_t b, const floating* params,
+                               floating* out, floating* ws, int mb_max) noexcept nogil:
+    """forward's block b (rows b mb_max on, at most mb_max of m): a function of its own, so
+    that the parallel loop's body has no variables of its own to keep private."""
+    cdef Py_ssize_t r0 = b * mb_max
+    cdef int mb = <int>min(<Py_ssize_t>mb_max, m - r0)
+    forward_block(net, wt, X + r0 * net.sizes[0], mb, params,
+                  out + r0 * net.sizes[net.n_layers - 1], ws, mb_max)
+
+
+cdef int chunks_for(Py_ssize_t n_blocks, int nt) noexcept nogil:
     """How many chunks cost_grad cuts a call's blocks into: a few a thread, so that a
     thread whose core is busy elsewhere leaves its share to the others."""
-    return max(1, min(n_blocks, 4 * nt if nt > 1 else 1))
+    return <int>max(1, min(n_blocks, <Py_ssize_t>(4 * nt if nt > 1 else 1)))
 
 
 cdef double rows_serial(const Net* net, const floating* wt, const floating* X,
-                        const floating* Y, const floating* w, int m,
+                        const floating* Y, const floating* w, Py_ssize_t m,
                         const floating* params, floating* grad, floating* ws,
                         int mb_max) noexcept nogil:
     """The weighted loss summed over m rows, in blocks of mb_max on this thread, and, when
     grad is not NULL, grad = the sum of their gradients."""
-    cdef int n_blocks = (m + mb_max - 1) // mb_max
-    cdef int b, r0, mb
-    cdef Py_ssize_t k
+    cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
+    cdef Py_ssize_t b, r0, k
+    cdef int mb
     cdef int n_in = net.sizes[0], n_out = net.sizes[net.n_layers - 1]
     cdef double total = 0
     if grad != NULL:
@@ -67,19 +100,52 @@ cdef double rows_serial(const Net* net, const floating* wt, const floating* X,
             grad[k] = 0
     for b in range(n_blocks):
         r0 = b * mb_max
-        mb = min(mb_max, m - r0)
+        mb = <int>min(<Py_ssize_t>mb_max, m - r0)
         if grad != NULL:
-            total += gradient_block(net, wt, X + <Py_ssize_t>r0 * n_in,
-                                    Y + <Py_ssize_t>r0 * n_out, w + r0 if w != NULL else NULL,
-                                    mb, params, grad, ws, mb_max)
+            total += gradient_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
+                                    w + r0 if w != NULL else NULL, mb, params, grad, ws, mb_max)
         else:
-            total += cost_block(net, wt, X + <Py_ssize_t>r0 * n_in, Y + <Py_ssize_t>r0 * n_out,
+            total += cost_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
                                 w + r0 if w != NULL else NULL, mb, params, ws, mb_max)
     return total
 
 
+cdef double _chunk_sum(const Net* net, const floating* wt, const floating* X,
+                       const floating* Y, const floating* w, Py_ssize_t m,
+                       const floating* params, floating* target, floating* ws, int mb_max,
+                       Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """The weighted loss of blocks b0 .. b1 - 1 (returned), and, when target is not NULL,
+    target = the sum of their gradients (zeroed first). One chunk of rows_cost_grad, as a
+    function of its own: the parallel loop's body then has no variables to keep private."""
+    cdef Py_ssize_t b, r0, k
+    cdef int mb
+    cdef int n_in = net.sizes[0], n_out = net.sizes[net.n_layers - 1]
+    cdef double total = 0
+    if target != NULL:
+        for k in range(net.n_params):
+            target[k] = 0
+    for b in range(b0, b1):
+        r0 = b * mb_max
+        mb = <int>min(<Py_ssize_t>mb_max, m - r0)
+        if target != NULL:
+            total += gradient_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
+                                    w + r0 if w != NULL else NULL, mb, params, target, ws,
+                                    mb_max)
+        else:
+            total += cost_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
+                                w + r0 if w != NULL else NULL, mb, params, ws, mb_max)
+    return total
+
+
+cdef inline Py_ssize_t _chunk_start(Py_ssize_t c, Py_ssize_t n_blocks,
+                                    int n_chunks) noexcept nogil:
+    """The first block of chunk c: blocks [c n_blocks / n_chunks, (c + 1) n_blocks / n_chunks)
+    (rounded up), so that the chunks' sizes differ by one at most."""
+    return (c * n_blocks + n_chunks - 1) // n_chunks
+
+
 cdef double rows_cost_grad(const Net* net, const floating* wt, const floating* X,
-                           const floating* Y, const floating* w, int m,
+                           const floating* Y, const floating* w, Py_ssize_t m,
                            const floating* params, floating* grad, floating* tgrad,
                            floating* ws, Py_ssize_t ws_size, double* losses, int mb_max,
                            int nt, int n_chunks) noexcept nogil:
@@ -90,44 +156,24 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const floating* X
     depend on n_chunks, never on which thread ran what. ws holds nt workspaces of ws_size;
     losses, n_chunks sums. The threads zero each chunk's sum as they start it, and add the
     sums up by ranges of elements (each element still in the chunks' order)."""
-    cdef int n_blocks = (m + mb_max - 1) // mb_max
-    cdef int b, r0, mb, c, tid
-    cdef Py_ssize_t k, P = net.n_params
-    cdef int n_in = net.sizes[0], n_out = net.sizes[net.n_layers - 1]
-    cdef floating* target
+    cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
+    cdef Py_ssize_t c, k, P = net.n_params
+    cdef int i
     cdef double total = 0
     if n_chunks == 1:
         return rows_serial(net, wt, X, Y, w, m, params, grad, ws, mb_max)
-    with parallel(num_threads=nt):
-        tid = threadid()
-        for c in prange(n_chunks, schedule="dynamic", chunksize=1):
-            target = NULL
-            if grad != NULL:
-                target = grad if c == 0 else tgrad + (c - 1) * P
-                for k in range(P):
-                    target[k] = 0
-            losses[c] = 0
-            # chunk c: blocks [c n_blocks / n_chunks, (c + 1) n_blocks / n_chunks)
-            for b in range(<int>((<long long>c * n_blocks + n_chunks - 1) // n_chunks),
-                           <int>(((<long long>c + 1) * n_blocks + n_chunks - 1) // n_chunks)):
-                r0 = b * mb_max
-                mb = min(mb_max, m - r0)
-                if target != NULL:
-                    losses[c] += gradient_block(net, wt, X + <Py_ssize_t>r0 * n_in,
-                                                Y + <Py_ssize_t>r0 * n_out,
-                                                w + r0 if w != NULL else NULL, mb, params,
-                                                target, ws + tid * ws_size, mb_max)
-                else:
-                    losses[c] += cost_block(net, wt, X + <Py_ssize_t>r0 * n_in,
-                                            Y + <Py_ssize_t>r0 * n_out,
-                                            w + r0 if w != NULL else NULL, mb, params,
-                                            ws + tid * ws_size, mb_max)
+    for c in prange(n_chunks, num_threads=nt, schedule="dynamic", chunksize=1):
+        losses[c] = _chunk_sum(net, wt, X, Y, w, m, params,
+                               NULL if grad == NULL else (grad if c == 0 else tgrad + (c - 1) * P),
+                               ws + threadid() * ws_size, mb_max,
+                               _chunk_start(c, n_blocks, n_chunks),
+                               _chunk_start(c + 1, n_blocks, n_chunks))
     if grad != NULL:
         for k in prange(P, num_threads=nt, schedule="static"):
-            for c in range(1, n_chunks):
-                grad[k] += tgrad[(c - 1) * P + k]
-    for c in range(n_chunks):
-        total += losses[c]
+            for i in range(1, n_chunks):
+                grad[k] += tgrad[(i - 1) * P + k]
+    for i in range(n_chunks):
+        total += losses[i]
     return total
 
 
@@ -149,10 +195,11 @@ def cost_grad(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
         check_params(layout, "grad", grad.shape[0])
     check_positive("block_rows", block_rows)
     check_positive("n_threads", n_threads)
-    cdef int m = X.shape[0]
+    cdef Py_ssize_t m = X.shape[0]
     cdef Py_ssize_t P = net.n_params
-    cdef int mb_max = max(1, min(block_rows, m))
-    cdef int nt = max(1, min(n_threads, (m + mb_max - 1) // mb_max))
+    cdef int mb_max = <int>max(1, min(<Py_ssize_t>block_rows, m))
+    cdef int nt = 1 if _forked else <int>max(1, min(<Py_ssize_t>n_threads,
+                                                      (m + mb_max - 1) // mb_max))
     cdef int n_chunks = chunks_for((m + mb_max - 1) // mb_max, nt)
     cdef bint want_grad = grad.shape[0] > 0
     cdef Py_ssize_t ws_size = workspace_size(net, mb_max)

@@ -176,12 +176,11 @@ cdef int check_params(Layout layout, str name, Py_ssize_t n) except -1:
 
 
 cdef int check_inputs(Layout layout, Py_ssize_t rows, Py_ssize_t cols) except -1:
-    """X: one column per input unit, and rows the kernels can count in C ints."""
+    """X: one column per input unit (any number of rows: the kernels count them in
+    Py_ssize_t, and hand BLAS blocks of rows)."""
     if cols != layout.sizes[0]:
         raise ValueError(f"X has {cols} columns; the network {list(layout.sizes)} has "
                          f"{layout.sizes[0]} inputs")
-    if rows > INT_MAX:
-        raise ValueError(f"X has {rows} rows; at most {INT_MAX} a call")
     return 0
 
 

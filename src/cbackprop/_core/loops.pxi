@@ -10,8 +10,12 @@
 #
 # Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
 # about a millisecond of work), in the main thread by taking the GIL briefly, and stops
-# before an update whose cost is not finite. Like every entry point, each checks its
-# buffers against the Layout before any nogil code.
+# before an update whose cost is not finite. A stop request belongs to one fit: a fit's
+# StopFlag, handed to the loops (`stop`), or, for loops in the main thread that are handed
+# none, the flag of the main thread's fit (interrupt.py registers it: the SIGINT handler,
+# installed in the main thread only, sets it). A Ctrl-C never ends a fit running in
+# another thread. Like every entry point, each checks its buffers against the Layout before
+# any nogil code.
 
 import threading
 
@@ -21,6 +25,7 @@ from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()    # declared without `except`: we look at the result ourselves
+    void* PyErr_Occurred()
 
 cdef enum:                      # status returned with an epoch's figures
     DONE = 0
@@ -34,12 +39,59 @@ cdef enum:                      # StepRule's solvers
 STATUS_DONE, STATUS_DIVERGED, STATUS_INTERRUPTED = DONE, DIVERGED, INTERRUPTED
 _SOLVER_CODES = {"sgd": SGD, "adam": ADAM}
 
-cdef volatile int _stop_requested = 0   # volatile: loops off the main thread poll it, GIL-free
+# request_stop's flag: every loop, in any thread, stops while it is set (for programs and
+# tests that stop loops they did not start; signals never set it).
+cdef volatile int _stop_requested = 0
 cdef unsigned long _main_thread = threading.main_thread().ident
 
 
+@cython.final
+@cython.auto_pickle(False)
+cdef class StopFlag:
+    """StopFlag(): one fit's stop request, which the epoch loops it is handed poll (without
+    the GIL) every check_every samples. `requested` is True once set: by request() (a
+    signal handler's job), or by a loop that stopped for request_stop()'s flag, which
+    records it there."""
+    cdef volatile int value     # volatile: loops read it, GIL-free, while another thread sets it
+
+    @property
+    def requested(self):
+        return self.value != 0
+
+    @requested.setter
+    def requested(self, bint on):
+        self.value = on
+
+    def request(self):
+        self.value = 1
+
+    def __repr__(self):
+        return f"StopFlag(requested={self.value != 0})"
+
+
+cdef StopFlag _main_fit_flag = None     # the main thread's fit's, while it runs
+
+
+def set_main_fit_flag(StopFlag flag):
+    """Register the flag of the fit the main thread runs (None: none), which loops running
+    in the main thread without a flag of their own obey; returns the previous one (fits
+    nest: a callback may fit another network)."""
+    global _main_fit_flag
+    previous = _main_fit_flag
+    _main_fit_flag = flag
+    return previous
+
+
+cdef inline StopFlag _flag_for(StopFlag stop, bint main_thread):
+    """The flag a loop obeys: its own, else the main thread's fit's in the main thread."""
+    if stop is None and main_thread:
+        return _main_fit_flag
+    return stop
+
+
 def request_stop():
-    """Ask running loops to stop at the end of the current sample or batch (a SIGINT handler's job)."""
+    """Ask every running loop, in every thread, to stop at the end of its current sample or
+    batch, until clear_stop(). (Ctrl-C stops only the fit it interrupted: its StopFlag.)"""
     global _stop_requested
     _stop_requested = 1
 
@@ -49,23 +101,45 @@ def clear_stop():
     _stop_requested = 0
 
 
-cdef inline bint _should_stop(bint main_thread) noexcept nogil:
-    """Run Python's signal handlers (they may call request_stop, or raise) and report.
-    Only the main thread ever runs them: other threads just read the flag, without
-    taking the GIL from threads that need it (several fits at once)."""
+cdef enum:                      # why a loop's check says stop
+    GO_ON = 0
+    STOP_FLAG = 1               # the fit's StopFlag, or request_stop's
+    SIGNAL_ERROR = 2            # a signal handler raised: its exception is pending
+
+
+cdef inline int _should_stop(bint main_thread, volatile int* flag) noexcept nogil:
+    """Run Python's signal handlers (they may set the fit's flag, or raise) and report.
+    Only the main thread ever runs them: other threads just read the flags, without
+    taking the GIL from threads that need it (several fits at once). A stop for
+    request_stop's flag is recorded in the fit's flag, so that the fit knows it stopped."""
     cdef int rc = 0
     if main_thread:
         with gil:
             rc = PyErr_CheckSignals()
-    return rc != 0 or _stop_requested
+    if rc != 0:
+        return SIGNAL_ERROR
+    if _stop_requested:
+        if flag != NULL:
+            flag[0] = 1
+        return STOP_FLAG
+    if flag != NULL and flag[0]:
+        return STOP_FLAG
+    return GO_ON
 
 
 cdef inline bint _in_main_thread() noexcept:
     return PyThread_get_thread_ident() == _main_thread
 
 
+cdef inline volatile int* _flag_of(StopFlag stop) noexcept:
+    return &stop.value if stop is not None else NULL
+
+
 cdef int _raise_pending() except -1:
-    """Propagate the exception a signal handler left pending."""
+    """Propagate the exception a signal handler raised (PyErr_CheckSignals left it set on
+    this thread); never return an error without one."""
+    if PyErr_Occurred() == NULL:
+        raise SystemError("cbackprop: a signal handler failed without an exception")
     return -1
 
 
@@ -99,11 +173,14 @@ cdef void _copy_thetas(const Net* net, const floating* src, const Py_ssize_t* sr
 
 def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
                  const floating[::1] w, floating[::1] params, const Py_ssize_t[::1] order,
-                 double step, double decay, Py_ssize_t check_every):
+                 double step, double decay, Py_ssize_t check_every, StopFlag stop=None):
     """For each sample i in order: Theta -= step * w_i dloss_i/dTheta after Theta_W *= decay.
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
+    stop: the fit's StopFlag (None: in the main thread, the main thread's fit's; besides
+    it, request_stop's flag and, in the main thread, a signal handler that raises stop the
+    epoch).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
     cdef const Net* net = &layout.net
@@ -129,8 +206,10 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
     o.defer = CB_OWN_GEMM       # defer each first-layer update to the next forward pass
     o.pending = Pending(False, &deferred[0], NULL, 1.0)
     cdef double total = 0, sample_loss
-    cdef int status = DONE
+    cdef int status = DONE, why = GO_ON
     cdef bint main_thread = _in_main_thread()
+    stop = _flag_for(stop, main_thread)
+    cdef volatile int* flag = _flag_of(stop)
     with nogil:
         _copy_thetas(net, &params[0], net.offsets, net.strides, theta, o.offsets, o.strides)
         for k in range(n):
@@ -145,7 +224,8 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
             since_check += 1
             if since_check >= check_every:
                 since_check = 0
-                if _should_stop(main_thread):
+                why = _should_stop(main_thread, flag)
+                if why != GO_ON:
                     status = INTERRUPTED
                     k += 1
                     break
@@ -153,7 +233,7 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
             k = n
         flush_pending(net, &o, theta)
         _copy_thetas(net, theta, o.offsets, o.strides, &params[0], net.offsets, net.strides)
-    if status == INTERRUPTED and not _stop_requested:
+    if why == SIGNAL_ERROR:
         _raise_pending()
     return total, k, status
 
@@ -286,13 +366,14 @@ cdef int BATCH_BLOCK_ROWS = 256
 def minibatch_epoch(Layout layout, StepRule rule, StepState state,
                     const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
                     floating[::1] params, const Py_ssize_t[::1] order, int batch_size,
-                    double scale, double reg, Py_ssize_t check_every):
+                    double scale, double reg, Py_ssize_t check_every,
+                    StopFlag stop=None):
     """One epoch of mini-batches of batch_size samples, in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
     unregularized), with scale = m / W and reg = lam / W, so that it estimates the
     gradient of the full-data J (docs/design.md, "The math"); then the step `rule` says,
-    from and to `state`.
+    from and to `state`. stop: the fit's StopFlag, as online_epoch takes it.
     Returns (sum over batches of b * batch cost, samples done, status); state.t counts
     Adam's steps, including this epoch's.
     """
@@ -324,9 +405,11 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state,
                         rule.beta2, rule.epsilon)
     cdef double rate = rule.rate
     cdef long long t = state.t
-    cdef int status = DONE
+    cdef int status = DONE, why = GO_ON
     cdef Py_ssize_t since_check = 0
     cdef bint main_thread = _in_main_thread()
+    stop = _flag_for(stop, main_thread)
+    cdef volatile int* flag = _flag_of(stop)
     start = 0
     with nogil:
         while start < n:
@@ -358,11 +441,12 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state,
             since_check += nb
             if since_check >= check_every:
                 since_check = 0
-                if _should_stop(main_thread):
+                why = _should_stop(main_thread, flag)
+                if why != GO_ON:
                     status = INTERRUPTED
                     break
     state.t = t
-    if status == INTERRUPTED and not _stop_requested:
+    if why == SIGNAL_ERROR:
         _raise_pending()
     return total, start, status
 

@@ -102,7 +102,7 @@ cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A
 cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
                          floating* y) noexcept nogil:
     """y (M) = W (M x N, row stride ld) @ x."""
-    if not CB_OWN_GEMM or M * N > SMALL_LAYER:
+    if not CB_OWN_GEMM or <long long>M * N > SMALL_LAYER:
         gemv_n(M, N, 1, W, ld, x, 0, y)
     elif floating is float:
         cb_matvec_rows_f(M, N, W, ld, x, y)
@@ -112,7 +112,7 @@ cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating
 cdef inline void _matvec_t(int M, int N, const floating* W, int ld, const floating* d,
                            floating* y) noexcept nogil:
     """y (N) = W (M x N, row stride ld)^T @ d."""
-    if not CB_OWN_GEMM or M * N > SMALL_LAYER:
+    if not CB_OWN_GEMM or <long long>M * N > SMALL_LAYER:
         gemv_t(M, N, 1, W, ld, d, 0, y)
     else:       # the broadcast form with one row: y stays in registers over W's rows
         _gemm(1, N, M, 1, d, 0, 1, W, ld, False, y, N, 0)

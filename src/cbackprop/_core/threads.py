@@ -5,25 +5,49 @@ threads to every small product oversubscribes the cores (benchmarks/README.md,
 import contextlib
 import os
 import threading
+import warnings
 
 _lock = threading.Lock()
-_depth = 0          # kernels running with BLAS held to one thread, across Python threads
+_holders = {}       # thread ident -> kernels it runs with BLAS held to one thread
 _saved = []
 _libs = None
+
+
+def usable_cores():
+    """Cores this process may run on (its CPU affinity where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_CORES_AT_IMPORT = usable_cores()
 
 
 def default_threads():
     """Cores this process may use (affinity-aware), at most 8, and no more than
     OMP_NUM_THREADS says (joblib sets it to 1 in its workers, so that jobs running
     side by side do not each start a thread per core)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
+    n = usable_cores()
     first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()   # "4,2": nested form
     if first.isdigit() and int(first) >= 1:
         n = min(n, int(first))
     return max(1, min(n, 8))
+
+
+def capped_threads(n):
+    """n threads, or the usable cores if n is more, with a warning saying so: each thread
+    beyond them only waits for a core (n_threads=10**6 started that many threads). Called
+    every forward or gradient: n within the cores usable at import is taken at once (the
+    affinity asked anew costs a system call and a set of the cores)."""
+    if n <= _CORES_AT_IMPORT:
+        return int(n)
+    cores = usable_cores()
+    if n > cores:
+        warnings.warn(f"n_threads={n} is more than the {cores} cores this process may use; "
+                      f"using {cores}", UserWarning, stacklevel=4)
+        return cores
+    return int(n)
 
 
 def _blas_libs():
@@ -39,25 +63,49 @@ def _blas_libs():
 def blas_single_threaded(active=True):
     """Hold every BLAS to one thread while a row-split kernel runs.
 
-    Reference-counted so that kernels running at once from several Python threads
-    restore the user's setting only when the last one leaves.
+    Counted per Python thread, so that kernels running at once from several threads
+    restore the user's setting only when the last one leaves (and a forked child, which
+    has only the thread that forked, forgets the others').
     """
-    global _depth, _saved
+    global _saved
     if not active:
         yield
         return
+    me = threading.get_ident()
     with _lock:
-        if _depth == 0:
+        if not _holders:
             libs = _blas_libs()
             _saved = [lib.get_num_threads() for lib in libs]
             for lib in libs:
                 lib.set_num_threads(1)
-        _depth += 1
+        _holders[me] = _holders.get(me, 0) + 1
     try:
         yield
     finally:
         with _lock:
-            _depth -= 1
-            if _depth == 0:
+            _holders[me] -= 1
+            if not _holders[me]:
+                del _holders[me]
+            if not _holders:
                 for lib, n in zip(_blas_libs(), _saved):
                     lib.set_num_threads(n)
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that forked: a lock another thread held then
+    would never be released (the child's next kernel would wait for it forever), and the
+    kernels those threads ran never leave. Keep the forking thread's own count only, and
+    give back the user's BLAS threads if it held none."""
+    global _lock
+    _lock = threading.Lock()
+    me = threading.get_ident()
+    others = [t for t in _holders if t != me]
+    for t in others:
+        del _holders[t]
+    if others and not _holders:
+        for lib, n in zip(_libs or (), _saved):
+            lib.set_num_threads(n)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
