@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import cbackprop as cb
+from cbackprop._core import threads
 from cbackprop import reference as ref
 
 DTYPES = ["float32", "float64"]
@@ -765,7 +766,7 @@ def test_pickle_and_deepcopy_keep_thetas_views_of_params():
 
 
 def test_omp_num_threads_caps_the_default(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "_OMP_AT_IMPORT", "1")
     assert cb.Network([2, 1]).n_threads == 1
 
 

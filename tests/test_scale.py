@@ -602,3 +602,15 @@ def test_train_on_parquet_with_dask_local_and_clear_errors(parts):
              "could not reach the Dask scheduler")]:
         failed = cli("train", *args, cwd=parts)
         assert failed.returncode == 1 and message in failed.stderr, (args, failed.stderr)
+
+
+def test_a_local_cluster_leaves_the_clients_own_threads_alone():
+    """distributed's Nanny writes OMP_NUM_THREADS=1 into the client's environment for its
+    workers; the client's networks keep the threads it started with."""
+    before = cb.Network([2, 1]).n_threads
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=logging.ERROR) as lc, \
+            distributed.Client(lc) as c:
+        assert c.run(lambda: cb.Network([2, 1]).n_threads) == {
+            w: 1 for w in c.scheduler_info()["workers"]}          # a worker: one thread
+    assert cb.Network([2, 1]).n_threads == before

@@ -31,6 +31,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks    # noqa: E4
 
 import cbackprop                                                       # noqa: E402
 from cbackprop import sklearn as cbs                                   # noqa: E402
+from cbackprop._core import threads                                    # noqa: E402
 from cbackprop.sklearn import BackpropClassifier, BackpropRegressor    # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -212,11 +213,11 @@ def test_worker_threads_follow_omp_num_threads(monkeypatch, iris):
     """joblib's worker processes start with OMP_NUM_THREADS = cores // n_jobs: n_threads=None
     keeps to it, so parallel jobs do not oversubscribe the cores."""
     X, y = iris
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(threads, "_OMP_AT_IMPORT", "1")
     assert BackpropClassifier(**LBFGS).fit(X, y).network_.n_threads == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "1,2")            # OpenMP's nested form: the first
+    monkeypatch.setattr(threads, "_OMP_AT_IMPORT", "1,2")            # OpenMP's nested form: the first
     assert BackpropClassifier(**LBFGS).fit(X, y).network_.n_threads == 1
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(threads, "_OMP_AT_IMPORT", "")
     clf = BackpropClassifier(**LBFGS, n_threads=3).fit(X, y)
     assert clf.network_.n_threads == 3
 

@@ -22,14 +22,19 @@ def usable_cores():
 
 
 _CORES_AT_IMPORT = usable_cores()
+# OMP_NUM_THREADS as this process started with it, not as it is later: distributed's Nanny
+# writes OMP_NUM_THREADS=1 into its parent's environment for the worker processes it spawns,
+# and a client that started a LocalCluster would then train single-threaded itself
+_OMP_AT_IMPORT = os.environ.get("OMP_NUM_THREADS", "")
 
 
 def default_threads():
     """Cores this process may use (affinity-aware), at most 8, and no more than
-    OMP_NUM_THREADS says (joblib sets it to 1 in its workers, so that jobs running
-    side by side do not each start a thread per core)."""
+    OMP_NUM_THREADS said when cbackprop was imported (joblib sets it to 1 in its workers,
+    Dask in its worker processes, so that jobs running side by side do not each start a
+    thread per core)."""
     n = usable_cores()
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()   # "4,2": nested form
+    first = _OMP_AT_IMPORT.split(",")[0].strip()                          # "4,2": nested form
     if first.isdigit() and int(first) >= 1:
         n = min(n, int(first))
     return max(1, min(n, 8))
