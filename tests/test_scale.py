@@ -614,3 +614,13 @@ def test_a_local_cluster_leaves_the_clients_own_threads_alone():
         assert c.run(lambda: cb.Network([2, 1]).n_threads) == {
             w: 1 for w in c.scheduler_info()["workers"]}          # a worker: one thread
     assert cb.Network([2, 1]).n_threads == before
+
+
+def test_verbose_shows_the_workers_the_dashboard_and_progress(client, capsys):
+    X, y = data(600)
+    net = twin()
+    net.fit(*dask_data(X, y), solver="rprop", max_iter=3, verbose=True, client=client)
+    shown = capsys.readouterr()
+    assert "Dask: 2 workers" in shown.out
+    assert "fit (rprop)" in shown.err or "iterations" in shown.out     # tqdm's bar, or lines
+    assert cb.block_sums is blocks.block_sums and cb.cluster is cluster

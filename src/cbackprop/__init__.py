@@ -1,5 +1,6 @@
 """cbackprop: backpropagation for fully connected networks, compiled with Cython and BLAS."""
-from cbackprop import reference
+from cbackprop import blocks, cluster, reference, sources
+from cbackprop.blocks import BlockSums, block_sums, tree_sum
 from cbackprop.gradcheck import check_gradients
 from cbackprop.modelfile import ModelFileError
 from cbackprop.network import Network
@@ -9,5 +10,6 @@ from cbackprop.training import ConvergenceWarning, TrainingInterrupted
 from cbackprop._version import __version__
 
 load = Network.load
-__all__ = ["ConvergenceWarning", "ModelFileError", "Network", "Scaler", "TrainingInterrupted",
-           "check_gradients", "load", "reference", "__version__"]
+__all__ = ["BlockSums", "ConvergenceWarning", "ModelFileError", "Network", "Scaler",
+           "TrainingInterrupted", "block_sums", "blocks", "check_gradients", "cluster", "load",
+           "reference", "sources", "tree_sum", "__version__"]

@@ -26,6 +26,7 @@ parallel (`map_rows`).
 """
 import logging
 import math
+import time
 
 import numpy as np
 
@@ -34,6 +35,7 @@ from cbackprop._core import core
 
 CONNECT_TIMEOUT = 10          # seconds to reach a scheduler given by address
 POLL = 0.1                    # seconds between looks for Ctrl-C while tasks run
+BROADCAST_TRIES = 10          # a broadcast that met a dead worker is tried again
 
 
 def is_dask(*objects):
@@ -248,6 +250,19 @@ class DaskData:
                     raise KeyboardInterrupt from None
         return self.client.gather(futures)
 
+    def _broadcast(self, params):
+        """params on every worker (one copy each, not one a task). A worker that died since
+        the scheduler last heard from it fails the broadcast: try again, without it."""
+        from distributed.comm.core import CommClosedError
+
+        for attempt in range(BROADCAST_TRIES):
+            try:
+                return self.client.scatter(params, broadcast=True, hash=False)
+            except (CommClosedError, OSError):
+                if attempt + 1 == BROADCAST_TRIES:
+                    raise
+                time.sleep(POLL * (attempt + 1))
+
     def cost_grad(self, run, layout, params, grad):
         want = grad.size > 0
         last = self._last
@@ -255,7 +270,7 @@ class DaskData:
                                                                        or not want):
             J, g = last[1], last[2]
         else:
-            shared = self.client.scatter(params.copy(), broadcast=True, hash=False)
+            shared = self._broadcast(params.copy())
             sums = self._wait([self.client.submit(_part_sums, layout, part, shared, want,
                                                   pure=False) for part in self.parts], run)
             J, g = blocks.objective(self.net, blocks.tree_sum(sums), run.o["lam"], params)
