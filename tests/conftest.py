@@ -1,4 +1,5 @@
 """Shared fixtures for the tests of the compiled core."""
+import signal
 import zlib
 
 import numpy as np
@@ -13,3 +14,15 @@ def rng(request):
     (source tree or installed package), so a failure always reproduces.
     """
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
+
+
+@pytest.fixture
+def sigint_outside_fit():
+    """Record a SIGINT that arrives while no fit owns the handler, instead of letting
+    KeyboardInterrupt abort the whole test session."""
+    outside = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: outside.append(signum))
+    try:
+        yield outside
+    finally:
+        signal.signal(signal.SIGINT, previous)

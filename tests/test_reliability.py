@@ -481,19 +481,6 @@ def test_masked_arrays_are_refused(where):
 # ------------------------------------- the compiled core and its threads (items 3, 4, 5, 10)
 
 
-@pytest.fixture
-def sigint_outside_fit():
-    """Record a SIGINT that arrives while no fit owns the handler, instead of letting
-    KeyboardInterrupt abort the whole test session."""
-    import signal
-    outside = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: outside.append(signum))
-    try:
-        yield outside
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _noise(m, n=64, k=10, seed=0):
     rng = np.random.default_rng(seed)
     return rng.random((m, n)), rng.integers(0, k, size=m)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -364,7 +363,7 @@ def test_unreachable_scheduler_is_a_clear_error_within_a_timeout(monkeypatch):
     assert time.perf_counter() - t0 < 30
 
 
-def test_ctrl_c_stops_a_distributed_fit_as_a_local_one(client):
+def test_ctrl_c_stops_a_distributed_fit_as_a_local_one(client, sigint_outside_fit):
     X, y = data(3000)
     net = twin()
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))

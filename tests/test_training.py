@@ -640,18 +640,6 @@ def test_callback_sees_current_parameters(rng, solver):
 # ------------------------------------------------------------------------- 9. Ctrl-C
 
 
-@pytest.fixture
-def sigint_outside_fit():
-    """Record a SIGINT that arrives while fit does not own the handler, instead of letting
-    KeyboardInterrupt abort the whole test session."""
-    outside = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: outside.append(signum))
-    try:
-        yield outside
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _large_problem(m):
     rng = np.random.default_rng(0)
     X = np.tile(rng.random((500, 64)), (m // 500, 1)) + 0.01 * rng.normal(size=(m, 64))

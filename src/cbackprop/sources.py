@@ -230,7 +230,7 @@ class Blocked:
     def _shuffled(self, run):
         plan = epoch_plan(run.rng, self.sizes, run.o["shuffle"], self.arrays is None)
         order = None if self.arrays is None else [k for k, _ in plan]
-        for (k, seed), (X, Y, w) in zip(plan, self.blocks(order)):
+        for (_, seed), (X, Y, w) in zip(plan, self.blocks(order)):
             yield X, Y, w, row_order(seed, X.shape[0])
 
     def online_epoch(self, run, layout, params, step, decay):
