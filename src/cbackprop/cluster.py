@@ -35,6 +35,7 @@ from cbackprop._core import core
 
 CONNECT_TIMEOUT = 10          # seconds to reach a scheduler given by address
 POLL = 0.1                    # seconds between looks for Ctrl-C while tasks run
+INLINE_BYTES = 4 << 20        # parameters sent inside the tasks up to this much in all
 BROADCAST_TRIES = 10          # a broadcast that met a dead worker is tried again
 
 
@@ -270,7 +271,10 @@ class DaskData:
                                                                        or not want):
             J, g = last[1], last[2]
         else:
-            shared = self._broadcast(params.copy())
+            # small parameters travel inside the tasks (one message less an evaluation);
+            # large ones are broadcast once, a copy a worker rather than one a task
+            shared = (params.copy() if params.nbytes * len(self.parts) <= INLINE_BYTES
+                      else self._broadcast(params.copy()))
             sums = self._wait([self.client.submit(_part_sums, layout, part, shared, want,
                                                   pure=False) for part in self.parts], run)
             J, g = blocks.objective(self.net, blocks.tree_sum(sums), run.o["lam"], params)
