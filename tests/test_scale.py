@@ -377,7 +377,9 @@ def test_ctrl_c_stops_a_distributed_fit_as_a_local_one(client, sigint_outside_fi
     assert 0 < net.n_iter_ < 100000 and np.isfinite(net.params).all()
 
 
-def test_a_killed_worker_is_recomputed_and_the_fit_ends_the_same():
+@pytest.mark.parametrize("inline_bytes", [cluster.INLINE_BYTES, 0], ids=["inline", "broadcast"])
+def test_a_killed_worker_is_recomputed_and_the_fit_ends_the_same(monkeypatch, inline_bytes):
+    monkeypatch.setattr(cluster, "INLINE_BYTES", inline_bytes)   # parameters in the tasks, or not
     X, y = data()
     ref = twin()
     ref.fit(X, y, solver="lbfgs", max_iter=30)
