@@ -625,3 +625,16 @@ def test_verbose_shows_the_workers_the_dashboard_and_progress(client, capsys):
     assert "Dask: 2 workers" in shown.out
     assert "fit (rprop)" in shown.err or "iterations" in shown.out     # tqdm's bar, or lines
     assert cb.block_sums is blocks.block_sums and cb.cluster is cluster
+
+
+def test_averaging_weighs_the_copies_by_their_partitions_sample_weight():
+    start = (np.zeros(3), np.zeros(3), np.zeros(3), 0)
+    copies = [(0.0, 0, 0, (np.full(3, 1.0), np.full(3, 2.0), np.zeros(3), 5)),
+              (0.0, 0, 0, (np.full(3, 4.0), np.full(3, 8.0), np.ones(3), 7))]
+    params, m1, m2, t = cluster._average(copies, [3.0, 1.0], start)
+    np.testing.assert_allclose(params, 1.75)            # (3 * 1 + 1 * 4) / 4
+    np.testing.assert_allclose(m1, 3.5)
+    np.testing.assert_allclose(m2, 0.25)
+    assert t == 7
+    params, *_ = cluster._average(copies, [2.0, 0.0], start)
+    np.testing.assert_allclose(params, 1.0)             # a partition of weight 0 counts for 0

@@ -226,6 +226,7 @@ class DaskData:
             self.close()
             raise
         self.sizes = [s for s, _ in sizes]
+        self.weights = [wt for _, wt in sizes]
         self.m = sum(self.sizes)
         self.weight_sum = math.fsum(s for _, s in sizes)
         if not (math.isfinite(self.weight_sum) and self.weight_sum > 0):
@@ -307,7 +308,7 @@ class DaskData:
             futures = [client.submit(task, layout, settings, self.parts[k], seed, state, None,
                                      True, run.check_every, pure=False) for k, seed in plan]
             results = self._wait(futures, run)
-            new = _average(results, [self.sizes[k] for k, _ in plan], state)
+            new = _average(results, [self.weights[k] for k, _ in plan], state)
             total = math.fsum(r[0] for r in results)
             done = sum(r[1] for r in results)
             status = max(r[2] for r in results)
@@ -354,10 +355,10 @@ def _train_part(layout, settings, part, seed, state, carry, last, check_every):
     return total, done, status, (params, moments.m1, moments.m2, moments.t), carry
 
 
-def _average(results, sizes, state):
-    """The copies' parameters and moments averaged with weights in proportion to their rows
-    (each trained from the same start)."""
-    weights = np.asarray(sizes, dtype=np.float64) / sum(sizes)
+def _average(results, weights, state):
+    """The copies' parameters and moments averaged with weights in proportion to their
+    partitions' sample weights (each trained from the same start)."""
+    weights = np.asarray(weights, dtype=np.float64) / math.fsum(weights)
     new = []
     for j in range(3):
         if state[j] is None:
