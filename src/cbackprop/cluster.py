@@ -153,12 +153,17 @@ class _Coding:
         self.classes, self.kind = classes, kind
 
     def prepare(self, index, X, y, w):
-        """(X, Y, w) of partition index, checked, as the compiled core takes them."""
+        """(X, Y, w) of partition index, checked, as the compiled core takes them; or, for a
+        partition that fails the checks, the error to raise on the client (returned, not
+        raised: a task that raises fills every worker's log with its traceback)."""
         where = f"partition {index}"
-        X = v.as_matrix(f"X ({where})", X, self.dtype, self.n_inputs, "features")
-        Y = _targets.encode_like(y, self.classes, self.kind, self.n_outputs, self.output,
-                                 self.loss, self.dtype, X.shape[0], f"y ({where})")
-        w = v.check_sample_weight(w, X.shape[0], self.dtype, allow_zero_sum=True)
+        try:
+            X = v.as_matrix(f"X ({where})", X, self.dtype, self.n_inputs, "features")
+            Y = _targets.encode_like(y, self.classes, self.kind, self.n_outputs, self.output,
+                                     self.loss, self.dtype, X.shape[0], f"y ({where})")
+            w = v.check_sample_weight(w, X.shape[0], self.dtype, allow_zero_sum=True)
+        except (ValueError, TypeError) as exc:
+            return exc
         return X, Y, w
 
 
@@ -170,6 +175,8 @@ def _labels(y):
 
 
 def _size(part):
+    if isinstance(part, Exception):
+        return part
     X, _, w = part
     return X.shape[0], float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
 
@@ -222,6 +229,9 @@ class DaskData:
                 if part.status == "error":
                     part.result()
             sizes = client.gather(client.map(_size, self.parts, pure=False))
+            for refused in sizes:                          # the first bad one, in order
+                if isinstance(refused, Exception):
+                    raise refused
         except BaseException:
             self.close()
             raise
