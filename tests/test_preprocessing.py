@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cbackprop as cb
-from cbackprop.preprocessing import TargetScaler
+from cbackprop.preprocessing import Scaler, TargetScaler
 
 
 @pytest.mark.parametrize("n_outputs", [1, 3])
@@ -43,3 +43,13 @@ def test_constant_targets_and_bad_input():
         TargetScaler(0.0, 0.0)
     with pytest.raises(ValueError):
         TargetScaler.fit(np.zeros((0,)))
+
+
+def test_scaler_fit_names_the_columns_that_hold_nan_or_inf():
+    X = np.ones((5, 3))
+    X[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\]"):
+        Scaler.fit(X)
+    X[2, 1] = np.inf
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\]"):
+        Scaler.fit(X, "minmax")

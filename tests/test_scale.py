@@ -568,6 +568,10 @@ def parts(tmp_path_factory):
         frame.to_parquet(folder / f"part-{k}.parquet")
         frames.append(frame)
     pd.concat(frames).to_csv(folder / "all.csv", index=False)
+    bad = frames[1].copy()
+    bad.loc[5, "b"] = np.nan
+    frames[0].to_csv(folder / "bad-0.csv", index=False)
+    bad.to_csv(folder / "bad-1.csv", index=False)
     return folder
 
 
@@ -600,7 +604,10 @@ def test_train_on_parquet_with_dask_local_and_clear_errors(parts):
             (["part-*.csv", "--target", "label", "--validation-fraction", "0.2"],
              "--validation-fraction holds rows out"),
             (["part-*.csv", "--target", "label", "--dask", f"tcp://127.0.0.1:{free_port()}"],
-             "could not reach the Dask scheduler")]:
+             "could not reach the Dask scheduler"),
+            (["bad-*.csv", "--target", "label"], "column(s) [1] (from 0) hold NaN"),
+            (["bad-*.csv", "--target", "label", "--scale", "none"],
+             "X (partition 1) contains NaN")]:
         failed = cli("train", *args, cwd=parts)
         assert failed.returncode == 1 and message in failed.stderr, (args, failed.stderr)
 

@@ -38,6 +38,10 @@ class Scaler:
             v.check_option("scale", kind, SCALERS)
             offset, high = _computed(X.min(axis=0), X.max(axis=0))
             scale = high - offset
+        bad = np.flatnonzero(~(np.isfinite(offset) & np.isfinite(scale)))
+        if bad.size:
+            raise ValueError(f"X's column(s) {bad[:10].tolist()} (from 0) hold NaN or inf, or "
+                             "values too large to scale: remove or impute them first")
         return cls(kind, offset, np.where(scale > 0, scale, 1.0))
 
     @property
