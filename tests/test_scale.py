@@ -64,6 +64,20 @@ def test_block_sums_add_up_to_the_in_memory_cost_and_gradient(dtype, tol):
     assert np.allclose(left.grad, blocks.tree_sum(s).grad, rtol=tol, atol=0)
 
 
+def test_blocks_summed_from_threads_give_the_same_bits():
+    from concurrent.futures import ThreadPoolExecutor
+    X, y = data(4000)
+    Y = np.eye(3)[y]
+    net = twin()
+    cuts = list(range(0, 4001, 500))
+    pieces = [(X[a:b], Y[a:b]) for a, b in zip(cuts, cuts[1:])]
+    serial = blocks.tree_sum(blocks.block_sums(net, Xb, Yb) for Xb, Yb in pieces)
+    with ThreadPoolExecutor(2) as pool:                   # the core runs without the GIL
+        threaded = blocks.tree_sum(pool.map(lambda p: blocks.block_sums(net, *p), pieces))
+    assert threaded.loss == serial.loss and threaded.rows == 4000
+    np.testing.assert_array_equal(threaded.grad, serial.grad)
+
+
 def test_block_sums_refuse_bad_blocks():
     net = twin()
     X, y = data(50)
