@@ -106,9 +106,6 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     len(np.unique(classes)) != y.shape[1]:
                 raise ValueError(f"classes has {len(np.unique(classes))} labels but y "
                                  f"{y.shape[1]} columns")
-            if len(all_classes) < 2 and not multilabel:
-                raise ValueError(f"Classifier can't train when only one class is present: "
-                                 f"y has 1 class ({all_classes[0]!r})")
         else:
             all_classes = self.classes_
             if multilabel != (self._multilabel is True):
@@ -146,8 +143,13 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                 output = "softmax" if (k > 2 and loss == "cross_entropy") else "sigmoid"
             if output == "softmax" and loss == "squared_error":
                 raise ValueError("loss='squared_error' needs output='sigmoid' (or 'auto')")
-            n_outputs = 1 if (k == 2 and output == "sigmoid") else k
-            targets, train_classes = index, np.arange(k)
+            if output == "softmax" and k == 1:
+                raise ValueError(f"output='softmax' needs two classes or more; y has one "
+                                 f"({all_classes[0]!r}): use output='auto'")
+            n_outputs = 1 if (k <= 2 and output == "sigmoid") else k
+            # one class, as scikit-learn's LabelBinarizer codes it: one logistic unit whose
+            # target is 0 for every sample (predict gives the class whatever the unit says)
+            targets, train_classes = index, np.arange(max(k, 2))
         fitted = {"classes_": all_classes, "_multilabel": multilabel} if first else {}
         return targets, n_outputs, output, loss, train_classes, fitted
 
@@ -178,7 +180,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         h = self._forward(X)
         kind = _targets.MATRIX if self._multilabel else _targets.LABELS
         pred = _targets.decode(h, None, kind, self.network_.output, False)
-        return pred if self._multilabel else self.classes_[pred]
+        if self._multilabel:
+            return pred
+        return self.classes_[np.minimum(pred, len(self.classes_) - 1)]   # one class: always it
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
