@@ -296,7 +296,7 @@ class _BaseBackprop(BaseEstimator):
                             f"{_report.NON_FINITE} cbackprop: {exc}", exc.epoch,
                             exc.cost) from exc
                     diverged = exc         # scikit-learn ends with a NaN validation score
-                    log.diverged(net, exc)
+                    diverged_loss = log.diverged(net, exc)
         finally:
             self._reissue(caught, incremental, options["solver"], options["max_iter"])
         if diverged is not None:
@@ -313,6 +313,10 @@ class _BaseBackprop(BaseEstimator):
             setattr(self, key, value)
         self.network_ = net
         self._record(net, first, early, n_train, output)
+        if diverged is not None:          # the epoch that diverged, as scikit-learn records it
+            self.loss_curve_.append(diverged_loss)
+            self.validation_scores_.append(np.nan)
+            self.loss_, self.n_iter_, self.t_ = diverged_loss, self.n_iter_ + 1, self.t_ + n_train
         return self
 
     def _reissue(self, caught, incremental, solver, max_iter):
@@ -398,7 +402,7 @@ class _BaseBackprop(BaseEstimator):
         # scikit-learn's: the best score that is not NaN (-inf when none is)
         self.best_validation_score_ = (
             max((s for s in self.validation_scores_ if not np.isnan(s)), default=-np.inf)
-            if early and self.validation_scores_ else None)
+            if early else None)
         self.n_iter_ = int(net.n_iter_)
         self.t_ += self.n_iter_ * n_train
         self.n_outputs_ = net.layer_sizes[-1]

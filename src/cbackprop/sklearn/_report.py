@@ -61,31 +61,33 @@ class EpochLog:
 
     def __init__(self, verbose, early, params):
         self.verbose, self.early = verbose, early
-        self.history = {}
+        self.history = {"loss": [], "time": []}               # training.py's history_ keys
+        if early:
+            self.history.update(val_loss=[], val_score=[])
         self.best_score = -math.inf
         self.best_params = params.copy() if early else None    # the start, until an epoch scores
 
     def __call__(self, net, epoch, logs):
-        self._record(epoch, logs)
+        for key, value in logs.items():
+            self.history[key].append(value)
+        self._print(epoch, logs["loss"], logs.get("val_score"))
         if self.early and logs["val_score"] > self.best_score:
             self.best_score = logs["val_score"]
             np.copyto(self.best_params, net.params)
 
-    def _record(self, epoch, logs):
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
+    def _print(self, epoch, loss, val_score):
         if self.verbose:
-            print("Iteration %d, loss = %.8f" % (epoch, logs["loss"]))
+            print("Iteration %d, loss = %.8f" % (epoch, loss))
             if self.early:
-                print("Validation score: %f" % logs["val_score"])
+                print("Validation score: %f" % val_score)
 
     def diverged(self, net, error):
-        """The epoch that diverged (error: training.DivergenceError), recorded with a NaN
-        validation score; the network gets the best parameters and this history."""
+        """After the epoch that diverged (error: training.DivergenceError): the network gets
+        the best parameters and the history of the epochs that ended well; returns that
+        epoch's loss, whose validation score is NaN."""
         cost = math.nan if error.cost is None else float(error.cost)
-        logs = dict.fromkeys(self.history or ("loss", "val_loss", "val_score", "time"), math.nan)
-        logs["loss"] = cost
-        self._record(len(self.history.get("loss", ())) + 1, logs)
+        self._print(len(self.history["loss"]) + 1, cost, math.nan)
         net.params[...] = self.best_params
         net.history_ = self.history
         net.n_iter_ = len(self.history["loss"])
+        return cost
