@@ -6,7 +6,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from cbackprop import _targets, _validation as v, cluster
 from cbackprop.sklearn._base import _BaseBackprop
-from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_PARAMS
+from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMS
 
 
 class BackpropClassifier(ClassifierMixin, _BaseBackprop):
@@ -18,7 +18,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 
     Class labels (1-D ``y`` of any sortable type) give softmax outputs, or one logistic
     unit for two classes; a 0/1 indicator matrix gives multi-label classification with one
-    logistic unit per label (``predict`` then returns indicator rows).
+    logistic unit per label (``predict`` then returns indicator rows). ``y`` with a single
+    class trains as in scikit-learn: one logistic unit whose target is 0 for every sample;
+    ``predict`` gives that class, ``predict_proba`` two columns, as scikit-learn's.
 
     Parameters
     ----------
@@ -42,11 +44,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 {_SHARED_ATTRIBUTES}
     Notes
     -----
-    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
-    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
-    Ctrl-C stops fit with a warning and keeps the weights reached; ``loss_`` is computed
-    exactly from the pre-activations where scikit-learn clips probabilities at machine
-    epsilon.
+{_SHARED_NOTES}
+
+    **Differs:** ``loss_`` is computed exactly from the pre-activations where scikit-learn
+    clips probabilities at machine epsilon.
     """
 
     _is_classifier = True
@@ -211,9 +212,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 {_SHARED_ATTRIBUTES}
     Notes
     -----
-    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
-    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
-    Ctrl-C stops fit with a warning and keeps the weights reached.
+{_SHARED_NOTES}
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
