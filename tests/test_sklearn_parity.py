@@ -176,9 +176,9 @@ def test_divergence_with_early_stopping_ends_like_sklearn(solver, iris, tmp_path
 # ------------------------------------------------------------------- 4. one class
 
 @pytest.mark.parametrize("label", [0, "a"])
-def test_single_class_trains_like_sklearn(label, iris):
+def test_single_class_trains_like_sklearn(label, iris, tmp_path):
     """One class: scikit-learn trains one logistic unit toward 0 and predicts the class;
-    with lbfgs the same path."""
+    with lbfgs the same path; with early stopping a validation score of 1 every epoch."""
     X, _ = iris
     y = np.full(len(X), label)
     mlp, _ = _fit(MLPClassifier, X, y, solver="lbfgs", max_iter=30)
@@ -190,6 +190,12 @@ def test_single_class_trains_like_sklearn(label, iris):
     assert ours.score(X, y) == mlp.score(X, y) == 1.0
     part = BackpropClassifier((5,), random_state=0).partial_fit(X, y, classes=[label])
     assert list(part.predict(X[:3])) == [label] * 3
+    early = [_fit(make, X, y, early_stopping=True, max_iter=50)[0] for make in PAIRS["classifier"]]
+    assert early[0].validation_scores_ == early[1].validation_scores_ == [1.0] * 12
+    ours.intercepts_[-1][...] = 10.0                           # the unit says "the class"
+    assert list(ours.predict(X)) == [label] * len(X)
+    net = cbackprop.load(ours.save(tmp_path / "one.cbp"))      # its Network: the class too
+    assert list(net.predict(X)) == [label] * len(X)
 
 
 def test_early_stopping_split_error_is_sklearns(iris):

@@ -149,8 +149,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                                  f"({all_classes[0]!r}): use output='auto'")
             n_outputs = 1 if (k <= 2 and output == "sigmoid") else k
             # one class, as scikit-learn's LabelBinarizer codes it: one logistic unit whose
-            # target is 0 for every sample (predict gives the class whatever the unit says)
-            targets, train_classes = index, np.arange(max(k, 2))
+            # target is 0 for every sample (_targets.decode: the class whatever h says)
+            targets, train_classes = index, np.arange(k)
         fitted = {"classes_": all_classes, "_multilabel": multilabel} if first else {}
         return targets, n_outputs, output, loss, train_classes, fitted
 
@@ -180,10 +180,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             return self._on_dask(X, "predict")
         h = self._forward(X)
         kind = _targets.MATRIX if self._multilabel else _targets.LABELS
-        pred = _targets.decode(h, None, kind, self.network_.output, False)
-        if self._multilabel:
-            return pred
-        return self.classes_[np.minimum(pred, len(self.classes_) - 1)]   # one class: always it
+        classes = None if self._multilabel else self.classes_
+        return _targets.decode(h, classes, kind, self.network_.output, False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
