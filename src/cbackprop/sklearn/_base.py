@@ -304,7 +304,7 @@ class _BaseBackprop(BaseEstimator):
             warnings.warn(f"training diverged in epoch {diverged.epoch} (validation score NaN); "
                           f"{kept} weights were kept. cbackprop: {diverged}",
                           ConvergenceWarning, stacklevel=3)
-        elif log.verbose and self._stopped_by_rule(net, early, options, caught):
+        elif log.verbose and self._stopped_by_rule(early, options["solver"], caught):
             print(_report.stop_line(early, self.tol, self.n_iter_no_change,
                                     options["schedule"] == "adaptive"))
 
@@ -331,12 +331,14 @@ class _BaseBackprop(BaseEstimator):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     @staticmethod
-    def _stopped_by_rule(net, early, options, caught):
-        """Whether the no-improvement rule (or early stopping) ended the fit: scikit-learn's
-        verbose fit says so. scipy's own tolerance stops lbfgs and cg otherwise."""
-        interrupted = any(issubclass(w.category, training.TrainingInterrupted) for w in caught)
-        return (net.n_iter_ < options["max_iter"] and not interrupted
-                and (early or options["solver"] not in ("lbfgs", "cg")))
+    def _stopped_by_rule(early, solver, caught):
+        """Whether the no-improvement rule (or early stopping) ended the fit, which
+        scikit-learn's verbose fit says: neither interrupted nor out of epochs (training's
+        warning), and not lbfgs or cg without early stopping (scipy's tolerance stops them)."""
+        out = any(issubclass(w.category, training.TrainingInterrupted) or (
+            issubclass(w.category, training.ConvergenceWarning)
+            and str(w.message).startswith(f"{solver} ran all ")) for w in caught)
+        return not out and (early or solver not in ("lbfgs", "cg"))
 
     def _dask_inputs(self, X, y, sample_weight, first):
         """(X, y, sample_weight, the labels to check): Dask collections with whole rows a

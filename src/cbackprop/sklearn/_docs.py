@@ -27,7 +27,9 @@ _SHARED_PARAMS = """\
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Schedule of ``'sgd'`` (and ``'online'``); other solvers ignore it, as in
         scikit-learn. **Differs:** ``'invscaling'`` divides by ``epoch ** power_t``, where
-        scikit-learn divides by ``(samples seen + 1) ** power_t``.
+        scikit-learn divides by ``(samples seen + 1) ** power_t``; ``'adaptive'`` stops when
+        the rate divided by 5 would fall below 1e-6, one division before scikit-learn, which
+        stops once the rate is at or below 1e-6.
 
     learning_rate_init : float, default=0.001
 
@@ -58,8 +60,8 @@ _SHARED_PARAMS = """\
         cbackprop's: ``Network.fit``'s progress bar (tqdm, if installed; on Dask data, the
         workers line too) instead of the lines. **Differs:** the lines are printed for every
         solver (scikit-learn's ``'lbfgs'`` leaves them to scipy, which prints nothing from
-        scipy 1.15), and the ``'adaptive'`` schedule's "Setting learning rate to ..." lines
-        are not printed.
+        scipy 1.15); the ``'adaptive'`` schedule's "Setting learning rate to ..." lines are
+        not printed.
 
     warm_start : bool, default=False
         Continue from the last fit's weights (the network must be the same).
