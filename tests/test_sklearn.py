@@ -432,8 +432,6 @@ def test_labels_of_any_type_and_outputs(iris):
         np.testing.assert_allclose(proba.sum(axis=1), 1)
         np.testing.assert_array_equal(clf.predict(X), np.argmax(proba, axis=1))
         assert clf.score(X, y) > 0.9
-    with pytest.raises(ValueError, match="1 class"):
-        BackpropClassifier().fit(X, np.zeros(len(X)))
 
 
 @pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs", "online", "cg", "rprop"])
@@ -479,7 +477,7 @@ def test_stopping_rule_and_progress(iris, capsys):
 
 def test_convergence_warning_is_sklearns(iris):
     X, y = iris
-    with pytest.warns(SkConvergenceWarning, match="without converging"):
+    with pytest.warns(SkConvergenceWarning, match=r"Maximum iterations \(2\) reached"):
         BackpropClassifier(hidden_layer_sizes=(5,), max_iter=2).fit(X, y)
     with pytest.warns(cbackprop.ConvergenceWarning):
         BackpropClassifier(hidden_layer_sizes=(5,), max_iter=2).fit(X, y)

@@ -5,11 +5,11 @@ from cbackprop.gradcheck import check_gradients
 from cbackprop.modelfile import ModelFileError
 from cbackprop.network import Network
 from cbackprop.preprocessing import Scaler
-from cbackprop.training import ConvergenceWarning, TrainingInterrupted
+from cbackprop.training import ConvergenceWarning, DivergenceError, TrainingInterrupted
 
 from cbackprop._version import __version__
 
 load = Network.load
-__all__ = ["BlockSums", "ConvergenceWarning", "ModelFileError", "Network", "Scaler",
-           "TrainingInterrupted", "block_sums", "blocks", "check_gradients", "cluster", "load",
-           "reference", "sources", "tree_sum", "__version__"]
+__all__ = ["BlockSums", "ConvergenceWarning", "DivergenceError", "ModelFileError", "Network",
+           "Scaler", "TrainingInterrupted", "block_sums", "blocks", "check_gradients",
+           "cluster", "load", "reference", "sources", "tree_sum", "__version__"]

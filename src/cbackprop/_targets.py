@@ -182,6 +182,8 @@ def decode(h, classes, kind, output, squeeze):
         return (h >= 0.5).astype(np.int64)     # multi-label: every unit on its own
     if h.shape[1] == 1:
         index = (h[:, 0] >= 0.5).astype(np.intp)
+        if classes is not None and len(classes) == 1:
+            index[:] = 0               # scikit-learn's classifier of one class: always it
     else:
         index = np.argmax(h, axis=1)
     return classes[index] if classes is not None else index

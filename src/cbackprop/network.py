@@ -332,8 +332,8 @@ class Network:
 
         Every solver minimizes the same J (docs/design.md, "The math"). Ctrl-C stops at
         the end of the current batch or iteration with a warning, keeping the parameters
-        reached. A NaN or inf cost raises FloatingPointError, the parameters restored to
-        their last finite values.
+        reached. A NaN or inf cost raises cbackprop.DivergenceError (a FloatingPointError
+        and a ValueError), the parameters restored to their last finite values.
 
         Sets ``history_`` (per epoch: 'loss', and 'val_loss', 'val_score' with validation
         data, 'time' in seconds since the start), ``n_iter_``, ``classes_`` and

@@ -32,6 +32,19 @@ class ConvergenceWarning(UserWarning):
     """fit ran out of epochs or iterations before the cost stopped improving."""
 
 
+class DivergenceError(ValueError, FloatingPointError):
+    """fit diverged: the cost or the parameters stopped being finite (or the cost blew up).
+
+    Both a FloatingPointError (cbackprop's error for it) and a ValueError (scikit-learn's
+    MLP raises ValueError for non-finite weights), so that either ``except`` catches it.
+    ``epoch`` is the epoch (iteration) that diverged, ``cost`` its cost.
+    """
+
+    def __init__(self, message, epoch=None, cost=None):
+        super().__init__(message)
+        self.epoch, self.cost = epoch, cost
+
+
 class TrainingInterrupted(UserWarning):
     """fit was stopped by Ctrl-C; the network keeps the parameters it had reached."""
 
@@ -108,18 +121,18 @@ class _Run:
         # lam / W beyond the square root of the dtype's range, or a regularization term of the
         # last good parameters beyond it: lam is to blame, whatever the learning rate
         if self.lam_absurd():
-            raise FloatingPointError(
+            raise DivergenceError(
                 f"training diverged in epoch {self.epoch + 1}: the cost {how or f'became {cost}'} "
                 f"with lam={self.o['lam']:g}, a regularization too strong for this data "
                 f"(lam / total sample weight = {self.reg:g}); the parameters were restored to "
-                f"those of epoch {self.epoch} (try a smaller lam)")
+                f"those of epoch {self.epoch} (try a smaller lam)", self.epoch + 1, cost)
         what = (f"learning_rate={self.rate:g}" if self.o["solver"] not in ("lbfgs", "cg")
                 else f"solver={self.o['solver']!r}")
         how = how or f"became {cost}"
-        raise FloatingPointError(
+        raise DivergenceError(
             f"training diverged in epoch {self.epoch + 1}: the cost {how} with {what}; "
             f"the parameters were restored to those of epoch {self.epoch} (try a smaller "
-            f"learning_rate, scaled inputs, or lam > 0)")
+            f"learning_rate, scaled inputs, or lam > 0)", self.epoch + 1, cost)
 
     def lam_absurd(self):
         """lam / W beyond the square root of the dtype's range, or the regularization term

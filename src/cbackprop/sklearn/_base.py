@@ -16,7 +16,7 @@ from cbackprop import cluster, modelfile, training, _validation as v
 from cbackprop._core.threads import default_threads
 from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
-from cbackprop.sklearn import _persist
+from cbackprop.sklearn import _persist, _report
 
 try:                                         # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -34,7 +34,7 @@ INITS = ("glorot", "ng", "he")
 
 
 class ConvergenceWarning(training.ConvergenceWarning, _SkConvergenceWarning):
-    """fit stopped at max_iter before converging.
+    """fit stopped at max_iter (or L-BFGS at max_fun) before converging.
 
     Both cbackprop's and scikit-learn's ConvergenceWarning, so a filter on either applies.
     """
@@ -100,8 +100,9 @@ class _BaseBackprop(BaseEstimator):
         max_iter = v.check_int("max_iter", self.max_iter)
         shuffle = v.check_bool("shuffle", self.shuffle)
         tol = v.check_real("tol", self.tol, low=0)
-        if not (v.is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))):
-            raise TypeError(f"verbose must be a bool or an int; got {self.verbose!r}")
+        if not (v.is_int(self.verbose) or isinstance(self.verbose, (bool, np.bool_))
+                or (isinstance(self.verbose, str) and self.verbose == "bar")):
+            raise TypeError(f"verbose must be a bool, an int or 'bar'; got {self.verbose!r}")
         v.check_bool("warm_start", self.warm_start)
         momentum = v.check_real("momentum", self.momentum, low=0, high=1, high_open=True)
         nesterov = v.check_bool("nesterovs_momentum", self.nesterovs_momentum)
@@ -140,9 +141,13 @@ class _BaseBackprop(BaseEstimator):
             # scikit-learn applies learning_rate (the schedule) and momentum to sgd only
             schedule=schedule if solver in SCHEDULED else "constant",
             momentum=momentum if solver == "sgd" else 0.9, nesterov=nesterov,
-            verbose=bool(self.verbose), beta_1=self.beta_1, beta_2=self.beta_2,
+            verbose=self._progress_bar(), beta_1=self.beta_1, beta_2=self.beta_2,
             epsilon=self.epsilon, power_t=power_t, max_fun=self.max_fun)
         return hidden, init, dtype, early, fraction, options
+
+    def _progress_bar(self):
+        """verbose='bar': Network.fit's progress bar; other true values: scikit-learn's lines."""
+        return isinstance(self.verbose, str)
 
     def _n_threads(self):
         return default_threads() if self.n_threads is None else int(self.n_threads)
@@ -258,8 +263,9 @@ class _BaseBackprop(BaseEstimator):
 
         validation = None
         if early:
+            labels = target_attrs.get("classes_", getattr(self, "classes_", None))
             X, targets, sample_weight, validation = self._early_stopping_split(
-                X, targets, sample_weight, fraction, rs)
+                X, targets, sample_weight, fraction, rs, labels)
         n_train = X.shape[0]
         if isinstance(self.batch_size, str):
             batch = min(200, n_train)
@@ -272,29 +278,67 @@ class _BaseBackprop(BaseEstimator):
             options["epochs"] = options["max_iter"] = 1
 
         net.n_threads = self._n_threads()
-        caught = []
+        log = _report.EpochLog(bool(self.verbose) and not self._progress_bar(), early,
+                               net.params)
+        caught, diverged = [], None
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                training.fit(
-                    net, X, targets, sample_weight, classes=train_classes,
-                    reset_optimizer=not incremental, batch_size=batch, random_state=rs,
-                    validation_data=validation, early_stopping=early, **options)
+                try:
+                    training.fit(
+                        net, X, targets, sample_weight, classes=train_classes,
+                        reset_optimizer=not incremental, batch_size=batch, random_state=rs,
+                        validation_data=validation, early_stopping=early, callback=log,
+                        **options)
+                except training.DivergenceError as exc:
+                    if not early:          # scikit-learn's ValueError, cbackprop's detail
+                        raise training.DivergenceError(
+                            f"{_report.NON_FINITE} cbackprop: {exc}", exc.epoch,
+                            exc.cost) from exc
+                    diverged = exc         # scikit-learn ends with a NaN validation score
+                    diverged_loss = log.diverged(net, exc)
         finally:
-            # re-issued under the caller's filters, ConvergenceWarning as scikit-learn's too
-            for w in caught:
-                if issubclass(w.category, training.ConvergenceWarning):
-                    if not incremental:
-                        warnings.warn(str(w.message), ConvergenceWarning, stacklevel=3)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            self._reissue(caught, incremental, options["solver"], options["max_iter"])
+        if diverged is not None:
+            kept = "the initial" if log.best_score == -np.inf else "the best epoch's"
+            warnings.warn(f"training diverged in epoch {diverged.epoch} (validation score NaN); "
+                          f"{kept} weights were kept. cbackprop: {diverged}",
+                          ConvergenceWarning, stacklevel=3)
+        elif log.verbose and self._stopped_by_rule(early, options["solver"], caught):
+            print(_report.stop_line(early, self.tol, self.n_iter_no_change,
+                                    options["schedule"] == "adaptive"))
 
         # training succeeded: only now does the estimator change (a failed fit leaves it be)
         for key, value in target_attrs.items():
             setattr(self, key, value)
         self.network_ = net
         self._record(net, first, early, n_train, output)
+        if diverged is not None:          # the epoch that diverged, as scikit-learn records it
+            self.loss_curve_.append(diverged_loss)
+            self.validation_scores_.append(np.nan)
+            self.loss_, self.n_iter_, self.t_ = diverged_loss, self.n_iter_ + 1, self.t_ + n_train
         return self
+
+    def _reissue(self, caught, incremental, solver, max_iter):
+        """training.fit's warnings, under the caller's filters; ConvergenceWarning as
+        scikit-learn's too, in its MLP's words (partial_fit never warns of it, as there)."""
+        for w in caught:
+            if issubclass(w.category, training.ConvergenceWarning):
+                if not incremental:
+                    warnings.warn(_report.convergence_message(solver, str(w.message), max_iter),
+                                  ConvergenceWarning, stacklevel=4)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    @staticmethod
+    def _stopped_by_rule(early, solver, caught):
+        """Whether the no-improvement rule (or early stopping) ended the fit, which
+        scikit-learn's verbose fit says: neither interrupted nor out of epochs (training's
+        warning), and not lbfgs or cg without early stopping (scipy's tolerance stops them)."""
+        out = any(issubclass(w.category, training.TrainingInterrupted) or (
+            issubclass(w.category, training.ConvergenceWarning)
+            and str(w.message).startswith(f"{solver} ran all ")) for w in caught)
+        return not out and (early or solver not in ("lbfgs", "cg"))
 
     def _dask_inputs(self, X, y, sample_weight, first):
         """(X, y, sample_weight, the labels to check): Dask collections with whole rows a
@@ -327,10 +371,11 @@ class _BaseBackprop(BaseEstimator):
         check_is_fitted(self)
         return cluster.map_rows(self, X, method, self.n_features_in_, self.network_.dtype)
 
-    def _early_stopping_split(self, X, Y, sample_weight, fraction, rs):
+    def _early_stopping_split(self, X, Y, sample_weight, fraction, rs, classes):
         """scikit-learn's early-stopping split: train_test_split with the same random state,
-        stratified for single-label classification."""
-        stratify = Y if (self._is_classifier and Y.ndim == 1) else None
+        stratified for single-label classification (by the labels, classes[Y], so that its
+        error for a class with one member names the class)."""
+        stratify = classes[Y] if (self._is_classifier and Y.ndim == 1) else None
         arrays = [X, Y] + ([sample_weight] if sample_weight is not None else [])
         parts = train_test_split(*arrays, random_state=rs, test_size=fraction,
                                  stratify=stratify)
@@ -356,8 +401,10 @@ class _BaseBackprop(BaseEstimator):
                 float(x) for x in history.get("val_score", [])]
         self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else None
         self.best_loss_ = None if early else (min(self.loss_curve_) if self.loss_curve_ else None)
-        self.best_validation_score_ = (max(self.validation_scores_)
-                                       if early and self.validation_scores_ else None)
+        # scikit-learn's: the best score that is not NaN (-inf when none is)
+        self.best_validation_score_ = (
+            max((s for s in self.validation_scores_ if not np.isnan(s)), default=-np.inf)
+            if early else None)
         self.n_iter_ = int(net.n_iter_)
         self.t_ += self.n_iter_ * n_train
         self.n_outputs_ = net.layer_sizes[-1]

@@ -1,4 +1,4 @@
-"""The parameter and attribute sections the two estimators' docstrings share."""
+"""The parameter, attribute and notes sections the two estimators' docstrings share."""
 
 _SHARED_PARAMS = """\
     hidden_layer_sizes : int or sequence of int, default=(100,)
@@ -27,7 +27,9 @@ _SHARED_PARAMS = """\
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Schedule of ``'sgd'`` (and ``'online'``); other solvers ignore it, as in
         scikit-learn. **Differs:** ``'invscaling'`` divides by ``epoch ** power_t``, where
-        scikit-learn divides by ``(samples seen + 1) ** power_t``.
+        scikit-learn divides by ``(samples seen + 1) ** power_t``; ``'adaptive'`` stops when
+        the rate divided by 5 would fall below 1e-6, one division before scikit-learn, which
+        stops once the rate is at or below 1e-6.
 
     learning_rate_init : float, default=0.001
 
@@ -35,7 +37,11 @@ _SHARED_PARAMS = """\
         The exponent of ``'invscaling'`` (per epoch, see ``learning_rate``).
 
     max_iter : int, default=200
-        Epochs of the stochastic solvers, iterations of the full-batch ones.
+        Epochs of the stochastic solvers, iterations of the full-batch ones. Reaching it
+        before converging warns ``ConvergenceWarning`` (scikit-learn's and cbackprop's) in
+        scikit-learn's words ("Stochastic Optimizer: Maximum iterations (200) reached ...",
+        "lbfgs failed to converge after 200 iteration(s) (status=1): ..."); cbackprop's own
+        for ``'cg'`` and ``'rprop'``. ``partial_fit`` never warns of it, as in scikit-learn.
 
     shuffle : bool, default=True
 
@@ -47,8 +53,15 @@ _SHARED_PARAMS = """\
         The loss (or validation score) must improve by ``tol`` within ``n_iter_no_change``
         epochs; for ``'lbfgs'`` and ``'cg'``, scipy's gradient tolerance.
 
-    verbose : bool, default=False
-        **Differs:** a progress bar (tqdm, if installed) rather than a line per epoch.
+    verbose : bool, int or 'bar', default=False
+        True (an int >= 1): scikit-learn's lines, ``Iteration 1, loss = 0.69314718`` after
+        every epoch (iteration), ``Validation score: 0.900000`` after it with early stopping,
+        and the line saying that the no-improvement rule stopped the fit. ``'bar'`` is
+        cbackprop's: ``Network.fit``'s progress bar (tqdm, if installed; on Dask data, the
+        workers line too) instead of the lines. **Differs:** the lines are printed for every
+        solver (scikit-learn's ``'lbfgs'`` leaves them to scipy, which prints nothing from
+        scipy 1.15); the ``'adaptive'`` schedule's "Setting learning rate to ..." lines are
+        not printed.
 
     warm_start : bool, default=False
         Continue from the last fit's weights (the network must be the same).
@@ -61,8 +74,15 @@ _SHARED_PARAMS = """\
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (scikit-learn's split, stratified for
         single-label classification), stop when its score fails to improve and keep the best
-        weights. **Differs:** honored by every solver (scikit-learn: ``'sgd'``, ``'adam'``),
-        and the validation score is unweighted.
+        weights. A fit that diverges ends with a NaN validation score for the epoch that
+        diverged, keeps the best weights (the initial ones if no epoch scored) and warns
+        ``ConvergenceWarning``, as scikit-learn's. **Differs:** honored by every solver
+        (scikit-learn: ``'sgd'``, ``'adam'``); the validation score is unweighted; the split
+        is stratified for any number of classes (scikit-learn's MLP stratifies two-class
+        ``y`` only: with three or more its split is not ours, and a class with one member
+        is train_test_split's "The least populated class in y has only 1 member" error
+        here only); a fit that diverges stops at that epoch (scikit-learn runs its
+        remaining epochs on NaN weights, then restores the same best weights).
 
     validation_fraction : float, default=0.1
 
@@ -139,3 +159,15 @@ _SHARED_ATTRIBUTES = """\
     out_activation_ : {'softmax', 'logistic', 'identity'}
         The output units, in scikit-learn's names.
 """
+
+_SHARED_NOTES = """\
+    Weights that stop being finite (inputs near the float range, a rate too large) raise
+    ``cbackprop.DivergenceError``, a ValueError with scikit-learn's message ("Solver produced
+    non-finite parameter weights. The input data may contain large values and need to be
+    preprocessed.", cbackprop's detail after it) and a FloatingPointError, so that code
+    written for either catches it; with early stopping, see ``early_stopping``.
+
+    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); with
+    ``'lbfgs'`` a cost that is not finite at the start raises too (scikit-learn warns
+    "ABNORMAL" and keeps its initial weights); Ctrl-C stops fit with a warning and keeps the
+    weights reached."""

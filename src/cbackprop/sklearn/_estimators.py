@@ -6,7 +6,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 
 from cbackprop import _targets, _validation as v, cluster
 from cbackprop.sklearn._base import _BaseBackprop
-from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_PARAMS
+from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMS
 
 
 class BackpropClassifier(ClassifierMixin, _BaseBackprop):
@@ -18,7 +18,9 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 
     Class labels (1-D ``y`` of any sortable type) give softmax outputs, or one logistic
     unit for two classes; a 0/1 indicator matrix gives multi-label classification with one
-    logistic unit per label (``predict`` then returns indicator rows).
+    logistic unit per label (``predict`` then returns indicator rows). ``y`` with a single
+    class trains as in scikit-learn: one logistic unit whose target is 0 for every sample;
+    ``predict`` gives that class, ``predict_proba`` two columns, as scikit-learn's.
 
     Parameters
     ----------
@@ -42,11 +44,10 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
 {_SHARED_ATTRIBUTES}
     Notes
     -----
-    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
-    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
-    Ctrl-C stops fit with a warning and keeps the weights reached; ``loss_`` is computed
-    exactly from the pre-activations where scikit-learn clips probabilities at machine
-    epsilon.
+{_SHARED_NOTES}
+
+    **Differs:** ``loss_`` is computed exactly from the pre-activations where scikit-learn
+    clips probabilities at machine epsilon.
     """
 
     _is_classifier = True
@@ -106,9 +107,6 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                     len(np.unique(classes)) != y.shape[1]:
                 raise ValueError(f"classes has {len(np.unique(classes))} labels but y "
                                  f"{y.shape[1]} columns")
-            if len(all_classes) < 2 and not multilabel:
-                raise ValueError(f"Classifier can't train when only one class is present: "
-                                 f"y has 1 class ({all_classes[0]!r})")
         else:
             all_classes = self.classes_
             if multilabel != (self._multilabel is True):
@@ -146,7 +144,12 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                 output = "softmax" if (k > 2 and loss == "cross_entropy") else "sigmoid"
             if output == "softmax" and loss == "squared_error":
                 raise ValueError("loss='squared_error' needs output='sigmoid' (or 'auto')")
-            n_outputs = 1 if (k == 2 and output == "sigmoid") else k
+            if output == "softmax" and k == 1:
+                raise ValueError(f"output='softmax' needs two classes or more; y has one "
+                                 f"({all_classes[0]!r}): use output='auto'")
+            n_outputs = 1 if (k <= 2 and output == "sigmoid") else k
+            # one class, as scikit-learn's LabelBinarizer codes it: one logistic unit whose
+            # target is 0 for every sample (_targets.decode: the class whatever h says)
             targets, train_classes = index, np.arange(k)
         fitted = {"classes_": all_classes, "_multilabel": multilabel} if first else {}
         return targets, n_outputs, output, loss, train_classes, fitted
@@ -177,8 +180,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             return self._on_dask(X, "predict")
         h = self._forward(X)
         kind = _targets.MATRIX if self._multilabel else _targets.LABELS
-        pred = _targets.decode(h, None, kind, self.network_.output, False)
-        return pred if self._multilabel else self.classes_[pred]
+        classes = None if self._multilabel else self.classes_
+        return _targets.decode(h, classes, kind, self.network_.output, False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -207,9 +210,7 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 {_SHARED_ATTRIBUTES}
     Notes
     -----
-    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); a cost
-    that becomes NaN or infinite raises FloatingPointError (scikit-learn: a ValueError);
-    Ctrl-C stops fit with a warning and keeps the weights reached.
+{_SHARED_NOTES}
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,

@@ -22,19 +22,21 @@ FITTED = ("loss_curve_", "validation_scores_", "loss_", "best_loss_", "best_vali
 
 def _plain(value):
     """A parameter or fitted value as JSON holds it (numpy scalars as Python's, tuples as
-    lists, infinities as 'inf', since JSON has none)."""
+    lists, infinities and NaN as 'inf', '-inf', 'nan', since JSON has none)."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if isinstance(value, (tuple, list)):
         return [_plain(x) for x in value]
     return value
 
 
 def _unplain(name, value):
-    if value in ("inf", "-inf"):                     # no estimator parameter takes these strings
+    if value in ("inf", "-inf", "nan"):              # no estimator parameter takes these strings
         return float(value)
+    if name in ("loss_curve_", "validation_scores_") and isinstance(value, list):
+        return [_unplain(name, x) for x in value]
     if name == "hidden_layer_sizes" and isinstance(value, list):
         return tuple(value)
     return value
