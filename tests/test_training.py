@@ -1112,6 +1112,15 @@ def test_schedule_adaptive_divides_by_five(rng):
     assert net.n_iter_ == 9
 
 
+def test_schedule_adaptive_stops_as_scikit_learns_does(rng):
+    # scikit-learn's trigger_stopping: a rate above 1e-6 is divided by 5, one at or below
+    # 1e-6 stops: 1e-5 -> 2e-6 -> 4e-7, then stop
+    rates, net = _observed_rates(rng, "adaptive", epochs=50, tol=1e3, n_iter_no_change=2,
+                                 lr=1e-5)
+    np.testing.assert_allclose(rates, [1e-5] * 3 + [2e-6] * 2 + [4e-7] * 2, rtol=1e-9)
+    assert net.n_iter_ == 7
+
+
 def test_schedule_adaptive_eventually_stops(rng, no_fit_warnings):
     X, y = classification(rng, m=30)
     net = cb.Network([4, 5, 3], random_state=0)

@@ -199,11 +199,13 @@ class _Run:
             return True                            # scipy's own tolerance decides
         if self.no_improve < o["n_iter_no_change"]:
             return True
-        if o["schedule"] == "adaptive" and o["solver"] in ("online", "sgd", "adam"):
+        # scikit-learn's rule: a rate above 1e-6 is divided by 5 and training goes on; one
+        # at or below it stops
+        if (o["schedule"] == "adaptive" and o["solver"] in ("online", "sgd", "adam")
+                and self.rate > MIN_ADAPTIVE_RATE):
             self.rate /= ADAPTIVE_DIVISOR
             self.no_improve = 0
-            if self.rate >= MIN_ADAPTIVE_RATE:
-                return True
+            return True
         self.converged = True
         return False
 

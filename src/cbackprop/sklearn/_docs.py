@@ -27,9 +27,8 @@ _SHARED_PARAMS = """\
     learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
         Schedule of ``'sgd'`` (and ``'online'``); other solvers ignore it, as in
         scikit-learn. **Differs:** ``'invscaling'`` divides by ``epoch ** power_t``, where
-        scikit-learn divides by ``(samples seen + 1) ** power_t``; ``'adaptive'`` stops when
-        the rate divided by 5 would fall below 1e-6, one division before scikit-learn, which
-        stops once the rate is at or below 1e-6.
+        scikit-learn divides by ``(samples seen + 1) ** power_t``. ``'adaptive'``, as in
+        scikit-learn, divides a rate above 1e-6 by 5 and stops at one at or below it.
 
     learning_rate_init : float, default=0.001
 
