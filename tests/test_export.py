@@ -184,7 +184,8 @@ def test_onnx_of_estimators(ort, tmp_path):
         clf.save(tmp_path / f"{what}.cbp")
         got = _run(ort, cb.export.to_onnx(cb.load(tmp_path / f"{what}.cbp")), X32)
         np.testing.assert_array_equal(got["label"], clf.predict(X32), err_msg=what)
-    reg = BackpropRegressor(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=50, random_state=0).fit(X, s[:, 0])
+    reg = BackpropRegressor(hidden_layer_sizes=(6,), solver="lbfgs", max_iter=50,
+                            random_state=0).fit(X, s[:, 0])
     got = _run(ort, cb.export.to_onnx(reg), X)
     np.testing.assert_allclose(got["variable"][:, 0], reg.predict(X), rtol=1e-12, atol=1e-12)
     with pytest.raises(TypeError, match="not fitted"):
