@@ -7,8 +7,8 @@ int64, double, bool or string; for multi-label models a 0/1 int64 matrix) and
 batch dimension."""
 import numpy as np
 
-from cbackprop.export._model import (CLASSES, MULTILABEL, VALUES, ExportError, describe,
-                                     export_dtype, label_values)
+from cbackprop.export._model import (MULTILABEL, VALUES, ExportError, describe, export_dtype,
+                                     label_values)
 
 OPSET = 17          # every operator used here is in it; runtimes from 2022 on run it
 IR_VERSION = 8      # the oldest IR of opset 17, so that older onnxruntime builds load it
