@@ -110,7 +110,7 @@ def _helpers(name, t, fn):
 def _forward(name, t, layers):
     widths = [l.weights.shape[0] for l in layers[:-1]]
     buffers = ["buf0", "buf1"][:min(2, len(widths))]
-    lines = [f"NAME_API void {name}_forward(const {t} *x, {t} *out)", "{"]
+    lines = [f"{name.upper()}_API void {name}_forward(const {t} *x, {t} *out)", "{"]
     if buffers:
         width = max(widths)
         lines += [f"    {t} {b}[{width}];" for b in buffers]
@@ -123,7 +123,7 @@ def _forward(name, t, layers):
                      f"/* {layer.activation} */")
         source = target
     lines.append("}")
-    return "\n".join(lines).replace("NAME_API", f"{name.upper()}_API") + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def _predictions(name, t, model):
@@ -157,10 +157,11 @@ def _predictions(name, t, model):
 
 def to_c(net_or_estimator, name="model", dtype="float", path=None):
     """One C99 header (the text; written to path when given) computing the network's
-    predictions in float or double, the scaler_ folded into the first layer."""
+    predictions in float or double (float32, float64; None: the network's), the scaler_
+    folded into the first layer. name prefixes every name of the header."""
     check_c_name(name)
-    ctype = "float" if export_dtype(dtype, None) is np.float32 else "double"
     model = describe(net_or_estimator)
+    ctype = "float" if export_dtype(dtype, model.dtype) is np.float32 else "double"
     for l, layer in enumerate(model.layers, start=1):
         if layer.activation not in ACTIVATION_CODES:
             raise ExportError(f"layer {l}: the activation {layer.activation!r} has no C export")
