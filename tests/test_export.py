@@ -329,6 +329,24 @@ def test_c_predicts_as_the_network(tmp_path, name, ctype, scaled):
 
 
 @needs_cc
+def test_c_of_an_estimator(tmp_path):
+    """An estimator's header predicts its labels; dtype None is the network's (float32)."""
+    pytest.importorskip("sklearn")
+    from cbackprop.sklearn import BackpropClassifier
+    X, s = _data()
+    y = np.array([10, 20, 30])[np.argmax(s[:, :3], axis=1)]
+    clf = BackpropClassifier((6,), solver="lbfgs", max_iter=50, random_state=0,
+                             dtype="float32").fit(X, y)
+    header = to_c(clf, name="clf", dtype=None)
+    assert "static const float clf_theta1" in header
+    exe = _compile(tmp_path, header, "clf", "float", "classes")
+    X32 = X.astype(np.float32)
+    labels, outputs = _run_c(exe, X32)
+    np.testing.assert_array_equal(clf.classes_[[int(p) for p in labels]], clf.predict(X32))
+    np.testing.assert_allclose(outputs, clf.predict_proba(X32), rtol=1e-6, atol=1e-6)
+
+
+@needs_cc
 def test_c_text_labels_and_names(tmp_path):
     """Labels needing escapes are C string literals; the header holds one name prefix."""
     net = _case("softmax_tanh", "float64")
@@ -354,6 +372,15 @@ def test_cli_export(tmp_path):
     proc = run("m.cbp", "--format", "c", "--out", "m.h", "--name", "binary", "--dtype", "double")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m.h").read_text() == to_c(net, name="binary", dtype="double")
+    pytest.importorskip("sklearn")
+    from cbackprop.sklearn import BackpropRegressor
+    X, s = _data()
+    reg = BackpropRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=20,
+                            random_state=0).fit(X, s[:, 0])
+    reg.save(tmp_path / "reg.cbp")
+    proc = run("reg.cbp", "--format", "c", "--dtype", "float64")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "model.h").read_text() == to_c(reg, dtype="double")
     proc = run("m.cbp", "--format", "c", "--name", "9lives")
     assert proc.returncode == 2 and "C identifier" in proc.stderr
     proc = run("missing.cbp", "--format", "c")
