@@ -1,5 +1,5 @@
 """cbackprop: backpropagation for fully connected networks, compiled with Cython and BLAS."""
-from cbackprop import blocks, cluster, reference, sources
+from cbackprop import blocks, cluster, export, reference, sources
 from cbackprop.blocks import BlockSums, block_sums, tree_sum
 from cbackprop.gradcheck import check_gradients
 from cbackprop.modelfile import ModelFileError
@@ -12,4 +12,4 @@ from cbackprop._version import __version__
 load = Network.load
 __all__ = ["BlockSums", "ConvergenceWarning", "DivergenceError", "ModelFileError", "Network",
            "Scaler", "TrainingInterrupted", "block_sums", "blocks", "check_gradients",
-           "cluster", "load", "reference", "sources", "tree_sum", "__version__"]
+           "cluster", "export", "load", "reference", "sources", "tree_sum", "__version__"]

@@ -5,6 +5,7 @@
     cbackprop predict MODEL DATA           predictions as CSV
     cbackprop evaluate MODEL DATA          scores on labelled data
     cbackprop inspect MODEL                what a model file holds
+    cbackprop export MODEL --format onnx   an ONNX model or a C header (--format c)
     cbackprop check                        the compiled gradients against the reference
     cbackprop bench                        a quick timing table against NumPy
 
@@ -13,7 +14,7 @@ reported as one line on stderr (``--debug`` shows the traceback).
 
 The modules, each importing only those listed after it and the library: parser (the
 options; it names the function each command runs), train, model (predict, evaluate,
-inspect), compare (check, bench), demo, data (data files), report (what is printed).
+inspect), export, compare (check, bench), demo, data (data files), report (what is printed).
 """
 import os
 import sys

@@ -7,7 +7,7 @@ import re
 
 import cbackprop as cb
 from cbackprop import _validation as v, options
-from cbackprop.cli import compare, demo, model, train
+from cbackprop.cli import compare, demo, export, model, train
 from cbackprop.cli.data import MAX_CLASSES_INFERRED
 from cbackprop.cli.report import PROG
 
@@ -87,6 +87,14 @@ class Parser(argparse.ArgumentParser):
             hint = _suggestion(unknown.split("=")[0], flags) if unknown.startswith("-") else ""
             command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
         return parsed
+
+
+def c_name(text):
+    """--name: a C identifier (cbackprop.export.check_c_name), else a usage error."""
+    try:
+        return cb.export.check_c_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def column_names(text):
@@ -255,6 +263,23 @@ def build_parser():
     p = _add_model_command(commands, "inspect", model.cmd_inspect, debug, reads_data=False,
                            help="architecture, sizes and training summary of a model file")
     p.add_argument("--json", action="store_true", help="print the file's metadata as JSON")
+
+    p = _add_model_command(commands, "export", export.cmd_export, debug, reads_data=False,
+                           help="write a model file as an ONNX model or a C header",
+                           description="Export MODEL (a Network's or a saved estimator's "
+                                       "file) for deployment: an ONNX model (outputs label "
+                                       "and probabilities, or variable; needs onnx) or one "
+                                       "dependency-free C99 header. Both apply the model's "
+                                       "feature scaling.")
+    p.add_argument("--format", choices=export.FORMATS, required=True,
+                   help="onnx or c (a C99 header)")
+    p.add_argument("--out", metavar="FILE",
+                   help="the file to write (default model.onnx, or NAME.h)")
+    p.add_argument("--name", type=c_name, default="model",
+                   help="C: the prefix of the header's names, a C identifier (default model)")
+    p.add_argument("--dtype", choices=export.DTYPES,
+                   help="the arithmetic: float32 (float) or float64 (double); default the "
+                        "model's for ONNX, float for C")
 
     p = _add_command(commands, "check", compare.cmd_check, debug,
                      help="check the compiled gradients against the reference and finite "
