@@ -828,3 +828,34 @@ def test_mixed_labels_are_a_value_error(rng):
     net.fit(X, ["a", "b"] * 3, epochs=1)
     with pytest.raises(ValueError, match="Mix of label input types"):
         net.score(X, np.array([1, 2] * 3, dtype=object))
+
+
+# --------------------------------------------- one row, the shortest path (issue 17)
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_few_rows_take_the_short_path_with_the_same_answers_and_errors(dtype):
+    net = cb.Network([6, 5, 3], dtype=dtype, random_state=0)
+    X = np.random.default_rng(0).normal(size=(300, 6)).astype(dtype)
+    full = net.forward(X)                                  # 300 rows: the planned path
+    assert not net._few_rows(X) and net._few_rows(X[:1]) and net._few_rows(X[:40])
+    from cbackprop._core import core
+
+    for k in (1, 2, 40):
+        threads, block_rows = net._row_plan(k)             # what forward did before
+        planned = core.forward(net._layout, X[:k], net.params, np.empty((k, 3), dtype),
+                               block_rows, threads)
+        np.testing.assert_array_equal(net.forward(X[:k]), planned)
+        np.testing.assert_allclose(net.forward(X[:k]), full[:k], rtol=1e-5)
+        np.testing.assert_allclose(net.predict_proba(X[:k]), net.predict_proba(X)[:k],
+                                   rtol=1e-5)
+    # what the short path does not take goes the checked way: the same errors as before
+    assert not net._few_rows(X[:2, ::2]) and not net._few_rows(X[:2].astype(np.float16))
+    np.testing.assert_allclose(net.forward(np.asfortranarray(X[:3])), full[:3], rtol=1e-6)
+    bad = X[:1].copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.forward(bad)
+    with pytest.raises(ValueError, match="5 features, the network expects 6"):
+        net.forward(X[:1, :5])
+    wide = cb.Network([784, 256, 10], random_state=0)
+    assert not wide._few_rows(np.zeros((64, 784)))        # worth two threads: planned

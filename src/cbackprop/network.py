@@ -148,6 +148,7 @@ class Network:
         # the architecture as the compiled core takes it, checked against by every call; the
         # Thetas are views into the flat parameters at the layout's offsets
         self._layout = core.Layout(sizes, self.activation + [output], loss)
+        self._layout_flops = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
         self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
         self._thetas = [self._params[o:o + (sizes[l + 1] * (sizes[l] + 1))]
                         .reshape(sizes[l + 1], sizes[l] + 1)
@@ -223,6 +224,10 @@ class Network:
     def forward(self, X):
         """The outputs h = a(L), shape (m, s_L). On a Dask X: a Dask array, computed in
         parallel over its partitions (as are predict's and predict_proba's)."""
+        if self._few_rows(X):                   # a serving loop's row: the shortest path
+            return core.forward(self._layout, X, self._params,
+                                np.empty((X.shape[0], self._layout.sizes[-1]), self.dtype),
+                                X.shape[0], 1)
         if cluster.is_dask(X):
             return cluster.map_rows(self, X, "forward")
         X = self._check_X(X)
@@ -230,6 +235,17 @@ class Network:
         threads, block_rows = self._row_plan(X.shape[0])
         with blas_single_threaded(threads > 1 and self._layout.blocks_call_blas()):
             return core.forward(self._layout, X, self._params, out, block_rows, threads)
+
+    def _few_rows(self, X):
+        """Whether X can go to the compiled core as it is, on one thread: a C-contiguous,
+        finite NumPy matrix of the network's dtype and input width, with fewer rows than
+        _row_plan would share between threads. (Anything else takes _check_X's way, which
+        converts it or says what is wrong.)"""
+        return (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
+                and X.flags.c_contiguous and X.shape[1] == self._layout.sizes[0]
+                and 0 < X.shape[0] <= BLOCK_ROWS
+                and X.shape[0] * self._layout_flops < WORK_A_THREAD
+                and bool(np.isfinite(X).all()))
 
     @property
     def flops_per_sample(self):
@@ -346,7 +362,7 @@ class Network:
     def predict(self, X):
         """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,
         values for identity outputs. Before fit: class indices."""
-        if cluster.is_dask(X):
+        if not isinstance(X, np.ndarray) and cluster.is_dask(X):
             return cluster.map_rows(self, X, "predict")
         coding = self.target_coding_
         return _targets.decode(self.forward(X), self.classes_, coding.kind, self.output,
@@ -354,7 +370,7 @@ class Network:
 
     def predict_proba(self, X):
         """Class probabilities; rows sum to one for single-label classification."""
-        if cluster.is_dask(X):
+        if not isinstance(X, np.ndarray) and cluster.is_dask(X):
             return cluster.map_rows(self, X, "predict_proba")
         return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
 
