@@ -25,6 +25,7 @@ import numpy as np
 import _report
 import bench_cost_gradient as bcg
 import bench_fann
+import bench_scale
 import bench_train as bt
 import cbackprop as cb
 import sweeps
@@ -37,11 +38,13 @@ RESULTS, README = os.path.join(HERE, "results"), os.path.join(HERE, "..", "READM
 FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=100,
             adam_epochs=100, synth_rows=60000, synth_rounds=5,
             memory_rows=[7500, 15000, 30000, 60000], memory_peers=True,
-            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, **sweeps.FULL)
+            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, **sweeps.FULL,
+            **bench_scale.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
-             peer_nets=2, peer_epochs=2, **sweeps.QUICK)
+             peer_nets=2, peer_epochs=2, **sweeps.QUICK,
+             **bench_scale.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
 
 
@@ -374,7 +377,7 @@ def python_threads(cfg):
 
 WORKLOADS = {"cost_gradient": cost_gradient, "online": online, "adam": adam,
              "synthetic": synthetic, "memory": memory, "python_threads": python_threads,
-             **sweeps.SWEEPS}
+             **sweeps.SWEEPS, "scale": bench_scale.scale}
 
 
 def run_all(names, cfg):
@@ -394,8 +397,7 @@ def run_all(names, cfg):
         for line in sweeps.describe(res) + [f"  {n}" for n in res.get("notes", [])]:
             print(line)
         for g in res.get("goals", []):
-            print(f"  goal {g['goal']}: {g['value']} -> "
-                  f"{'skipped' if g['met'] is None else 'met' if g['met'] else 'NOT met'}")
+            print(f"  goal {g['goal']}: {g['value']} -> {_report.verdict(g)}")
     return results
 
 
