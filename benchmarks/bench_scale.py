@@ -239,6 +239,7 @@ def dask_workload(cfg, client):
     X, y = client.compute([Xd, yd], sync=True)           # the same rows, in the client
     pulled = time.perf_counter() - t0
     Xte, yte = numpy_data(20000, SIZES[0], SIZES[-1], seed=SEED + 7)
+    one_core = one_core_evaluation(SIZES, X, y, parts)
     contenders = {IN_PROCESS: lambda r: per_evaluation(SIZES, X, y, k, None, Xte, yte),
                   ON_WORKERS: lambda r: per_evaluation(SIZES, Xd, yd, k, client, Xte, yte)}
     if cfg["dask_ship"]:
@@ -264,6 +265,8 @@ def dask_workload(cfg, client):
                          f"{fmt(med(runs[IN_PROCESS], 'time') * 1e3)} ms/evaluation, "
                          f"{parts} partitions")]
     extra = dict(made_on_workers_s=made, pulled_to_client_s=pulled, rows=m, partitions=parts,
+                 one_core_s=one_core, params=cb.Network(SIZES).params.size,
+                 eval_median={name: med(rs, "eval_median") for name, rs in runs.items()},
                  setup={name: med(rs, "setup") for name, rs in runs.items()},
                  per_eval={name: med(rs, "time") for name, rs in runs.items()},
                  per_iteration={name: med(rs, "iteration") for name, rs in runs.items()})
@@ -271,8 +274,37 @@ def dask_workload(cfg, client):
                  f"the workers in {made:.1f} s, pulled into the client in {pulled:.1f} s; "
                  "setup = the 1-iteration fit's time besides its evaluations (checks, and on "
                  "Dask persisting the prepared partitions): "
-                 + "; ".join(f"{n} {fmt(s)} s" for n, s in extra["setup"].items())]
+                 + "; ".join(f"{n} {fmt(s)} s" for n, s in extra["setup"].items()),
+                 f"dask: one evaluation's sums on one core, partition by partition, in the "
+                 "client (cbackprop.blocks.layout_sums, the workers' task): "
+                 f"{one_core * 1e3:.1f} ms (median of 3); the median single evaluation "
+                 "inside the fits: "
+                 + "; ".join(f"{n} {v * 1e3:.1f} ms" for n, v in extra["eval_median"].items())]
     return rows, goals, notes_out, extra
+
+
+def one_core_evaluation(sizes, X, y, parts, reps=3):
+    """Seconds of the workers' work for one evaluation done on one core here: every
+    partition's sums (cbackprop.blocks.layout_sums, 1 thread) and their tree_sum."""
+    from cbackprop import blocks
+    net = cb.Network(sizes, output="softmax", random_state=SEED)
+    Y = np.eye(sizes[-1])[y]
+    w = np.empty(0)
+    chunk = -(-X.shape[0] // parts)
+    cut = [(np.ascontiguousarray(X[a:a + chunk]), np.ascontiguousarray(Y[a:a + chunk]))
+           for a in range(0, X.shape[0], chunk)]
+
+    def evaluate():
+        blocks.tree_sum(blocks.layout_sums(net._layout, Xp, Yp, w, net.params, True, 1)
+                        for Xp, Yp in cut)
+    evaluate()
+    return statistics.median(timed_call(evaluate) for _ in range(reps))
+
+
+def timed_call(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def exercise_workload(cfg, client):
@@ -294,7 +326,8 @@ def exercise_workload(cfg, client):
     base = med(runs[IN_PROCESS], "time")
     fixed = {name: (med(rs, "time") - base) * 1e3 for name, rs in runs.items()
              if name != IN_PROCESS}
-    notes = {name: (f"{med(rs, 'evals'):.0f} evals for {med(rs, 'iters'):.0f} iterations"
+    notes = {name: (f"{med(rs, 'evals'):.0f} evals for {med(rs, 'iters'):.0f} iterations; "
+                    f"median single evaluation {med(rs, 'eval_median') * 1e3:.2f} ms"
                     + (f"; fixed cost {fixed[name]:.2f} ms/evaluation" if name in fixed else ""))
              for name, rs in runs.items()}
     rows = rows_from("scale", runs, "ms/evaluation", 1e3, IN_PROCESS, notes, checks)
@@ -306,7 +339,9 @@ def exercise_workload(cfg, client):
                   met=True, report=True,
                   detail=f"distributed minus in process ({fmt(base * 1e3)} ms)")
              for name, ms in fixed.items()]
-    return rows, goals, [], dict(fixed_ms=fixed, in_process_ms=base * 1e3)
+    return rows, goals, [], dict(fixed_ms=fixed, in_process_ms=base * 1e3,
+                                 eval_median_ms={n: med(rs, "eval_median") * 1e3
+                                                 for n, rs in runs.items()})
 
 
 # ------------------------------------------------------------------------------ spark
@@ -406,8 +441,9 @@ SPARK_LOCAL = "cbackprop in process (2 threads)"
 def spark_workload(cfg, client):
     import dask.array as da
     m, mt, k, ka = cfg["spark_rows"], cfg["spark_test"], cfg["spark_iters"], cfg["spark_acc_iters"]
-    text = (f"{m or FULL['spark_rows']} x 100-64-10: cbackprop on Dask with 2 workers >= {GOAL_SPARK:g}x faster an "
-            "L-BFGS iteration than Spark MLlib local[2], at equal accuracy")
+    text = (f"{m or FULL['spark_rows']} x 100-64-10: cbackprop on Dask with 2 workers >= "
+            f"{GOAL_SPARK:g}x faster an L-BFGS iteration than Spark MLlib local[2], at equal "
+            "accuracy")
     why = spark_missing() or (None if m else "skipped in --quick (a JVM start alone takes "
                                              "10-15 s); run without --quick")
     if why:
@@ -451,7 +487,8 @@ def spark_workload(cfg, client):
         for r in runs[name]:
             r["acc"] = acc
     notes = {SPARK: (f"fits of {med(runs[SPARK], 'iters_short'):.0f} and "
-                     f"{med(runs[SPARK], 'iters'):.0f} iterations, setup {fmt(med(runs[SPARK], 'setup'))} s; "
+                     f"{med(runs[SPARK], 'iters'):.0f} iterations, setup "
+                     f"{fmt(med(runs[SPARK], 'setup'))} s; "
                      f"{ka} iterations: {its} done, loss {sloss:.4f}, {ts:.1f} s; "
                      f"{info['partitions']} partitions; {info['check']}"),
              SPARK_DASK: (f"{ka} iterations: {net.n_iter_} done, loss "
@@ -657,7 +694,6 @@ def model_constants(client, reps, sizes=(SIZES, EXERCISE), ns=(2, 8, 16, 32), bi
                 [client.submit(np.copy, shared, pure=False) for _ in range(n)]), reps)
             sums = [blocks.BlockSums(1.0, v.copy(), 1.0, 1) for _ in range(n)]
             out["tree_sum"][(P, n)] = _median_time(lambda: blocks.tree_sum(sums), reps)
-        del shared
     return out
 
 
@@ -681,6 +717,52 @@ def model_workload(cfg):
                      tree_sum={f"{P},{n}": t for (P, n), t in c["tree_sum"].items()})
                 for c in consts]
     return notes, jsonable
+
+
+def fit_line(points):
+    """(intercept, slope) of a least-squares line through [(x, y)] (slope 0 for one x)."""
+    xs = np.array([p[0] for p in points], float)
+    ys = np.array([p[1] for p in points], float)
+    if len(set(xs)) < 2:
+        return float(ys.mean()), 0.0
+    slope, icpt = np.polyfit(xs, ys, 1)
+    return float(icpt), float(slope)
+
+
+def projection(consts, one_core, P, rows, workers=(2, 8, 64, 512), per_worker_rows=None):
+    """The model of one distributed evaluation on W workers (benchmarks/README.md):
+    T(W) = C/W + L + B(W) + G(n) + S(n), n = partitions = max(16, W):
+    C the sums on one core (measured), L an empty task's round trip, B the broadcast of the
+    P parameters (linear in W, fitted over the clusters measured), G the n tasks whose P-float
+    partial gradients are gathered, beyond one round trip (linear in n, fitted), S the
+    client's tree_sum of the n (linear in n). Efficiency = (C/W) / T(W). With
+    per_worker_rows, weak scaling: every worker holds that many rows (C grows with W)."""
+    L = statistics.median(c["empty_task"] for c in consts)
+    b = fit_line([(c["workers"], c["broadcast"][P]) for c in consts if P in c["broadcast"]])
+    last = max(consts, key=lambda c: c["workers"])
+    g = fit_line([(n, t) for (p, n), t in last["gather"].items() if p == P])
+    s_ = fit_line([(n, t) for (p, n), t in last["tree_sum"].items() if p == P])
+    out = []
+    for W in workers:
+        n = max(16, W)
+        C = one_core * (per_worker_rows * W / rows if per_worker_rows else 1.0)
+        parts = dict(compute=C / W, latency=L, broadcast=max(0.0, b[0] + b[1] * W),
+                     gather=max(0.0, g[0] + g[1] * n - L), tree_sum=max(0.0, s_[0] + s_[1] * n))
+        T = sum(parts.values())
+        out.append(dict(W=W, n=n, T=T, efficiency=parts["compute"] / T, **parts))
+    return dict(L=L, broadcast=b, gather=g, tree_sum=s_, table=out)
+
+
+def projection_lines(proj, title):
+    head = (f"{title}: L {proj['L'] * 1e3:.2f} ms, broadcast {proj['broadcast'][0] * 1e3:.2f} + "
+            f"{proj['broadcast'][1] * 1e3:.3f} ms x W, gather {proj['gather'][0] * 1e3:.2f} + "
+            f"{proj['gather'][1] * 1e3:.3f} ms x n, tree_sum {proj['tree_sum'][1] * 1e3:.4f} "
+            "ms x n")
+    rows = [f"  W={r['W']}: n={r['n']}, compute {r['compute'] * 1e3:.2f} ms + latency "
+            f"{r['latency'] * 1e3:.2f} + broadcast {r['broadcast'] * 1e3:.2f} + gather "
+            f"{r['gather'] * 1e3:.2f} + tree_sum {r['tree_sum'] * 1e3:.2f} = "
+            f"{r['T'] * 1e3:.2f} ms: efficiency {r['efficiency']:.2f}" for r in proj["table"]]
+    return [head] + rows
 
 
 # ------------------------------------------------------------------------------ the workload
@@ -721,6 +803,19 @@ def scale(cfg, parts=PARTS, scratch=None, progress=print):
         n, consts = model_workload(cfg)
         notes += n
         figures["model"] = dict(constants=consts, seconds=time.perf_counter() - t0)
+        if "dask" in figures:
+            d = figures["dask"]
+            raw = [dict(c, broadcast={int(k): v for k, v in c["broadcast"].items()},
+                        gather={tuple(map(int, k.split(","))): v
+                                for k, v in c["gather"].items()},
+                        tree_sum={tuple(map(int, k.split(","))): v
+                                  for k, v in c["tree_sum"].items()}) for c in consts]
+            for label, pw in (("strong scaling, the same rows", None),
+                              ("weak scaling, these rows on every worker", d["rows"])):
+                proj = projection(raw, d["one_core_s"], d["params"], d["rows"],
+                                  per_worker_rows=pw)
+                notes += projection_lines(proj, f"model ({d['rows']} x 100-64-10, {label})")
+                figures["model"][label] = proj["table"]
         progress(f"  scale/model: {figures['model']['seconds']:.0f} s")
     for r in rows:
         r.setdefault("workload", "scale")
@@ -733,6 +828,8 @@ def main(argv=None):
     p.add_argument("--part", action="append", choices=PARTS, help="run only this part")
     p.add_argument("--scratch", help="folder for the memmap file (default: the temp folder)")
     p.add_argument("--json", help="also write the results as JSON here")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (Python literal), e.g. --set scale_rounds=5")
     p.add_argument("--memmap-child", nargs=4, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.memmap_child:
@@ -742,7 +839,14 @@ def main(argv=None):
     from _common import environment, print_environment
     env = environment()
     print_environment(env)
-    res = scale(QUICK if a.quick else FULL, a.part or PARTS, a.scratch)
+    import ast
+    cfg = dict(QUICK if a.quick else FULL)
+    for item in a.set:
+        key, value = item.split("=", 1)
+        if key not in cfg:
+            p.error(f"--set: unknown setting {key!r} (one of {', '.join(cfg)})")
+        cfg[key] = ast.literal_eval(value)
+    res = scale(cfg, a.part or PARTS, a.scratch)
     if res["rows"]:
         print(_report.rows_table(res["rows"]))
     for n in res["notes"]:
