@@ -5,8 +5,9 @@
 Workloads: cost_gradient (full batch, 5000 x 400 -> 25 -> 10, float64 and float32), online
 (one epoch, batch size 1, digits 64 -> 30 -> 10), adam (digits, batch 32), synthetic (60000 x
 784 -> 256 -> 10 float32, 2 epochs of batch 128), memory (peak memory of fit against data
-size, fresh processes), python_threads (small networks trained from 2 Python threads vs 1), and
-the sweeps samples, width, batch, depth, blas_threads (sweeps.py). Contenders: cbackprop
+size, fresh processes), python_threads (small networks trained from 2 Python threads vs 1), the
+sweeps samples, width, batch, depth, blas_threads (sweeps.py), and scale (bench_scale.py, issue 14:
+L-BFGS on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap). Contenders: cbackprop
 float64/float32, cbackprop.reference (vectorized, per-sample loop, pure Python), scikit-learn,
 PyTorch (CPU, float32/float64) and FANN, where installed; each is checked to compute the same
 cost (or make the same updates) as cbackprop before it is timed. Contenders are interleaved
