@@ -632,9 +632,11 @@ def memmap_workload(cfg, scratch=None):
         mem = memmap_run(xp, yp, "memmap+trace", rows)
         # the epoch against the same epoch in memory: the in-memory copy must fit beside the
         # file's page cache (and whatever else runs here); else both on the first rows
+        # (MemAvailable counts the file's cached pages: they and the copy, X and its one-hot
+        # targets, 1.1 x X, must fit with 1 GB to spare)
         avail = mem_available()
-        cmp_rows = rows if avail >= 2.5 * rows * 4 * SIZES[0] else \
-            int(avail / 2.5 / (4 * SIZES[0]))
+        cmp_rows = rows if avail >= 2.1 * size + (1 << 30) else \
+            max(1000, int((avail - (1 << 30)) / 2.1 / (4 * SIZES[0])))
         if cmp_rows < rows:
             notes.append(f"memmap: {avail / 2 ** 30:.1f} GiB available: epochs compared on "
                          f"the first {cmp_rows} rows ({cmp_rows * 400 / 1e9:.1f} GB), not all")
