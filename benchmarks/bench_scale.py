@@ -816,6 +816,8 @@ def scale(cfg, parts=PARTS, scratch=None, progress=print):
                  f"{os.environ.get('CBACKPROP_CPU', '(unset)')})")
     if any(p in dask_parts for p in ("dask", "exercise", "spark")):
         with local_cluster(2) as client:
+            builds = client.run(eval, "__import__('cbackprop._core', fromlist=['BUILD']).BUILD")
+            notes.append("scale: the workers' cbackprop build: " + ", ".join(builds.values()))
             for name, fn in (("dask", dask_workload), ("exercise", exercise_workload),
                              ("spark", spark_workload)):
                 if name in parts:
