@@ -5,8 +5,9 @@
 Workloads: cost_gradient (full batch, 5000 x 400 -> 25 -> 10, float64 and float32), online
 (one epoch, batch size 1, digits 64 -> 30 -> 10), adam (digits, batch 32), synthetic (60000 x
 784 -> 256 -> 10 float32, 2 epochs of batch 128), memory (peak memory of fit against data
-size, fresh processes), python_threads (small networks trained from 2 Python threads vs 1), and
-the sweeps samples, width, batch, depth, blas_threads (sweeps.py). Contenders: cbackprop
+size, fresh processes), python_threads (small networks trained from 2 Python threads vs 1), the
+sweeps samples, width, batch, depth, blas_threads (sweeps.py), and scale (bench_scale.py, issue 14:
+L-BFGS on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap). Contenders: cbackprop
 float64/float32, cbackprop.reference (vectorized, per-sample loop, pure Python), scikit-learn,
 PyTorch (CPU, float32/float64) and FANN, where installed; each is checked to compute the same
 cost (or make the same updates) as cbackprop before it is timed. Contenders are interleaved
@@ -25,6 +26,7 @@ import numpy as np
 import _report
 import bench_cost_gradient as bcg
 import bench_fann
+import bench_scale
 import bench_train as bt
 import cbackprop as cb
 import sweeps
@@ -37,11 +39,13 @@ RESULTS, README = os.path.join(HERE, "results"), os.path.join(HERE, "..", "READM
 FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=100,
             adam_epochs=100, synth_rows=60000, synth_rounds=5,
             memory_rows=[7500, 15000, 30000, 60000], memory_peers=True,
-            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, **sweeps.FULL)
+            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, **sweeps.FULL,
+            **bench_scale.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
-             peer_nets=2, peer_epochs=2, **sweeps.QUICK)
+             peer_nets=2, peer_epochs=2, **sweeps.QUICK,
+             **bench_scale.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
 
 
@@ -374,7 +378,7 @@ def python_threads(cfg):
 
 WORKLOADS = {"cost_gradient": cost_gradient, "online": online, "adam": adam,
              "synthetic": synthetic, "memory": memory, "python_threads": python_threads,
-             **sweeps.SWEEPS}
+             **sweeps.SWEEPS, "scale": bench_scale.scale}
 
 
 def run_all(names, cfg):
@@ -394,8 +398,7 @@ def run_all(names, cfg):
         for line in sweeps.describe(res) + [f"  {n}" for n in res.get("notes", [])]:
             print(line)
         for g in res.get("goals", []):
-            print(f"  goal {g['goal']}: {g['value']} -> "
-                  f"{'skipped' if g['met'] is None else 'met' if g['met'] else 'NOT met'}")
+            print(f"  goal {g['goal']}: {g['value']} -> {_report.verdict(g)}")
     return results
 
 
