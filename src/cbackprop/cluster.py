@@ -181,9 +181,9 @@ def _size(part):
     return X.shape[0], float(w.sum(dtype=np.float64)) if w.size else float(X.shape[0])
 
 
-def _part_sums(layout, part, params, want_grad):
-    X, Y, w = part
-    return blocks.layout_sums(layout, X, Y, w, params, want_grad, 1)
+def _parts_sums(layout, parts, params, want_grad):
+    """Each partition's sums, on one thread (the same bits on any worker)."""
+    return [blocks.layout_sums(layout, X, Y, w, params, want_grad, 1) for X, Y, w in parts]
 
 
 class DaskData:
@@ -275,6 +275,27 @@ class DaskData:
                     raise
                 time.sleep(POLL * (attempt + 1))
 
+    def _partition_sums(self, layout, params, want, run):
+        """Every partition's BlockSums, in partition order: one task a worker, over the
+        partitions it holds (a task costs milliseconds of the scheduler's time, a
+        partition's sums microseconds). Each partition's sums are returned apart, so that
+        the client's tree, and the bits, do not depend on who held what."""
+        held = self.client.who_has(self.parts)
+        groups = {}
+        for k, part in enumerate(self.parts):
+            holders = held.get(part.key) or ("",)
+            groups.setdefault(sorted(holders)[0], []).append(k)
+        tasks = [(ks, self.client.submit(_parts_sums, layout, [self.parts[k] for k in ks],
+                                         params, want, pure=False,
+                                         workers=[w] if w else None, allow_other_workers=True))
+                 for w, ks in groups.items()]
+        results = self._wait([t for _, t in tasks], run)
+        sums = [None] * len(self.parts)
+        for (ks, _), result in zip(tasks, results):
+            for k, s in zip(ks, result):
+                sums[k] = s
+        return sums
+
     def cost_grad(self, run, layout, params, grad):
         want = grad.size > 0
         last = self._last
@@ -286,8 +307,7 @@ class DaskData:
             # large ones are broadcast once, a copy a worker rather than one a task
             shared = (params.copy() if params.nbytes * len(self.parts) <= INLINE_BYTES
                       else self._broadcast(params.copy()))
-            sums = self._wait([self.client.submit(_part_sums, layout, part, shared, want,
-                                                  pure=False) for part in self.parts], run)
+            sums = self._partition_sums(layout, shared, want, run)
             J, g = blocks.objective(self.net, blocks.tree_sum(sums), run.o["lam"], params)
             self._last = (params.copy(), J, g)
         if want:
@@ -472,3 +492,4 @@ def _score_sums(net, X, y):
     Y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
     h = net.forward(X).astype(np.float64)
     return ((Y - h) ** 2).sum(axis=0), X.shape[0], Y.sum(axis=0), (Y ** 2).sum(axis=0)
+
