@@ -223,12 +223,7 @@ class DaskData:
             ws = _partition_list(w) or [None] * X.numblocks[0]
             prepared = [dask.delayed(coding.prepare)(k, xb, yb, wb) for k, (xb, yb, wb)
                         in enumerate(zip(_partition_list(X), _partition_list(y), ws))]
-            # kept on the workers, dealt out in turn: an evaluation's task on each worker
-            # then has as many partitions to sum as the others (whoever made the chunks)
-            workers = sorted(client.scheduler_info()["workers"]) or [None]
-            self.parts = [client.compute(d, workers=None if workers[0] is None else
-                                         [workers[k % len(workers)]], allow_other_workers=True)
-                          for k, d in enumerate(prepared)]
+            self.parts = client.compute(prepared)          # kept on the workers
             distributed.wait(self.parts)
             for part in self.parts:                        # the first bad one, in order
                 if part.status == "error":
