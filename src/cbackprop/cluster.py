@@ -6,10 +6,11 @@ fit on a dask.array or dask.dataframe (X, y, sample_weight) runs where the data 
   kept there (persisted), before any parameter changes: NaN or a wrong column count in
   one partition is an error that names it.
 - Full-batch solvers (lbfgs, cg, rprop): each evaluation sends the parameters to every
-  worker once, runs one task per partition (cbackprop.blocks' sums, on one thread, so a
-  partition gives the same bits on any worker) and adds the sums in a fixed pairwise
-  tree in partition order: the result is the same for any number of workers. The last
-  evaluation is kept for the line search's repeated points.
+  worker once, runs one task a worker over the partitions it holds (cbackprop.blocks'
+  sums of each partition, on one thread, so a partition gives the same bits on any
+  worker) and adds the sums in a fixed pairwise tree in partition order: the result is
+  the same for any number of workers. The last evaluation is kept for the line search's
+  repeated points.
 - online, sgd, adam ('sequential', the default): the epoch visits the partitions in a
   shuffled order and the model moves to the data: a chain of tasks, each taking the
   parameters and the optimizer's state from the last and training on its partition,
