@@ -108,7 +108,8 @@ FIT_OPTIONS = (
               "'balanced': weigh each class by n_samples / (n_classes * its samples)"),
     FitOption("label_smoothing", 0.0, _weighting.check_smoothing,
               "eps in [0, 1): class labels' targets (1 - eps) * one-hot + eps / K (K classes; "
-              "2 for one sigmoid unit); validation targets too. Recorded in info_."),
+              "2 for one sigmoid unit); validation targets too. Recorded in info_.",
+              "label smoothing eps in [0, 1) of class labels' targets"),
     FitOption("shuffle", True, v.check_bool,
               "a fresh order of the samples every epoch (online, sgd, adam)."),
     FitOption("random_state", None, _random_state,
