@@ -214,14 +214,14 @@ class DaskData:
         self.connection = Connection(o["client"], o["verbose"])
         client = self.client = self.connection.client
         try:
-            balanced = isinstance(o["class_weight"], str)
-            labels = y.ndim == 1 and net.output != "identity" and (classes is None or balanced)
-            if labels:                         # each partition's distinct labels and counts
+            balanced, labels = isinstance(o["class_weight"], str), None
+            if y.ndim == 1 and net.output != "identity" and (classes is None or balanced):
+                # each partition's distinct labels, and their counts for 'balanced'
                 labels, counts = zip(*client.gather(client.compute(
                     [dask.delayed(_label_counts)(b) for b in _partition_list(y)])))
             if classes is not None:
                 self.classes, self.kind = np.asarray(classes), _targets.LABELS
-            elif labels:
+            elif labels is not None:
                 self.classes, self.kind = sources.find_coding(
                     net, np.unique(np.concatenate(labels)))
             else:
@@ -229,7 +229,7 @@ class DaskData:
                 self.kind = _targets.REGRESSION if net.output == "identity" else _targets.MATRIX
             self.targets = _weighting.targets_for(
                 o, self.kind, self.classes, _weighting.count_classes(labels, counts, self.classes)
-                if balanced and labels and self.kind == _targets.LABELS else None)
+                if balanced and labels is not None and self.kind == _targets.LABELS else None)
             coding = _Coding(net, self.classes, self.kind, self.targets)
             ws = _partition_list(w) or [None] * X.numblocks[0]
             prepared = [dask.delayed(coding.prepare)(k, xb, yb, wb) for k, (xb, yb, wb)
