@@ -168,15 +168,7 @@ class _Coding:
 
 
 def _labels(y):
-    return _label_counts(y)[0]
-
-
-def _label_counts(y):
-    """A partition's (distinct labels, samples of each)."""
-    y = np.asarray(y)
-    if y.dtype.kind == "f" and np.isnan(y).any():
-        return y[np.isnan(y)][:1], np.ones(1, dtype=np.int64)   # find_coding names the NaN
-    return np.unique(y, return_counts=True)
+    return sources.label_counts(y)[0]
 
 
 def _size(part):
@@ -218,7 +210,7 @@ class DaskData:
             if y.ndim == 1 and net.output != "identity" and (classes is None or balanced):
                 # each partition's distinct labels, and their counts for 'balanced'
                 labels, counts = zip(*client.gather(client.compute(
-                    [dask.delayed(_label_counts)(b) for b in _partition_list(y)])))
+                    [dask.delayed(sources.label_counts)(b) for b in _partition_list(y)])))
             if classes is not None:
                 self.classes, self.kind = np.asarray(classes), _targets.LABELS
             elif labels is not None:

@@ -88,6 +88,15 @@ class _Coder:
         return self.targets.training(Y, w, m, net.dtype, allow_zero_sum=True)
 
 
+def label_counts(y):
+    """A block's (distinct labels, samples of each); a NaN label alone, for find_coding
+    to name."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        return y[np.isnan(y)][:1], np.ones(1, dtype=np.int64)
+    return np.unique(y, return_counts=True)
+
+
 def find_coding(net, labels):
     """(classes, kind, one_dimensional) for the distinct labels of all blocks, or, for 2-D
     or regression targets, (None, kind, False/True): the checks of an in-memory fit."""
@@ -173,13 +182,9 @@ class Blocked:
             elif one_dim != (yb.ndim == 1):
                 raise ValueError(f"y ({name}) is {yb.ndim}-D, the earlier blocks' y was not")
             if one_dim and net.output != "identity":
-                if yb.dtype.kind == "f" and np.isnan(yb).any():
-                    labels.append(yb)              # find_coding names the NaN
-                    counts.append(np.ones(yb.shape[0], dtype=np.int64))
-                else:                              # counts: class_weight='balanced''s
-                    found = np.unique(yb, return_counts=True)
-                    labels.append(found[0])
-                    counts.append(found[1])
+                found = label_counts(yb)           # counts: for class_weight='balanced'
+                labels.append(found[0])
+                counts.append(found[1])
             else:
                 _targets.encode(yb, net.layer_sizes[-1], net.output, net.loss, net.dtype,
                                 Xb.shape[0])          # its checks, block by block
