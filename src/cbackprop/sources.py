@@ -110,7 +110,8 @@ class Blocked:
     function returning an iterator of them (a generator function reading files).
 
     A first pass checks every block (shape, finite values, targets), finds the classes
-    and sums the weights, before any parameter changes."""
+    (and counts them) and sums the weights, before any parameter changes; with class
+    weights a second pass sums the class-weighted weights."""
 
     def __init__(self, net, X, y, w=None, block_rows=None, classes=None, options=None):
         self.net, self._given_classes, self._options = net, classes, options or {}
