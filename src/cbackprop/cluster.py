@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v, blocks, sources
+from cbackprop import _targets, _validation as v, _weighting, blocks, sources
 from cbackprop._core import core
 
 CONNECT_TIMEOUT = 10          # seconds to reach a scheduler given by address
@@ -148,10 +148,10 @@ def _partition_list(a):
 class _Coding:
     """What a worker needs to check a partition and code its targets as fit does."""
 
-    def __init__(self, net, classes, kind):
+    def __init__(self, net, classes, kind, targets):
         self.n_inputs, self.n_outputs = net.layer_sizes[0], net.layer_sizes[-1]
         self.output, self.loss, self.dtype = net.output, net.loss, net.dtype
-        self.classes, self.kind = classes, kind
+        self.classes, self.kind, self.targets = classes, kind, targets
 
     def prepare(self, index, X, y, w):
         """(X, Y, w) of partition index, checked, as the compiled core takes them; or, for a
@@ -162,17 +162,14 @@ class _Coding:
             X = v.as_matrix(f"X ({where})", X, self.dtype, self.n_inputs, "features")
             Y = _targets.encode_like(y, self.classes, self.kind, self.n_outputs, self.output,
                                      self.loss, self.dtype, X.shape[0], f"y ({where})")
-            w = v.check_sample_weight(w, X.shape[0], self.dtype, allow_zero_sum=True)
+            Y, w = self.targets.training(Y, w, X.shape[0], self.dtype, allow_zero_sum=True)
         except (ValueError, TypeError) as exc:
             return exc
         return X, Y, w
 
 
 def _labels(y):
-    y = np.asarray(y)
-    if y.dtype.kind == "f" and np.isnan(y).any():
-        return y[np.isnan(y)][:1]              # find_coding names the NaN
-    return np.unique(y)
+    return sources.label_counts(y)[0]
 
 
 def _size(part):
@@ -210,17 +207,23 @@ class DaskData:
         self.connection = Connection(o["client"], o["verbose"])
         client = self.client = self.connection.client
         try:
+            balanced, labels = isinstance(o["class_weight"], str), None
+            if y.ndim == 1 and net.output != "identity" and (classes is None or balanced):
+                # each partition's distinct labels, and their counts for 'balanced'
+                labels, counts = zip(*client.gather(client.compute(
+                    [dask.delayed(sources.label_counts)(b) for b in _partition_list(y)])))
             if classes is not None:
                 self.classes, self.kind = np.asarray(classes), _targets.LABELS
-            elif y.ndim == 1 and net.output != "identity":
-                found = client.gather(client.compute(
-                    [dask.delayed(_labels)(b) for b in _partition_list(y)]))
+            elif labels is not None:
                 self.classes, self.kind = sources.find_coding(
-                    net, np.unique(np.concatenate(found)))
+                    net, np.unique(np.concatenate(labels)))
             else:
                 self.classes = None
                 self.kind = _targets.REGRESSION if net.output == "identity" else _targets.MATRIX
-            coding = _Coding(net, self.classes, self.kind)
+            self.targets = _weighting.targets_for(
+                o, self.kind, self.classes, _weighting.count_classes(labels, counts, self.classes)
+                if balanced and labels is not None and self.kind == _targets.LABELS else None)
+            coding = _Coding(net, self.classes, self.kind, self.targets)
             ws = _partition_list(w) or [None] * X.numblocks[0]
             prepared = [dask.delayed(coding.prepare)(k, xb, yb, wb) for k, (xb, yb, wb)
                         in enumerate(zip(_partition_list(X), _partition_list(y), ws))]

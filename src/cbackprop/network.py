@@ -3,7 +3,7 @@ import copy
 
 import numpy as np
 
-from cbackprop import _targets, cluster, interop, modelfile, options as fit_options, training
+from cbackprop import _summary, _targets, cluster, interop, modelfile, options as fit_options, training
 from cbackprop import _validation as v
 from cbackprop._core import core
 from cbackprop._core.threads import default_threads, blas_single_threaded
@@ -214,6 +214,11 @@ class Network:
         acts = self.activation[0] if len(set(self.activation)) == 1 else self.activation
         return (f"Network({self.layer_sizes}, activation={acts!r}, output={self.output!r}, "
                 f"loss={self.loss!r}, dtype={self.dtype.name!r})")
+
+    def summary(self):
+        """A table of the layers (input, hidden, output): units, activation, Theta shape and
+        parameters; the total, the dtype and the parameters' memory. Returned, not printed."""
+        return _summary.summary(self)
 
     # -------------------------------------------------------------- compute
 

@@ -10,7 +10,7 @@ import inspect
 import textwrap
 from dataclasses import dataclass
 
-from cbackprop import _validation as v
+from cbackprop import _validation as v, _weighting
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,15 @@ FIT_OPTIONS = (
     FitOption("beta_1", 0.9, _real(**_UNIT_RATE), "Adam's decay of the first moment."),
     FitOption("beta_2", 0.999, _real(**_UNIT_RATE), "Adam's decay of the second moment."),
     FitOption("epsilon", 1e-8, _real(low=0, low_open=True), "Adam's epsilon."),
+    FitOption("class_weight", None, _weighting.check_class_weight,
+              "None, 'balanced' or {label: weight}: each sample's weight multiplied by its "
+              "class's, as scikit-learn's linear models do ('balanced': n_samples / "
+              "(n_classes * samples of the class)); class labels only. Recorded in info_.",
+              "'balanced': weigh each class by n_samples / (n_classes * its samples)"),
+    FitOption("label_smoothing", 0.0, _weighting.check_smoothing,
+              "eps in [0, 1): class labels' targets (1 - eps) * one-hot + eps / K (K classes; "
+              "2 for one sigmoid unit); validation targets too. Recorded in info_.",
+              "label smoothing eps in [0, 1) of class labels' targets"),
     FitOption("shuffle", True, v.check_bool,
               "a fresh order of the samples every epoch (online, sgd, adam)."),
     FitOption("random_state", None, _random_state,

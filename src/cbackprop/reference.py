@@ -46,10 +46,36 @@ __all__ = [
     "cost_and_gradient_loop",
     "pure_python",
     "online_epoch",
+    "smooth_labels",
+    "class_sample_weights",
 ]
 
 # the names of the package's one table (hidden layers, output layer, losses)
 ACTIVATIONS, OUTPUTS, LOSSES = v.HIDDEN_ACTIVATIONS, v.OUTPUTS, v.LOSSES
+
+
+# ----------------------------------------------------------------------------------------------
+# Targets and weights of class labels (fit's label_smoothing and class_weight)
+# ----------------------------------------------------------------------------------------------
+
+def smooth_labels(Y, eps):
+    """Label smoothing of one-hot targets Y (m x K): (1 - eps) * Y + eps / K; of one column
+    (the 0/1 target of one sigmoid unit, two classes): (1 - eps) * y + eps / 2."""
+    Y = np.asarray(Y, dtype=np.float64)
+    K = Y.shape[1] if Y.shape[1] > 1 else 2
+    return (1 - eps) * Y + eps / K
+
+
+def class_sample_weights(y, class_weight, sample_weight=None):
+    """Each sample's weight under class_weight ('balanced': n / (K * samples of its class),
+    or {label: weight}, 1 for the others), times sample_weight if given."""
+    classes, index, counts = np.unique(np.asarray(y), return_inverse=True, return_counts=True)
+    if isinstance(class_weight, str):
+        per_class = len(index) / (len(classes) * counts.astype(np.float64))
+    else:
+        per_class = np.array([class_weight.get(c, 1.0) for c in classes.tolist()], dtype=float)
+    w = per_class[index.reshape(-1)]
+    return w if sample_weight is None else np.asarray(sample_weight, dtype=np.float64) * w
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import concurrent.futures
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v, blocks
+from cbackprop import _targets, _validation as v, _weighting, blocks
 from cbackprop._core import core
 
 DEFAULT_BLOCK_BYTES = 64 << 20      # rows a block: about this many bytes of X
@@ -28,10 +28,11 @@ DEFAULT_BLOCK_BYTES = 64 << 20      # rows a block: about this many bytes of X
 # ------------------------------------------------------------------ in memory
 
 class InMemory:
-    """X, Y (coded targets) and w (empty: all ones) held as arrays."""
+    """X, Y (coded targets) and w (empty: all ones) held as arrays; targets: the class
+    weights and smoothing already applied to them (cbackprop._weighting)."""
 
-    def __init__(self, X, Y, w):
-        self.X, self.Y, self.w = X, Y, w
+    def __init__(self, X, Y, w, targets=_weighting.NONE):
+        self.X, self.Y, self.w, self.targets = X, Y, w, targets
         self.m = X.shape[0]
         self.weight_sum = float(w.sum(dtype=np.float64)) if w.size else float(self.m)
 
@@ -74,15 +75,26 @@ def block_rows_for(n_features, itemsize, block_rows=None):
 
 
 class _Coder:
-    """Codes one block's targets as fit codes y in memory (cbackprop._targets)."""
+    """Codes one block's targets and weights as fit codes them in memory (cbackprop._targets,
+    cbackprop._weighting): (Y, w)."""
 
-    def __init__(self, net, classes, kind):
-        self.net, self.classes, self.kind = net, classes, kind
+    def __init__(self, net, classes, kind, targets):
+        self.net, self.classes, self.kind, self.targets = net, classes, kind, targets
 
-    def __call__(self, y, m, name):
+    def __call__(self, y, w, m, name):
         net = self.net
-        return _targets.encode_like(y, self.classes, self.kind, net.layer_sizes[-1],
-                                    net.output, net.loss, net.dtype, m, name)
+        Y = _targets.encode_like(y, self.classes, self.kind, net.layer_sizes[-1],
+                                 net.output, net.loss, net.dtype, m, name)
+        return self.targets.training(Y, w, m, net.dtype, allow_zero_sum=True)
+
+
+def label_counts(y):
+    """A block's (distinct labels, samples of each); a NaN label alone, for find_coding
+    to name."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        return y[np.isnan(y)][:1], np.ones(1, dtype=np.int64)
+    return np.unique(y, return_counts=True)
 
 
 def find_coding(net, labels):
@@ -98,10 +110,11 @@ class Blocked:
     function returning an iterator of them (a generator function reading files).
 
     A first pass checks every block (shape, finite values, targets), finds the classes
-    and sums the weights, before any parameter changes."""
+    (and counts them) and sums the weights, before any parameter changes; with class
+    weights a second pass sums the class-weighted weights."""
 
-    def __init__(self, net, X, y, w=None, block_rows=None, classes=None):
-        self.net, self._given_classes = net, classes
+    def __init__(self, net, X, y, w=None, block_rows=None, classes=None, options=None):
+        self.net, self._given_classes, self._options = net, classes, options or {}
         if y is None:
             if w is not None:
                 raise TypeError("fit on batches takes the sample weights inside them: "
@@ -156,7 +169,7 @@ class Blocked:
 
     def _first_pass(self):
         net = self.net
-        labels, rows, weight, one_dim = [], 0, 0.0, None
+        labels, counts, rows, weight, one_dim = [], [], 0, 0.0, None
         self.sizes = []
         for k, (Xb, yb, wb) in self._raw():
             name = self._name(k)
@@ -170,8 +183,9 @@ class Blocked:
             elif one_dim != (yb.ndim == 1):
                 raise ValueError(f"y ({name}) is {yb.ndim}-D, the earlier blocks' y was not")
             if one_dim and net.output != "identity":
-                labels.append(np.unique(yb) if yb.dtype.kind != "f" or not np.isnan(yb).any()
-                              else yb)
+                found = label_counts(yb)           # counts: for class_weight='balanced'
+                labels.append(found[0])
+                counts.append(found[1])
             else:
                 _targets.encode(yb, net.layer_sizes[-1], net.output, net.loss, net.dtype,
                                 Xb.shape[0])          # its checks, block by block
@@ -181,11 +195,8 @@ class Blocked:
             self.sizes.append(Xb.shape[0])
         if rows == 0:
             raise ValueError("the batches hold no rows")
-        if not np.isfinite(weight) or weight <= 0:
-            raise ValueError(f"sample_weight sums to {weight}: the total weight must be "
-                             "finite and > 0")
         self._n_batches = len(self.sizes)
-        self.m, self.weight_sum, self.one_dimensional = rows, weight, bool(one_dim)
+        self.m, self.one_dimensional = rows, bool(one_dim)
         if self._given_classes is not None:
             self.classes, self.kind = np.asarray(self._given_classes), _targets.LABELS
         elif labels:
@@ -193,7 +204,20 @@ class Blocked:
         else:
             self.classes = None
             self.kind = (_targets.REGRESSION if net.output == "identity" else _targets.MATRIX)
-        self.code = _Coder(net, self.classes, self.kind)
+        self.targets = _weighting.targets_for(
+            self._options, self.kind, self.classes,
+            _weighting.count_classes(labels, counts, self.classes) if labels else None)
+        self.code = _Coder(net, self.classes, self.kind, self.targets)
+        if self.targets.class_weights is not None:
+            # the weights' sum as the first pass takes it, of the class-weighted weights: a
+            # second pass (the same bits as a fit given those weights as sample_weight)
+            weight = 0.0
+            for _, _, wb in self.blocks():
+                weight += float(wb.sum(dtype=np.float64))
+        if not np.isfinite(weight) or weight <= 0:
+            raise ValueError(f"sample_weight sums to {weight}: the total weight must be "
+                             "finite and > 0")
+        self.weight_sum = weight
 
     def blocks(self, order=None):
         """(X, Y, w) of each block, ready for the compiled core, in order (None: stored
@@ -204,8 +228,7 @@ class Blocked:
             k, (Xb, yb, wb) = item
             Xb = v.cast_finite("X", Xb, net.dtype, finite=False)   # checked in the first pass
             m = Xb.shape[0]
-            return Xb, self.code(yb, m, f"y ({self._name(k)})"), v.check_sample_weight(
-                wb, m, net.dtype, allow_zero_sum=True)
+            return (Xb, *self.code(yb, wb, m, f"y ({self._name(k)})"))
 
         raw = self._raw(order)
         with concurrent.futures.ThreadPoolExecutor(1) as reader:

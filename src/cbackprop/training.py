@@ -15,7 +15,8 @@ import warnings
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v, cluster, options as fit_options, sources
+from cbackprop import (_targets, _validation as v, _weighting, cluster, options as fit_options,
+                       sources)
 from cbackprop._core import core
 from cbackprop._core.interrupt import graceful_interrupt
 from cbackprop._core.threads import blas_single_threaded
@@ -373,9 +374,9 @@ def _training_data(net, X, y, sample_weight, classes, o):
     if cluster.is_dask(X, y, sample_weight):
         data = cluster.DaskData(net, X, y, sample_weight, o, classes)
     elif sources.is_blocked(X, y):
-        data = sources.Blocked(net, X, y, sample_weight, o["block_rows"], classes)
+        data = sources.Blocked(net, X, y, sample_weight, o["block_rows"], classes, o)
     else:
-        return _in_memory(net, X, y, sample_weight, classes)
+        return _in_memory(net, X, y, sample_weight, classes, o)
     if o["validation_fraction"] > 0 or (o["early_stopping"] and o["validation_data"] is None):
         data.close() if hasattr(data, "close") else None
         raise ValueError("validation_fraction and early stopping without validation_data "
@@ -384,7 +385,7 @@ def _training_data(net, X, y, sample_weight, classes, o):
     return data, data.classes, data.kind, data.one_dimensional
 
 
-def _in_memory(net, X, y, sample_weight, classes):
+def _in_memory(net, X, y, sample_weight, classes, o):
     X = net._check_X(X)
     if classes is None:
         Y, classes, kind = _targets.encode(y, net.layer_sizes[-1], net.output, net.loss,
@@ -393,8 +394,12 @@ def _in_memory(net, X, y, sample_weight, classes):
         classes, kind = np.asarray(classes), _targets.LABELS
         Y = _targets.encode_like(y, classes, kind, net.layer_sizes[-1], net.output, net.loss,
                                  net.dtype, X.shape[0], "y")
-    w = v.check_sample_weight(sample_weight, X.shape[0], net.dtype)
-    return sources.InMemory(X, Y, w), classes, kind, np.ndim(y) == 1
+    counts = None
+    if isinstance(o["class_weight"], str) and kind == _targets.LABELS:
+        counts = np.bincount(_weighting.class_index(Y), minlength=len(classes))
+    targets = _weighting.targets_for(o, kind, classes, counts)
+    Y, w = targets.training(Y, sample_weight, X.shape[0], net.dtype)
+    return sources.InMemory(X, Y, w, targets), classes, kind, np.ndim(y) == 1
 
 
 def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng):
@@ -407,7 +412,7 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
         Xv = v.as_matrix("validation_data[0]", Xv, net.dtype, net.layer_sizes[0], "features")
         Yv = _targets.encode_like(yv, classes, kind, net.layer_sizes[-1], net.output, net.loss,
                                   net.dtype, Xv.shape[0], "validation_data[1]")
-        val = (Xv, yv, Yv)
+        val = (Xv, yv, data.targets.targets(Yv))     # smoothed as the training targets
     elif validation_fraction > 0 or early_stopping:
         X, Y, w = data.X, data.Y, data.w
         frac = validation_fraction or 0.1
@@ -417,13 +422,15 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
         w = w[train] if w.size else w
         if w.size and w.sum() <= 0:
             raise ValueError("sample_weight: the training part of the split has zero total weight")
-        data = sources.InMemory(X[train], Y[train], w)
+        data = sources.InMemory(X[train], Y[train], w, data.targets)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation data")
 
     # every check has passed: from here on the network changes
     net.classes_ = classes
     net.target_coding_ = _targets.TargetCoding(kind, one_dimensional)
+    net.info_ = dict(net.info_ or {})
+    data.targets.record(net.info_)
     if reset_optimizer:
         net._solver_state.clear()      # a new fit starts its optimizer afresh
 

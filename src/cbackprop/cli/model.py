@@ -184,12 +184,19 @@ def cmd_inspect(args):
     out(f"network: {' -> '.join(map(str, sizes))} ({len(sizes) - 2} hidden layer"
         f"{'s' if len(sizes) != 3 else ''}: {acts}; output {net.output}; loss {net.loss}; "
         f"{net.dtype.name}), {net.params.size} parameters")
+    out("  " + net.summary().replace("\n", "\n  "))
     for l, t in enumerate(net.thetas, start=1):
         weights = np.abs(t[:, 1:])
         out(f"  Theta({l}): {t.shape[0]} x {t.shape[1]}  (|weights| max {weights.max():.4g}, "
             f"mean {weights.mean():.4g})")
     if net.classes_ is not None:
         out(f"classes: {len(net.classes_)} ({shortened(net.classes_.tolist(), 20)})")
+        weights = info.get("class_weight")
+        if isinstance(weights, list) and len(weights) == len(net.classes_):
+            out("class weights: " + shortened([f"{c} {w:.4g}" for c, w in zip(
+                net.classes_.tolist(), weights)], 20))
+    if info.get("label_smoothing"):
+        out(f"label smoothing: {info['label_smoothing']:g}")
     elif net.output == "identity":
         out("predicts: values (regression)")
     features = info.get("features")

@@ -126,8 +126,8 @@ def _checked_by(option, convert):
 # as a small CSV makes few steps an epoch; a validation score to report; a fixed seed, so that
 # the same command gives the same model.
 SAME = object()
-FIT_FLAGS = {            # option: (argparse type, default, what the default says)
-    "solver": (None, SAME, None),
+FIT_FLAGS = {            # option: (argparse type or choices, default, what the default says)
+    "solver": (v.SOLVERS, SAME, None),
     "epochs": (int, SAME, None),
     "lam": (float, 1.0, "default 1, the course's; Network.fit's is 0"),
     "learning_rate": (float, None, "default 0.01 (adam, sgd), 0.1 (online); Network.fit's is "
@@ -136,6 +136,8 @@ FIT_FLAGS = {            # option: (argparse type, default, what the default say
     "validation_fraction": (float, None, "default 0.1 from 100 rows"),
     "early_stopping": (None, False, None),
     "random_state": (int, 0, "default 0"),
+    "class_weight": (("balanced",), SAME, "default none: every class weighs 1"),
+    "label_smoothing": (float, SAME, None),
 }
 
 
@@ -144,14 +146,16 @@ def add_fit_arguments(parser):
     the same names (with dashes), checks and help; and the network's dtype."""
     for name, (convert, default, shown) in FIT_FLAGS.items():
         option = options.BY_NAME[name]
-        if default is SAME:
+        if default is SAME and shown is None:
             default, shown = option.default, f"default {option.default}, as Network.fit"
+        elif default is SAME:
+            default = option.default
         flag = "--" + name.replace("_", "-")
         text = (option.brief or option.help) + (f" ({shown})" if shown else "")
         if isinstance(option.default, bool):
             parser.add_argument(flag, action="store_true", help=text)
-        elif convert is None:
-            parser.add_argument(flag, choices=v.SOLVERS, default=default, help=text)
+        elif isinstance(convert, tuple):
+            parser.add_argument(flag, choices=convert, default=default, help=text)
         elif name == "random_state":
             parser.add_argument(flag, type=int, default=default, help=text)
         else:

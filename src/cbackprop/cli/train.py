@@ -174,6 +174,7 @@ def _train(args, data, client=None):
                 batch_size=args.batch_size, learning_rate=rate, random_state=seed,
                 validation_data=(Xs[val], y_fit[val]) if val is not None else None,
                 early_stopping=args.early_stopping, verbose=not args.quiet,
+                class_weight=args.class_weight, label_smoothing=args.label_smoothing,
                 **({"client": client} if client is not None else {}))
     seconds = time.perf_counter() - t0
     for w in caught:
@@ -200,6 +201,7 @@ def _train(args, data, client=None):
 
     net.scaler_ = scaler
     net.info_ = {
+        **net.info_,                           # what fit recorded (class weights, smoothing)
         "trained_with": "cbackprop train",
         "data": os.path.basename(data.path), "data_format": data.kind,
         "n_columns": data.n_columns,

@@ -244,6 +244,7 @@ class _BaseBackprop(BaseEstimator):
         if seen is not y:              # Dask labels, checked through their distinct values
             targets = cluster.label_indices(y, target_attrs.get("classes_", getattr(
                 self, "classes_", None)))
+        options.update(self._target_options(targets, target_attrs, incremental))
         hidden_act = HIDDEN[self.activation]
         sizes = [X.shape[1]] + hidden + [n_outputs]
         rs = check_random_state(self.random_state)
@@ -318,6 +319,10 @@ class _BaseBackprop(BaseEstimator):
             self.validation_scores_.append(np.nan)
             self.loss_, self.n_iter_, self.t_ = diverged_loss, self.n_iter_ + 1, self.t_ + n_train
         return self
+
+    def _target_options(self, targets, target_attrs, incremental):
+        """More of training.fit's options, from the targets (the classifier's class_weight)."""
+        return {}
 
     def _reissue(self, caught, incremental, solver, max_iter):
         """training.fit's warnings, under the caller's filters; ConvergenceWarning as

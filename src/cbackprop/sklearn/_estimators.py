@@ -4,7 +4,7 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
-from cbackprop import _targets, _validation as v, cluster
+from cbackprop import _targets, _validation as v, _weighting, cluster
 from cbackprop.sklearn._base import _BaseBackprop
 from cbackprop.sklearn._docs import _SHARED_ATTRIBUTES, _SHARED_NOTES, _SHARED_PARAMS
 
@@ -31,6 +31,12 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         ``loss='squared_error'``). ``'sigmoid'`` gives the course's one-vs-all logistic
         units (``predict_proba`` normalizes their rows); ``'softmax'`` two units for two
         classes.
+
+    class_weight : dict, 'balanced' or None, default=None
+        cbackprop's (scikit-learn's MLP has none). Weights of the classes, ``{{label:
+        weight}}`` (missing classes weigh 1); ``'balanced'``: ``n_samples / (n_classes *
+        np.bincount(y))``. Multiplied into ``sample_weight``, as scikit-learn's linear
+        models do, in every solver. ``'balanced'`` is refused by ``partial_fit``.
 
     loss : {{'cross_entropy', 'squared_error'}}, default='cross_entropy'
         cbackprop's (scikit-learn's MLP has only the cross-entropy, ``'log_loss'``, which is
@@ -59,7 +65,7 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  output="auto", loss="cross_entropy", init="glorot", dtype="auto",
-                 n_threads=None):
+                 n_threads=None, class_weight=None):
         self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
@@ -153,6 +159,28 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
             targets, train_classes = index, np.arange(k)
         fitted = {"classes_": all_classes, "_multilabel": multilabel} if first else {}
         return targets, n_outputs, output, loss, train_classes, fitted
+
+    def _target_options(self, targets, target_attrs, incremental):
+        """class_weight as training.fit takes it for the class indices the network is trained
+        on: a weight per index, 'balanced' counted on the whole y (before early stopping's
+        split, as scikit-learn's linear models count it); on Dask, counted by training.fit."""
+        class_weight = _weighting.check_class_weight("class_weight", self.class_weight)
+        if class_weight is None:
+            return {}
+        if target_attrs.get("_multilabel", getattr(self, "_multilabel", None)):
+            raise ValueError("class_weight is for class labels (1-D y); not supported for "
+                             "multi-label y")
+        if isinstance(class_weight, str) and incremental:
+            raise ValueError("class_weight 'balanced' is not supported for partial_fit: "
+                             "compute the weights from a sample of y (scikit-learn's "
+                             "compute_class_weight) and pass them as a dict")
+        classes = target_attrs.get("classes_", getattr(self, "classes_", None))
+        if isinstance(class_weight, str) and cluster.is_dask(targets):
+            return {"class_weight": class_weight}
+        counts = (np.bincount(targets, minlength=len(classes))
+                  if isinstance(class_weight, str) else None)
+        weights = _weighting.class_weight_vector(class_weight, classes, counts)
+        return {"class_weight": dict(enumerate(weights.tolist()))}
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of classes_;

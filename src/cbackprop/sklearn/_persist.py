@@ -29,6 +29,8 @@ def _plain(value):
         return str(value)
     if isinstance(value, (tuple, list)):
         return [_plain(x) for x in value]
+    if isinstance(value, dict):                      # class_weight: JSON keys are only text
+        return {"pairs": [[_plain(k), _plain(x)] for k, x in value.items()]}
     return value
 
 
@@ -39,6 +41,8 @@ def _unplain(name, value):
         return [_unplain(name, x) for x in value]
     if name == "hidden_layer_sizes" and isinstance(value, list):
         return tuple(value)
+    if name == "class_weight" and isinstance(value, dict):
+        return {k: x for k, x in value["pairs"]}
     return value
 
 
