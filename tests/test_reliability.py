@@ -331,20 +331,27 @@ def test_a_tie_at_one_half_gets_the_same_answer_everywhere(tmp_path, multilabel)
     np.testing.assert_array_equal(file_pred, expected)
 
 
-def test_a_tie_at_one_half_on_the_command_line(tmp_path):
+def _train_on_a_csv(tmp_path, rows, *options):
+    """(a CSV of rows samples a,b -> cat/dog, the model `cbackprop train` made of it)."""
     from cbackprop.cli import main
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(30, 2))
+    X = np.random.default_rng(0).normal(size=(rows, 2))
     path = tmp_path / "d.csv"
     with open(path, "w") as f:
         f.write("a,b,y\n")
-        for r in range(30):
+        for r in range(rows):
             f.write(f"{X[r, 0]},{X[r, 1]},{'cat' if X[r, 0] > 0 else 'dog'}\n")
     model = tmp_path / "m.cbp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        main(["train", str(path), "--target", "y", "--hidden", "3", "--solver", "lbfgs",
-              "--epochs", "3", "--quiet", "--output", "sigmoid", "--out", str(model)])
+        main(["train", str(path), "--target", "y", "--hidden", "3", *options, "--quiet",
+              "--out", str(model)])
+    return path, model
+
+
+def test_a_tie_at_one_half_on_the_command_line(tmp_path):
+    from cbackprop.cli import main
+    path, model = _train_on_a_csv(tmp_path, 30, "--solver", "lbfgs", "--epochs", "3",
+                                  "--output", "sigmoid")
     net = cb.load(model)
     assert net.layer_sizes[-1] == 1
     _tie(net)
@@ -444,18 +451,7 @@ def test_negative_random_state_names_the_argument():
 
 def test_predict_out_dash_writes_to_stdout(tmp_path, capsys, monkeypatch):
     from cbackprop.cli import main
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(20, 2))
-    path = tmp_path / "d.csv"
-    with open(path, "w") as f:
-        f.write("a,b,y\n")
-        for r in range(20):
-            f.write(f"{X[r, 0]},{X[r, 1]},{'cat' if X[r, 0] > 0 else 'dog'}\n")
-    model = tmp_path / "m.cbp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        main(["train", str(path), "--target", "y", "--hidden", "3", "--epochs", "2",
-              "--quiet", "--out", str(model)])
+    path, model = _train_on_a_csv(tmp_path, 20, "--epochs", "2")
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     main(["predict", str(model), str(path), "--out", "-"])

@@ -148,7 +148,7 @@ class Network:
         # the architecture as the compiled core takes it, checked against by every call; the
         # Thetas are views into the flat parameters at the layout's offsets
         self._layout = core.Layout(sizes, self.activation + [output], loss)
-        self._layout_flops = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        self._layout_flops = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))  # flops_per_sample
         self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
         self._thetas = [self._params[o:o + (sizes[l + 1] * (sizes[l] + 1))]
                         .reshape(sizes[l + 1], sizes[l] + 1)
@@ -255,8 +255,7 @@ class Network:
     @property
     def flops_per_sample(self):
         """Floating-point operations of one sample's forward and backward pass (about)."""
-        s = self.layer_sizes
-        return 6 * sum(s[l] * s[l + 1] for l in range(len(s) - 1))
+        return self._layout_flops
 
     def _row_plan(self, m):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
