@@ -3,7 +3,7 @@ import copy
 
 import numpy as np
 
-from cbackprop import _summary, _targets, cluster, interop, modelfile, options as fit_options, training
+from cbackprop import _sparse, _summary, _targets, cluster, interop, modelfile, options as fit_options, training
 from cbackprop import _validation as v
 from cbackprop._core import core
 from cbackprop._core.threads import default_threads, blas_single_threaded
@@ -222,8 +222,13 @@ class Network:
 
     # -------------------------------------------------------------- compute
 
-    def _check_X(self, X, finite=True):
-        return v.as_matrix("X", X, self.dtype, self.layer_sizes[0], what="features",
+    def _check_X(self, X, finite=True, name="X"):
+        """X as the core takes it: a C-order matrix of the network's dtype, or, from a
+        scipy.sparse X, a CSR (cbackprop._sparse) whose stored values are always checked
+        finite."""
+        if isinstance(X, _sparse.CSR) or _sparse.is_sparse(X):
+            return _sparse.as_csr(name, X, self.dtype, self.layer_sizes[0])
+        return v.as_matrix(name, X, self.dtype, self.layer_sizes[0], what="features",
                            finite=finite)
 
     def forward(self, X):
@@ -282,9 +287,10 @@ class Network:
         # is NaN): checking that small result instead of all of X saves a pass over X (its
         # share of a call: benchmarks/README.md). BLAS may skip zeros, and the cost alone
         # can hide an inf (a saturated sigmoid): X is checked up front there.
-        check_after = (want_grad and block_rows > 1
+        sparse = isinstance(X, _sparse.CSR)             # checked finite already
+        check_after = (want_grad and block_rows > 1 and not sparse
                        and core.own_products_for(self.layer_sizes[1]))
-        if not check_after:
+        if not (check_after or sparse):
             v.require_finite("X", X_given, X)
         Y = _targets.labels_as_matrix(Y, self.classes_, self.layer_sizes[-1], self.output,
                                       self.dtype)        # labels coded by classes_, as fit does

@@ -409,7 +409,7 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
     val = None                         # (X_val, y_val as given, Y_val coded like Y)
     if validation_data is not None:
         Xv, yv = validation_data
-        Xv = v.as_matrix("validation_data[0]", Xv, net.dtype, net.layer_sizes[0], "features")
+        Xv = net._check_X(Xv, name="validation_data[0]")
         Yv = _targets.encode_like(yv, classes, kind, net.layer_sizes[-1], net.output, net.loss,
                                   net.dtype, Xv.shape[0], "validation_data[1]")
         val = (Xv, yv, data.targets.targets(Yv))     # smoothed as the training targets

@@ -30,17 +30,17 @@ def forked_child():
     return bool(_forked)
 
 
-def forward(Layout layout, const floating[:, ::1] X, const floating[::1] params,
-            floating[:, ::1] out, int block_rows, int n_threads):
+def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
+            int block_rows, int n_threads):
     """out (m x s_L) = h(X), in blocks of block_rows rows that n_threads threads share
-    out. Returns out."""
+    out. X: a C-order matrix of params' dtype, or CSR (rows.pxi). Returns out."""
     cdef const Net* net = &layout.net
-    check_inputs(layout, X.shape[0], X.shape[1])
+    cdef Rows rows = rows_of(layout, X, params)
     check_params(layout, "params", params.shape[0])
-    check_outputs(layout, "out", out.shape[0], out.shape[1], X.shape[0])
+    check_outputs(layout, "out", out.shape[0], out.shape[1], rows.m)
     check_positive("block_rows", block_rows)
     check_positive("n_threads", n_threads)
-    cdef Py_ssize_t m = X.shape[0]
+    cdef Py_ssize_t m = rows.m
     if m == 0:
         return np.asarray(out)
     cdef int mb_max = <int>min(<Py_ssize_t>block_rows, m)
@@ -52,30 +52,31 @@ def forward(Layout layout, const floating[:, ::1] X, const floating[::1] params,
     cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(net, mb_max)), dtype=dtype)
     cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
     cdef const floating* wt
+    rows.w1t = &wt_buf[0]
     with nogil:
-        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max)
+        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, rows.indptr != NULL)
         if nt == 1:
             for b in range(n_blocks):
                 r0 = b * mb_max
                 mb = <int>min(<Py_ssize_t>mb_max, m - r0)
-                forward_block(net, wt, &X[r0, 0], mb, &params[0], &out[r0, 0], &ws[0, 0],
+                forward_block(net, wt, &rows, r0, mb, &params[0], &out[r0, 0], &ws[0, 0],
                               mb_max)
         else:
             for b in prange(n_blocks, num_threads=nt, schedule="dynamic"):   # any order
-                _forward_rows(net, wt, &X[0, 0], m, b, &params[0], &out[0, 0],
+                _forward_rows(net, wt, &rows, b, &params[0], &out[0, 0],
                               &ws[threadid(), 0], mb_max)
     return np.asarray(out)
 
 
-cdef inline void _forward_rows(const Net* net, const floating* wt, const floating* X,
-                               Py_ssize_t m, Py_ssize_t b, const floating* params,
-                               floating* out, floating* ws, int mb_max) noexcept nogil:
+cdef inline void _forward_rows(const Net* net, const floating* wt, const Rows* rows,
+                               Py_ssize_t b, const floating* params, floating* out,
+                               floating* ws, int mb_max) noexcept nogil:
     """forward's block b (rows b mb_max on, at most mb_max of m): a function of its own, so
     that the parallel loop's body has no variables of its own to keep private."""
     cdef Py_ssize_t r0 = b * mb_max
-    cdef int mb = <int>min(<Py_ssize_t>mb_max, m - r0)
-    forward_block(net, wt, X + r0 * net.sizes[0], mb, params,
-                  out + r0 * net.sizes[net.n_layers - 1], ws, mb_max)
+    cdef int mb = <int>min(<Py_ssize_t>mb_max, rows.m - r0)
+    forward_block(net, wt, rows, r0, mb, params, out + r0 * net.sizes[net.n_layers - 1], ws,
+                  mb_max)
 
 
 cdef int chunks_for(Py_ssize_t n_blocks, int nt) noexcept nogil:
@@ -84,57 +85,54 @@ cdef int chunks_for(Py_ssize_t n_blocks, int nt) noexcept nogil:
     return <int>max(1, min(n_blocks, <Py_ssize_t>(4 * nt if nt > 1 else 1)))
 
 
-cdef double rows_serial(const Net* net, const floating* wt, const floating* X,
-                        const floating* Y, const floating* w, Py_ssize_t m,
-                        const floating* params, floating* grad, floating* ws,
-                        int mb_max) noexcept nogil:
-    """The weighted loss summed over m rows, in blocks of mb_max on this thread, and, when
+cdef double rows_serial(const Net* net, const floating* wt, const Rows* rows,
+                        const floating* Y, const floating* w, const floating* params,
+                        floating* grad, floating* ws, int mb_max) noexcept nogil:
+    """The weighted loss summed over all rows, in blocks of mb_max on this thread, and, when
     grad is not NULL, grad = the sum of their gradients."""
-    cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
-    cdef Py_ssize_t b, r0, k
-    cdef int mb
-    cdef int n_in = net.sizes[0], n_out = net.sizes[net.n_layers - 1]
-    cdef double total = 0
-    if grad != NULL:
-        for k in range(net.n_params):
-            grad[k] = 0
-    for b in range(n_blocks):
-        r0 = b * mb_max
-        mb = <int>min(<Py_ssize_t>mb_max, m - r0)
-        if grad != NULL:
-            total += gradient_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
-                                    w + r0 if w != NULL else NULL, mb, params, grad, ws, mb_max)
-        else:
-            total += cost_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
-                                w + r0 if w != NULL else NULL, mb, params, ws, mb_max)
-    return total
+    return _chunk_sum(net, wt, rows, Y, w, params, grad, ws, mb_max, 0,
+                      (rows.m + mb_max - 1) // mb_max)
 
 
-cdef double _chunk_sum(const Net* net, const floating* wt, const floating* X,
-                       const floating* Y, const floating* w, Py_ssize_t m,
-                       const floating* params, floating* target, floating* ws, int mb_max,
-                       Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+cdef double _chunk_sum(const Net* net, const floating* wt, const Rows* rows,
+                       const floating* Y, const floating* w, const floating* params,
+                       floating* target, floating* ws, int mb_max, Py_ssize_t b0,
+                       Py_ssize_t b1) noexcept nogil:
     """The weighted loss of blocks b0 .. b1 - 1 (returned), and, when target is not NULL,
-    target = the sum of their gradients (zeroed first). One chunk of rows_cost_grad, as a
-    function of its own: the parallel loop's body then has no variables to keep private."""
+    target = the sum of their gradients (zeroed first; CSR rows' first layer through
+    rows.g1t, zero before and after). One chunk of rows_cost_grad, as a function of its
+    own: the parallel loop's body then has no variables to keep private."""
     cdef Py_ssize_t b, r0, k
     cdef int mb
-    cdef int n_in = net.sizes[0], n_out = net.sizes[net.n_layers - 1]
+    cdef int n_out = net.sizes[net.n_layers - 1]
     cdef double total = 0
     if target != NULL:
         for k in range(net.n_params):
             target[k] = 0
     for b in range(b0, b1):
         r0 = b * mb_max
-        mb = <int>min(<Py_ssize_t>mb_max, m - r0)
+        mb = <int>min(<Py_ssize_t>mb_max, rows.m - r0)
         if target != NULL:
-            total += gradient_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
+            total += gradient_block(net, wt, rows, r0, Y + r0 * n_out,
                                     w + r0 if w != NULL else NULL, mb, params, target, ws,
                                     mb_max)
         else:
-            total += cost_block(net, wt, X + r0 * n_in, Y + r0 * n_out,
+            total += cost_block(net, wt, rows, r0, Y + r0 * n_out,
                                 w + r0 if w != NULL else NULL, mb, params, ws, mb_max)
+    if target != NULL and rows.indptr != NULL:
+        add_transposed(net.sizes[0], net.sizes[1], <floating*>rows.g1t,
+                       target + net.offsets[0], net.strides[0])
     return total
+
+
+cdef double _chunk_of(const Net* net, const floating* wt, const Rows* rows,
+                      const floating* Y, const floating* w, const floating* params,
+                      floating* target, floating* ws, floating* g1t, int mb_max,
+                      Py_ssize_t b0, Py_ssize_t b1) noexcept nogil:
+    """_chunk_sum on this thread's own copy of rows, its g1t this thread's."""
+    cdef Rows mine = rows[0]
+    mine.g1t = g1t
+    return _chunk_sum(net, wt, &mine, Y, w, params, target, ws, mb_max, b0, b1)
 
 
 cdef inline Py_ssize_t _chunk_start(Py_ssize_t c, Py_ssize_t n_blocks,
@@ -144,30 +142,33 @@ cdef inline Py_ssize_t _chunk_start(Py_ssize_t c, Py_ssize_t n_blocks,
     return (c * n_blocks + n_chunks - 1) // n_chunks
 
 
-cdef double rows_cost_grad(const Net* net, const floating* wt, const floating* X,
-                           const floating* Y, const floating* w, Py_ssize_t m,
-                           const floating* params, floating* grad, floating* tgrad,
-                           floating* ws, Py_ssize_t ws_size, double* losses, int mb_max,
-                           int nt, int n_chunks) noexcept nogil:
+cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
+                           const floating* Y, const floating* w, const floating* params,
+                           floating* grad, floating* tgrad, floating* ws, Py_ssize_t ws_size,
+                           floating* g1t, double* losses, int mb_max, int nt,
+                           int n_chunks) noexcept nogil:
     """rows_serial's sums, the blocks of mb_max rows cut into n_chunks runs of consecutive
     blocks, which nt threads take as they come free (dynamic: a thread slowed by other
     work on its core does fewer). Chunk 0 accumulates into grad, chunk c > 0 into
     tgrad[(c-1)P : cP] (P parameters), and the chunks are summed in their order: the bits
     depend on n_chunks, never on which thread ran what. ws holds nt workspaces of ws_size;
     losses, n_chunks sums. The threads zero each chunk's sum as they start it, and add the
-    sums up by ranges of elements (each element still in the chunks' order)."""
-    cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
+    sums up by ranges of elements (each element still in the chunks' order). CSR rows: g1t
+    holds nt transposed first-layer gradients, one a thread."""
+    cdef Py_ssize_t n_blocks = (rows.m + mb_max - 1) // mb_max
+    cdef Py_ssize_t n_g1t = <Py_ssize_t>net.sizes[0] * net.sizes[1] if g1t != NULL else 0
     cdef Py_ssize_t c, k, P = net.n_params
     cdef int i
     cdef double total = 0
     if n_chunks == 1:
-        return rows_serial(net, wt, X, Y, w, m, params, grad, ws, mb_max)
+        return _chunk_of(net, wt, rows, Y, w, params, grad, ws, g1t, mb_max, 0, n_blocks)
     for c in prange(n_chunks, num_threads=nt, schedule="dynamic", chunksize=1):
-        losses[c] = _chunk_sum(net, wt, X, Y, w, m, params,
-                               NULL if grad == NULL else (grad if c == 0 else tgrad + (c - 1) * P),
-                               ws + threadid() * ws_size, mb_max,
-                               _chunk_start(c, n_blocks, n_chunks),
-                               _chunk_start(c + 1, n_blocks, n_chunks))
+        losses[c] = _chunk_of(net, wt, rows, Y, w, params,
+                              NULL if grad == NULL else (grad if c == 0 else tgrad + (c - 1) * P),
+                              ws + threadid() * ws_size,
+                              g1t + threadid() * n_g1t if g1t != NULL else NULL, mb_max,
+                              _chunk_start(c, n_blocks, n_chunks),
+                              _chunk_start(c + 1, n_blocks, n_chunks))
     if grad != NULL:
         for k in prange(P, num_threads=nt, schedule="static"):
             for i in range(1, n_chunks):
@@ -177,30 +178,33 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const floating* X
     return total
 
 
-def cost_grad(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
-              const floating[::1] w, const floating[::1] params, floating[::1] grad,
-              double loss_norm, double reg, int block_rows, int n_threads):
+def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
+              const floating[::1] params, floating[::1] grad, double loss_norm, double reg,
+              int block_rows, int n_threads):
     """J = sum_i w_i loss_i / loss_norm + reg/2 sum W^2, and, when grad is not empty,
     grad = sum_i w_i dloss_i / loss_norm + reg W (bias column unregularized).
 
-    w empty: all weights one. Rows run in blocks of block_rows (1: the per-sample,
-    matrix-vector kernel) that n_threads threads share out.
+    X: a C-order matrix of params' dtype, or CSR (rows.pxi). w empty: all weights one.
+    Rows run in blocks of block_rows (1: the per-sample, matrix-vector kernel) that
+    n_threads threads share out (CSR rows: in one chunk a thread, each summing its first
+    layer's gradient apart, transposed).
     """
     cdef const Net* net = &layout.net
-    check_inputs(layout, X.shape[0], X.shape[1])
-    check_outputs(layout, "Y", Y.shape[0], Y.shape[1], X.shape[0])
-    check_weights(w.shape[0], X.shape[0])
+    cdef Rows rows = rows_of(layout, X, params)
+    check_outputs(layout, "Y", Y.shape[0], Y.shape[1], rows.m)
+    check_weights(w.shape[0], rows.m)
     check_params(layout, "params", params.shape[0])
     if grad.shape[0] != 0:
         check_params(layout, "grad", grad.shape[0])
     check_positive("block_rows", block_rows)
     check_positive("n_threads", n_threads)
-    cdef Py_ssize_t m = X.shape[0]
+    cdef Py_ssize_t m = rows.m
     cdef Py_ssize_t P = net.n_params
+    cdef bint sparse = rows.indptr != NULL
     cdef int mb_max = <int>max(1, min(<Py_ssize_t>block_rows, m))
     cdef int nt = 1 if _forked else <int>max(1, min(<Py_ssize_t>n_threads,
                                                       (m + mb_max - 1) // mb_max))
-    cdef int n_chunks = chunks_for((m + mb_max - 1) // mb_max, nt)
+    cdef int n_chunks = nt if sparse else chunks_for((m + mb_max - 1) // mb_max, nt)
     cdef bint want_grad = grad.shape[0] > 0
     cdef Py_ssize_t ws_size = workspace_size(net, mb_max)
     cdef double total
@@ -210,15 +214,18 @@ def cost_grad(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
                                         dtype=dtype)
     cdef double[::1] losses = np.empty(n_chunks)
     cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
+    cdef floating[::1] g1t = np.zeros(nt * net.sizes[0] * net.sizes[1] if sparse and want_grad
+                                      else 1, dtype=dtype)
     cdef const floating* wt
-    # X and Y have no rows to point at when m = 0: the kernels then read neither
-    cdef const floating* Xp = &X[0, 0] if m > 0 else NULL
+    # Y has no rows to point at when m = 0: the kernels then read neither it nor X
     cdef const floating* Yp = &Y[0, 0] if m > 0 else NULL
+    rows.w1t = &wt_buf[0]
     with nogil:
-        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max)
-        total = rows_cost_grad(net, wt, Xp, Yp, &w[0] if w.shape[0] > 0 else NULL, m,
+        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)
+        total = rows_cost_grad(net, wt, &rows, Yp, &w[0] if w.shape[0] > 0 else NULL,
                                &params[0], &grad[0] if want_grad else NULL, &tgrad[0],
-                               &ws[0], ws_size, &losses[0], mb_max, nt, n_chunks)
+                               &ws[0], ws_size, &g1t[0] if sparse and want_grad else NULL,
+                               &losses[0], mb_max, nt, n_chunks)
         total = total / loss_norm + regularize(net, &params[0],
                                                &grad[0] if want_grad else NULL,
                                                loss_norm, reg)

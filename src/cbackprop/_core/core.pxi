@@ -3,6 +3,7 @@
 #
 #   products.pxi  the products of a layer: gemm.h's own loops on thin layers, else BLAS
 #   layout.pxi    Layout, the architecture every entry point takes, and its buffer checks
+#   rows.pxi      Rows, what the kernels see of X (dense or CSR), and CSR's first layer
 #   kernels.pxi   the row-block pass: its shared pieces and one function per mode
 #   batch.pxi     forward, cost_grad, reg_cost: every row at once, across threads
 #   loops.pxi     online_epoch, minibatch_epoch (StepRule, StepState), rprop_update
@@ -13,6 +14,7 @@ from cython cimport floating
 
 include "products.pxi"
 include "layout.pxi"
+include "rows.pxi"
 include "kernels.pxi"
 include "batch.pxi"
 include "loops.pxi"

@@ -298,6 +298,44 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
     return slot
 
 
+cdef inline floating* _first_slot(const Net* net, floating* ws, floating* Z) noexcept nogil:
+    """Where z(2) goes: the workspace's first slot, or Z without hidden layers."""
+    return Z if net.n_layers == 2 else ws
+
+
+cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
+                                      const int* strides, const floating* params,
+                                      const floating* wt, floating* first, floating* ws,
+                                      int mb, int mb_max, floating* Z,
+                                      floating* bias) noexcept nogil:
+    """The forward pass on from z(2) = [1 a(1)] Theta(1)^T less its bias, computed by the
+    caller into `first` (_first_slot): its bias and g, then the layers after it (wt: the
+    packed W^T of layers 2 .. L - 1, or NULL). Returns where a(L) goes."""
+    _bias_activate(first, mb, net.sizes[1], params + offsets[0], strides[0],
+                   net.acts[0] if net.n_layers > 2 else IDENTITY, bias)
+    if net.n_layers == 2:
+        return ws
+    return _forward_layers(net, offsets, strides, params, wt, 1, first,
+                           ws + <Py_ssize_t>mb_max * net.sizes[1], mb, mb_max, Z, bias)
+
+
+cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows* rows,
+                                  Py_ssize_t r0, int mb, const floating* params,
+                                  floating* ws, int mb_max, floating* Z,
+                                  floating* bias) noexcept nogil:
+    """The forward pass of the block of mb rows from r0 (_forward_layers): CSR rows run
+    their first layer's product over their stored entries (rows.w1t: W(1)^T)."""
+    cdef floating* first
+    if rows.indptr == NULL:
+        return _forward_layers(net, net.offsets, net.strides, params, wt, 0,
+                               <const floating*>dense_at(rows, r0, net.sizes[0], sizeof(floating)), ws, mb, mb_max, Z, bias)
+    first = _first_slot(net, ws, Z)
+    csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
+    return _finish_forward(net, net.offsets, net.strides, params,
+                           wt + <Py_ssize_t>net.sizes[0] * net.sizes[1] if wt != NULL else NULL,
+                           first, ws, mb, mb_max, Z, bias)
+
+
 cdef inline const floating* _output_input(const Net* net, const floating* X,
                                           const floating* H, int mb_max) noexcept nogil:
     """a(L-1), the output layer's input: the last hidden layer's slot, just before a(L)'s
@@ -361,6 +399,39 @@ cdef inline void _accumulate_weights(int mb, int s_in, int s_out, floating alpha
         gemm_tn(s_out, s_in, mb, alpha, D, s_out, a, s_in, 1, tgt + 1, ldt)  # G += D^T A
 
 
+cdef floating* _backward(const Net* net, const Py_ssize_t* offsets, const int* strides,
+                        const floating* params, floating* target, floating* D, floating* Dn,
+                        const floating* a_in, const floating* X, int mb, int mb_max,
+                        bint own, floating alpha, floating decay, floating* bias,
+                        int l_end) noexcept nogil:
+    """Backpropagation from delta(L) in D down to the parameters with index l_end: for
+    each l from L - 2 down, delta(l) = delta(l+1) W(l) g'(a(l)) from Theta(l) before its
+    update (into Dn, D and Dn then swap), then target's Theta(l) += alpha delta(l+1)^T
+    [1 a(l)] after its weights *= decay. params (read) and target (written: a gradient,
+    or params themselves) share the layout offsets/strides; a_in is a(L-1), X a(1).
+    Returns delta(l_end + 1): l_end = 1 leaves the first layer's update to the caller."""
+    cdef int l, s_in, s_out, ldt
+    cdef floating* tmp
+    for l in range(net.n_layers - 2, l_end - 1, -1):
+        s_in = net.sizes[l]
+        s_out = net.sizes[l + 1]
+        ldt = strides[l]
+        if l > 0:
+            _delta_step(mb, s_in, s_out, D, params + offsets[l], ldt, own, a_in,
+                        net.acts[l - 1], Dn)
+        _accumulate_bias(mb, s_out, alpha, D, target + offsets[l], ldt, own, bias)
+        _accumulate_weights(mb, s_in, s_out, alpha, decay, D, a_in, target + offsets[l], ldt,
+                            own)
+        if l > 1:
+            a_in = a_in - <Py_ssize_t>mb_max * net.sizes[l - 1]
+        else:
+            a_in = X
+        tmp = D
+        D = Dn
+        Dn = tmp
+    return D
+
+
 # ------------------------------------------------------------------ the workspace
 
 cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
@@ -380,20 +451,23 @@ cdef inline floating* _bias_of(const Net* net, floating* ws, int mb_max) noexcep
 
 
 cdef const floating* pack_transposed(const Net* net, const floating* params, floating* wt,
-                                     int mb_max) noexcept nogil:
+                                     int mb_max, bint sparse) noexcept nogil:
     """W(l)^T of each layer our products serve, packed into wt (net.n_weights elements,
     layer after layer) for blocks of rows: returns wt, or NULL when blocks call BLAS
-    instead (a build or setting without our products, or blocks of one row)."""
+    instead (a build or setting without our products, or blocks of one row). sparse: CSR
+    rows, whose first layer always reads W(1)^T, packed at wt whatever this returns."""
     cdef int l, j, k, s_in, s_out
     cdef const floating* w
     cdef floating* dst = wt
+    if sparse:
+        pack_first(net, params, net.offsets, net.strides, 1, wt)
     if not _own_products or mb_max < 2:
         return NULL
     for l in range(net.n_layers - 1):
         s_in = net.sizes[l]
         s_out = net.sizes[l + 1]
         w = params + net.offsets[l] + 1
-        if s_out <= OWN_MAX_UNITS:                 # the layers _layer_product runs through ours
+        if s_out <= OWN_MAX_UNITS and not (l == 0 and sparse):                 # the layers _layer_product runs through ours
             for j in range(s_out):
                 for k in range(s_in):
                     dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * net.strides[l] + k]
@@ -403,66 +477,46 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
 
 # ------------------------------------------------------------------ the four modes
 
-cdef void forward_block(const Net* net, const floating* wt, const floating* X, int mb,
-                        const floating* params, floating* H, floating* ws,
-                        int mb_max) noexcept nogil:
-    """H (mb x s_L) = h(X) for the mb rows starting at X; wt from pack_transposed."""
+cdef void forward_block(const Net* net, const floating* wt, const Rows* rows,
+                        Py_ssize_t r0, int mb, const floating* params, floating* H,
+                        floating* ws, int mb_max) noexcept nogil:
+    """H (mb x s_L) = h(X) for the mb rows from row r0; wt from pack_transposed."""
     cdef floating* Z = _z_of(net, ws, mb_max)
-    _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws, mb, mb_max, Z,
-                    _bias_of(net, ws, mb_max))
+    _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z, _bias_of(net, ws, mb_max))
     _output_activate(net, Z, H, mb)
 
 
-cdef double cost_block(const Net* net, const floating* wt, const floating* X,
+cdef double cost_block(const Net* net, const floating* wt, const Rows* rows, Py_ssize_t r0,
                        const floating* Y, const floating* w, int mb, const floating* params,
                        floating* ws, int mb_max) noexcept nogil:
-    """The weighted loss summed over the mb rows starting at X (targets Y, weights w or
-    NULL)."""
+    """The weighted loss summed over the mb rows from row r0 (targets Y, weights w or
+    NULL: the block's own)."""
     cdef floating* Z = _z_of(net, ws, mb_max)
-    cdef floating* H = _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws,
-                                       mb, mb_max, Z, _bias_of(net, ws, mb_max))
+    cdef floating* H = _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z,
+                                   _bias_of(net, ws, mb_max))
     return _output_error(net, Z, H, Y, w, mb, _d_of(net, ws, mb_max))
 
 
-cdef double gradient_block(const Net* net, const floating* wt, const floating* X,
-                           const floating* Y, const floating* w, int mb,
+cdef double gradient_block(const Net* net, const floating* wt, const Rows* rows,
+                           Py_ssize_t r0, const floating* Y, const floating* w, int mb,
                            const floating* params, floating* grad, floating* ws,
                            int mb_max) noexcept nogil:
-    """The weighted loss summed over the mb rows starting at X (returned), and their
-    gradient added to grad: grad(l) += delta(l+1)^T [1 a(l)] for every layer."""
-    cdef int L = net.n_layers
-    cdef int l, s_in, s_out, ldt
-    cdef bint own = wt != NULL
-    cdef const floating* theta
-    cdef floating* tgt
+    """The weighted loss summed over the mb rows from row r0 (returned), and their
+    gradient added to grad: grad(l) += delta(l+1)^T [1 a(l)] for every layer; for CSR
+    rows, the first layer's weights' into rows.g1t, transposed (add_transposed)."""
+    cdef bint sparse = rows.indptr != NULL
     cdef floating* Z = _z_of(net, ws, mb_max)
     cdef floating* D = _d_of(net, ws, mb_max)
-    cdef floating* Dn = D + <Py_ssize_t>mb_max * net.widest
     cdef floating* bias = _bias_of(net, ws, mb_max)
-    cdef floating* tmp
-    cdef floating* H = _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws,
-                                       mb, mb_max, Z, bias)
+    cdef const floating* X = <const floating*>dense_at(rows, r0, net.sizes[0], sizeof(floating))
+    cdef floating* H = _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z, bias)
     cdef double loss = _output_error(net, Z, H, Y, w, mb, D)
-    cdef const floating* a_in = _output_input(net, X, H, mb_max)
-
-    # backward, from the output layer down; a_in is the input a(l) of Theta(l) at step l
-    for l in range(L - 2, -1, -1):
-        s_in = net.sizes[l]
-        s_out = net.sizes[l + 1]
-        ldt = net.strides[l]
-        theta = params + net.offsets[l]
-        tgt = grad + net.offsets[l]
-        if l > 0:
-            _delta_step(mb, s_in, s_out, D, theta, ldt, own, a_in, net.acts[l - 1], Dn)
-        _accumulate_bias(mb, s_out, 1, D, tgt, ldt, own, bias)
-        _accumulate_weights(mb, s_in, s_out, 1, 1, D, a_in, tgt, ldt, own)
-        if l > 1:
-            a_in = a_in - <Py_ssize_t>mb_max * net.sizes[l - 1]
-        else:
-            a_in = X
-        tmp = D
-        D = Dn
-        Dn = tmp
+    D = _backward(net, net.offsets, net.strides, params, grad, D,
+                  D + <Py_ssize_t>mb_max * net.widest, _output_input(net, X, H, mb_max), X,
+                  mb, mb_max, wt != NULL, 1, 1, bias, 1 if sparse else 0)
+    if sparse:
+        _accumulate_bias(mb, net.sizes[1], 1, D, grad, net.strides[0], wt != NULL, bias)
+        csr_accumulate(rows, r0, mb, net.sizes[1], 1, D, <floating*>rows.g1t)
     return loss
 
 
@@ -485,11 +539,14 @@ cdef struct Online:
     const int* strides
     bint defer
     Pending pending
+    void* v1t                   # CSR rows: V (s_1 x s_2), W(1) = scale V^T during the epoch
+    double scale
 
 
 cdef inline void _apply_pending_matvec(const Net* net, Online* o, floating* W, int ld,
                                        const floating* x, floating* z) noexcept nogil:
-    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x."""
+    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x (without its
+    bias)."""
     cdef Pending* p = &o.pending
     _update_matvec_rows(net.sizes[1], net.sizes[0], W, ld, x, z, <const floating*>p.d,
                         <const floating*>p.x, <floating>p.decay)
@@ -519,62 +576,67 @@ cdef void flush_pending(const Net* net, Online* o, floating* theta) noexcept nog
     p.active = False
 
 
-cdef double online_sample(const Net* net, Online* o, const floating* x, const floating* y,
-                          const floating* w, floating* theta, floating alpha,
-                          floating decay, floating* ws) noexcept nogil:
-    """One sample x (targets y, weight w or NULL) on the parameters theta laid out as o
-    says: returns its weighted loss before the update, and updates Theta in place,
+cdef inline void _sparse_first_update(const Net* net, Online* o, const Rows* rows,
+                                      Py_ssize_t i, const floating* D, floating alpha,
+                                      floating decay) noexcept nogil:
+    """W(1) = decay W(1) + alpha delta(2) x^T for CSR row i, on W(1) = c V^T (o.v1t: V,
+    o.scale: c): the decay is c's alone, so only the row's stored columns of V change.
+    V is rescaled before c could underflow."""
+    cdef floating* V = <floating*>o.v1t
+    cdef Py_ssize_t k, n = <Py_ssize_t>net.sizes[0] * net.sizes[1]
+    o.scale = o.scale * decay
+    if o.scale < 1e-30:
+        for k in range(n):
+            V[k] = <floating>o.scale * V[k]
+        o.scale = 1
+    csr_accumulate(rows, i, 1, net.sizes[1], <floating>(alpha / o.scale), D, V)
+
+
+cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_t i,
+                          const floating* y, const floating* w, floating* theta,
+                          floating alpha, floating decay, floating* ws) noexcept nogil:
+    """One sample, row i (targets y, weight w or NULL), on the parameters theta laid out as
+    o says: returns its weighted loss before the update, and updates Theta in place,
     Theta(l) += alpha delta(l+1)^T [1 a(l)] after its weights *= decay (alpha = -step).
-    ws: a workspace of one row."""
-    cdef int L = net.n_layers
-    cdef int l, s_in, s_out, ldt
-    cdef floating* tgt
+    ws: a workspace of one row. CSR rows keep W(1) in o.v1t (_sparse_first_update)."""
+    cdef int k, s1 = net.sizes[1]
+    cdef bint sparse = rows.indptr != NULL
+    cdef const floating* x = <const floating*>dense_at(rows, i, net.sizes[0], sizeof(floating))
     cdef floating* Z = _z_of(net, ws, 1)
     cdef floating* D = _d_of(net, ws, 1)
-    cdef floating* Dn = D + net.widest
     cdef floating* bias = _bias_of(net, ws, 1)
-    cdef floating* tmp
+    cdef floating* first = _first_slot(net, ws, Z)
     cdef floating* H
-    cdef floating* first
-    cdef const floating* a_in
+    cdef floating scale
     cdef double loss
 
     # forward; a pending first-layer update is applied as its product is computed
-    if o.pending.active:
-        first = Z if L == 2 else ws
-        tgt = theta + o.offsets[0]
-        _apply_pending_matvec(net, o, tgt + 1, o.strides[0], x, first)
-        _bias_activate(first, 1, net.sizes[1], tgt, o.strides[0],
-                       net.acts[0] if L > 2 else IDENTITY, bias)
-        H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
-                            <const floating*>NULL, 1, first,
-                            ws + net.sizes[1] if L > 2 else ws, 1, 1, Z, bias)
+    if sparse:
+        csr_product(rows, i, 1, s1, <const floating*>o.v1t, first)
+        scale = <floating>o.scale
+        for k in range(s1):
+            first[k] = scale * first[k]
+    elif o.pending.active:
+        _apply_pending_matvec(net, o, theta + o.offsets[0] + 1, o.strides[0], x, first)
+    if sparse or o.pending.active:
+        H = _finish_forward(net, o.offsets, o.strides, theta, <const floating*>NULL, first,
+                            ws, 1, 1, Z, bias)
     else:
         H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
                             <const floating*>NULL, 0, x, ws, 1, 1, Z, bias)
     loss = _output_error(net, Z, H, y, w, 1, D)
 
-    # backward, from the output layer down: delta(l) from Theta(l) before its update
-    a_in = _output_input(net, x, H, 1)
-    for l in range(L - 2, -1, -1):
-        s_in = net.sizes[l]
-        s_out = net.sizes[l + 1]
-        ldt = o.strides[l]
-        tgt = theta + o.offsets[l]
-        if l > 0:
-            _delta_step(1, s_in, s_out, D, tgt, ldt, False, a_in, net.acts[l - 1], Dn)
-        _accumulate_bias(1, s_out, alpha, D, tgt, ldt, False, bias)
-        if l == 0 and o.defer:
-            _defer_update(net, o, D, a_in, alpha, decay)        # applied by the next forward
+    # backward, from the output layer down; the first layer's weights last, when deferred
+    # to the next forward pass or kept apart for CSR rows
+    D = _backward(net, o.offsets, o.strides, theta, theta, D, D + net.widest,
+                  _output_input(net, x, H, 1), x, 1, 1, False, alpha, decay, bias,
+                  1 if (sparse or o.defer) else 0)
+    if sparse or o.defer:
+        _accumulate_bias(1, s1, alpha, D, theta + o.offsets[0], o.strides[0], False, bias)
+        if sparse:
+            _sparse_first_update(net, o, rows, i, D, alpha, decay)
         else:
-            _accumulate_weights(1, s_in, s_out, alpha, decay, D, a_in, tgt, ldt, False)
-        if l > 1:
-            a_in = a_in - net.sizes[l - 1]
-        else:
-            a_in = x
-        tmp = D
-        D = Dn
-        Dn = tmp
+            _defer_update(net, o, D, x, alpha, decay)       # applied by the next forward
     return loss
 
 

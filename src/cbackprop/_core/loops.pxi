@@ -143,11 +143,11 @@ cdef int _raise_pending() except -1:
     return -1
 
 
-cdef int _check_samples(Layout layout, Py_ssize_t m, Py_ssize_t n_in, Py_ssize_t y_rows,
+cdef int _check_samples(Layout layout, Py_ssize_t m, Py_ssize_t y_rows,
                         Py_ssize_t y_cols, Py_ssize_t n_w, Py_ssize_t n_params,
                         const Py_ssize_t[::1] order, Py_ssize_t check_every) except -1:
-    """The checks the two epochs share: X, Y, w, params, order, check_every."""
-    check_inputs(layout, m, n_in)
+    """The checks the two epochs share, X's rows_of aside: Y, w, params, order,
+    check_every."""
     check_outputs(layout, "Y", y_rows, y_cols, m)
     check_weights(n_w, m)
     check_params(layout, "params", n_params)
@@ -171,21 +171,23 @@ cdef void _copy_thetas(const Net* net, const floating* src, const Py_ssize_t* sr
                    (net.sizes[l] + 1) * sizeof(floating))
 
 
-def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1] Y,
-                 const floating[::1] w, floating[::1] params, const Py_ssize_t[::1] order,
-                 double step, double decay, Py_ssize_t check_every, StopFlag stop=None):
+def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
+                 floating[::1] params, const Py_ssize_t[::1] order, double step,
+                 double decay, Py_ssize_t check_every, StopFlag stop=None):
     """For each sample i in order: Theta -= step * w_i dloss_i/dTheta after Theta_W *= decay.
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
     stop: the fit's StopFlag (None: in the main thread, the main thread's fit's; besides
     it, request_stop's flag and, in the main thread, a signal handler that raises stop the
-    epoch).
+    epoch). X: a C-order matrix of params' dtype, or CSR (rows.pxi).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
     cdef const Net* net = &layout.net
-    _check_samples(layout, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1], w.shape[0],
-                   params.shape[0], order, check_every)
+    cdef Rows rows = rows_of(layout, X, params)
+    _check_samples(layout, rows.m, Y.shape[0], Y.shape[1], w.shape[0], params.shape[0],
+                   order, check_every)
+    cdef bint sparse = rows.indptr != NULL
     cdef Py_ssize_t n = order.shape[0], k, i, since_check = 0
     cdef const floating* wp = &w[0] if w.shape[0] > 0 else NULL
     dtype = np.asarray(params).dtype
@@ -200,11 +202,16 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
     # it (in C the remainder of a negated address is negative, and as an index of buf that
     # wrapped around to its end in CBACKPROP_DEBUG builds)
     cdef floating* theta = &buf[0] + (64 - <size_t>&buf[0] % 64) % 64 // sizeof(floating)
+    # CSR rows: W(1) kept transposed, as scale * V (kernels.pxi: _sparse_first_update)
+    cdef floating[::1] v1t = np.empty(net.sizes[0] * net.sizes[1] if sparse else 1,
+                                      dtype=dtype)
     cdef Online o
     o.offsets = &p_offsets[0]
     o.strides = &p_strides[0]
-    o.defer = CB_OWN_GEMM       # defer each first-layer update to the next forward pass
+    o.defer = CB_OWN_GEMM and not sparse    # defer each first-layer update to the next forward
     o.pending = Pending(False, &deferred[0], NULL, 1.0)
+    o.v1t = &v1t[0] if sparse else NULL
+    o.scale = 1
     cdef double total = 0, sample_loss
     cdef int status = DONE, why = GO_ON
     cdef bint main_thread = _in_main_thread()
@@ -212,9 +219,11 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
     cdef volatile int* flag = _flag_of(stop)
     with nogil:
         _copy_thetas(net, &params[0], net.offsets, net.strides, theta, o.offsets, o.strides)
+        if sparse:
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &v1t[0])
         for k in range(n):
             i = order[k]
-            sample_loss = online_sample(net, &o, &X[i, 0], &Y[i, 0],
+            sample_loss = online_sample(net, &o, &rows, i, &Y[i, 0],
                                         wp + i if wp != NULL else NULL, theta,
                                         <floating>(-step), <floating>decay, &ws[0])
             if not isfinite(sample_loss):
@@ -232,6 +241,8 @@ def online_epoch(Layout layout, const floating[:, ::1] X, const floating[:, ::1]
         else:
             k = n
         flush_pending(net, &o, theta)
+        if sparse:
+            unpack_first(net, &v1t[0], <floating>o.scale, theta, o.offsets, o.strides)
         _copy_thetas(net, theta, o.offsets, o.strides, &params[0], net.offsets, net.strides)
     if why == SIGNAL_ERROR:
         _raise_pending()
@@ -363,24 +374,27 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
 cdef int BATCH_BLOCK_ROWS = 256
 
 
-def minibatch_epoch(Layout layout, StepRule rule, StepState state,
-                    const floating[:, ::1] X, const floating[:, ::1] Y, const floating[::1] w,
-                    floating[::1] params, const Py_ssize_t[::1] order, int batch_size,
-                    double scale, double reg, Py_ssize_t check_every,
-                    StopFlag stop=None):
+def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
+                    const floating[:, ::1] Y, const floating[::1] w, floating[::1] params,
+                    const Py_ssize_t[::1] order, int batch_size, double scale, double reg,
+                    Py_ssize_t check_every, StopFlag stop=None):
     """One epoch of mini-batches of batch_size samples, in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
     unregularized), with scale = m / W and reg = lam / W, so that it estimates the
     gradient of the full-data J (docs/design.md, "The math"); then the step `rule` says,
-    from and to `state`. stop: the fit's StopFlag, as online_epoch takes it.
+    from and to `state`. stop: the fit's StopFlag, as online_epoch takes it. X: a C-order
+    matrix of params' dtype (a batch's rows gathered into one buffer), or CSR (a batch
+    reads its rows where they are, through `order`).
     Returns (sum over batches of b * batch cost, samples done, status); state.t counts
     Adam's steps, including this epoch's.
     """
     cdef const Net* net = &layout.net
-    _check_samples(layout, X.shape[0], X.shape[1], Y.shape[0], Y.shape[1], w.shape[0],
-                   params.shape[0], order, check_every)
+    cdef Rows rows = rows_of(layout, X, params)
+    _check_samples(layout, rows.m, Y.shape[0], Y.shape[1], w.shape[0], params.shape[0],
+                   order, check_every)
     check_positive("batch_size", batch_size)
+    cdef bint sparse = rows.indptr != NULL
     cdef floating[::1] state1 = state.m1
     cdef floating[::1] state2 = state.m2
     check_params(layout, "state.m1", state1.shape[0])
@@ -388,11 +402,14 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state,
     if order.shape[0] == 0:
         return 0.0, 0, DONE
     cdef Py_ssize_t n = order.shape[0], P = net.n_params, start, k, j
-    cdef int nX = X.shape[1], nY = Y.shape[1]
+    cdef int nX = net.sizes[0], nY = Y.shape[1]
     cdef int b = min(batch_size, <int>min(n, <Py_ssize_t>INT_MAX)), nb
     cdef int mb_max = min(b, BATCH_BLOCK_ROWS)
     dtype = np.asarray(params).dtype
-    cdef floating[:, ::1] Xb = np.zeros((b, nX), dtype=dtype)
+    cdef floating[:, ::1] Xb = np.zeros((1 if sparse else b, nX), dtype=dtype)
+    cdef floating[::1] g1t = np.zeros(nX * net.sizes[1] if sparse else 1, dtype=dtype)
+    cdef const floating* Xp = <const floating*>dense_at(&rows, 0, nX, sizeof(floating))
+    cdef Rows batch = rows
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
     cdef floating[::1] wb = np.ones(b, dtype=dtype)
     cdef floating[::1] grad = np.zeros(P, dtype=dtype)
@@ -410,18 +427,27 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state,
     cdef bint main_thread = _in_main_thread()
     stop = _flag_for(stop, main_thread)
     cdef volatile int* flag = _flag_of(stop)
+    if sparse:
+        batch.w1t = &wt_buf[0]
+        batch.g1t = &g1t[0]
+    else:
+        batch.dense = &Xb[0, 0]
     start = 0
     with nogil:
         while start < n:
             nb = <int>min(<Py_ssize_t>b, n - start)
             for k in range(nb):       # gather the batch: one copy of its rows
                 j = order[start + k]
-                memcpy(&Xb[k, 0], &X[j, 0], nX * sizeof(floating))
+                if not sparse:
+                    memcpy(&Xb[k, 0], Xp + j * nX, nX * sizeof(floating))
                 memcpy(&Yb[k, 0], &Y[j, 0], nY * sizeof(floating))
                 if weighted:
                     wb[k] = w[j]
-            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max)   # W^T for our products
-            batch_loss = rows_serial(net, wt, &Xb[0, 0], &Yb[0, 0], &wb[0], nb, &params[0],
+            batch.m = nb
+            if sparse:
+                batch.order = &order[start]
+            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)   # W^T
+            batch_loss = rows_serial(net, wt, &batch, &Yb[0, 0], &wb[0], &params[0],
                                      &grad[0], &ws[0], mb_max)
             if not isfinite(batch_loss):     # stop before updating from a non-finite cost
                 status = DIVERGED

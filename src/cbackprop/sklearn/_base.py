@@ -31,6 +31,7 @@ SCHEDULED = ("sgd", "online")                # learning_rate (the schedule) appl
 HIDDEN = {**SK_HIDDEN, **{name: name for name in v.HIDDEN_ACTIVATIONS}}  # both names taken
 OUT_NAMES = {ours: theirs for theirs, ours in SK_OUTPUT.items()}
 INITS = ("glorot", "ng", "he")
+SPARSE = ("csr", "csc")                      # scikit-learn MLP's; other formats become CSR
 
 
 class ConvergenceWarning(training.ConvergenceWarning, _SkConvergenceWarning):
@@ -232,7 +233,7 @@ class _BaseBackprop(BaseEstimator):
             X, y, sample_weight, seen = self._dask_inputs(X, y, sample_weight, first)
         else:
             X, y = _validate_data(self, X, y, reset=first, dtype=X_dtype, order="C",
-                                  multi_output=True, y_numeric=not self._is_classifier)
+                                  accept_sparse=SPARSE, multi_output=True, y_numeric=not self._is_classifier)
             if y.ndim == 2 and y.shape[1] == 1:
                 y = column_or_1d(y, warn=True)
             if sample_weight is not None:
@@ -438,7 +439,8 @@ class _BaseBackprop(BaseEstimator):
 
     def _forward(self, X):
         check_is_fitted(self)
-        X = _validate_data(self, X, reset=False, dtype=self.network_.dtype, order="C")
+        X = _validate_data(self, X, reset=False, dtype=self.network_.dtype, order="C",
+                           accept_sparse=SPARSE)
         self.network_.n_threads = self._n_threads()
         return self.network_.forward(X)
 
@@ -448,6 +450,11 @@ class _BaseBackprop(BaseEstimator):
             raise AttributeError(f"partial_fit is only available for stochastic optimizers "
                                  f"({', '.join(STOCHASTIC)}); {self.solver!r} is not stochastic.")
         return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     if SKLEARN_VERSION < (1, 6):            # pragma: no cover - older scikit-learn tags
         def _more_tags(self):

@@ -166,7 +166,9 @@ _SHARED_NOTES = """\
     preprocessed.", cbackprop's detail after it) and a FloatingPointError, so that code
     written for either catches it; with early stopping, see ``early_stopping``.
 
-    Other differences: sparse ``X`` is refused (cbackprop's kernels are dense); with
-    ``'lbfgs'`` a cost that is not finite at the start raises too (scikit-learn warns
+    Sparse ``X`` (scipy.sparse, as scikit-learn's MLP takes it) trains and predicts without
+    being densified: the first layer runs over the stored entries only.
+
+    Other differences: with ``'lbfgs'`` a cost that is not finite at the start raises too (scikit-learn warns
     "ABNORMAL" and keeps its initial weights); Ctrl-C stops fit with a warning and keeps the
     weights reached."""

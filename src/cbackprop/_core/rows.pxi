@@ -1,0 +1,205 @@
+# The rows an entry point is given (X): a dense C-order matrix, or a sparse one in CSR
+# form, whose first layer's product and gradient run over its stored entries only
+# (docs/design.md, "Sparse input"). Every later layer is dense either way.
+#
+# Rows is what the kernels see of X: the dense rows, or the CSR arrays, and, for a
+# mini-batch of sparse rows, the list of the rows it takes (no copy of them is made).
+# rows_of builds it from the Python object, checking it against the Layout first.
+
+
+cdef struct Rows:
+    const void* dense           # m x s_1, C order (floating*); NULL for CSR rows
+    const void* data            # CSR: the stored values (floating*) ...
+    const int* indices          # ... their columns ...
+    const Py_ssize_t* indptr    # ... row r's at indptr[r] .. indptr[r + 1] - 1
+    const Py_ssize_t* order     # CSR: block row k is row order[k] (NULL: row k)
+    Py_ssize_t m
+    const void* w1t             # CSR: W(1)^T packed (s_1 x s_2), set by the entry point
+    void* g1t                   # CSR: where the first layer's gradient goes, transposed
+
+
+def is_csr(X):
+    """Whether X is the core's CSR form: an object with data, indices and indptr arrays
+    and a shape (cbackprop.sparse.CSR)."""
+    return (hasattr(X, "indptr") and hasattr(X, "indices") and hasattr(X, "data")
+            and hasattr(X, "shape"))
+
+
+cdef int check_csr(Layout layout, const int[::1] indices, const Py_ssize_t[::1] indptr,
+                   Py_ssize_t n_data, tuple shape) except -1:
+    """The CSR arrays describe a matrix of shape with the network's inputs: indptr starts
+    at 0 and never falls, every stored column is in range. (O(nnz); the kernels then
+    read every entry without a check.)"""
+    cdef Py_ssize_t m = shape[0], r, p, nnz
+    cdef int j, n_in = layout.sizes[0]
+    check_inputs(layout, m, shape[1])
+    if indptr.shape[0] != m + 1:
+        raise ValueError(f"X.indptr has {indptr.shape[0]} elements; X's {m} rows need {m + 1}")
+    nnz = indptr[m]
+    if indptr[0] != 0 or nnz > n_data or nnz > indices.shape[0]:
+        raise ValueError(f"X.indptr must start at 0 and end at most at the stored entries "
+                         f"({min(n_data, indices.shape[0])}); got {indptr[0]} .. {nnz}")
+    for r in range(m):
+        if indptr[r + 1] < indptr[r]:
+            raise ValueError(f"X.indptr decreases at row {r}")
+    for p in range(nnz):
+        j = indices[p]
+        if j < 0 or j >= n_in:
+            raise ValueError(f"X.indices[{p}] is {j}; X has columns 0 to {n_in - 1}")
+    return 0
+
+
+cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
+    """Rows for X: a C-order matrix of like's dtype, or a CSR object (is_csr) whose data
+    has like's dtype, int32 indices and intp indptr. The pointers stay valid while X is
+    alive (the caller holds it)."""
+    cdef Rows rows
+    cdef const floating[:, ::1] dense
+    rows.w1t = NULL
+    rows.g1t = NULL
+    cdef const floating[::1] data
+    cdef const int[::1] indices
+    cdef const Py_ssize_t[::1] indptr
+    rows.order = NULL
+    if is_csr(X):
+        data, indices, indptr = X.data, X.indices, X.indptr
+        check_csr(layout, indices, indptr, data.shape[0], tuple(X.shape))
+        rows.m = indptr.shape[0] - 1
+        rows.dense = NULL
+        rows.data = &data[0] if data.shape[0] > 0 else NULL
+        rows.indices = &indices[0] if indices.shape[0] > 0 else NULL
+        rows.indptr = &indptr[0]
+    else:
+        dense = X
+        check_inputs(layout, dense.shape[0], dense.shape[1])
+        rows.m = dense.shape[0]
+        rows.dense = &dense[0, 0] if rows.m > 0 else NULL
+        rows.data = NULL
+        rows.indices = NULL
+        rows.indptr = NULL
+    return rows
+
+
+cdef inline const void* dense_at(const Rows* rows, Py_ssize_t r0, int n_in,
+                                 size_t itemsize) noexcept nogil:
+    """Row r0 of dense rows of elements of itemsize bytes (NULL for CSR rows)."""
+    if rows.dense == NULL:
+        return NULL
+    return <const char*>rows.dense + r0 * n_in * <Py_ssize_t>itemsize
+
+
+# ------------------------------------------------------- the first layer, from CSR rows
+# W(1)^T is packed (s_1 x s_2, a row per input): a stored entry (r, j, v) adds v times
+# row j of it to row r's z(2), and, going back, v delta(2)_r to row j of the gradient's
+# transpose (G1t), which is added into the gradient's Theta layout once per call.
+# Row j is wherever column j says: no hardware prefetcher guesses it, and W(1)^T of a
+# text model is larger than the caches, so the row of the entry PREFETCH_AHEAD entries
+# on is asked for in advance (benchmarks/README.md, "Sparse input").
+
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <xmmintrin.h>
+    #define CB_PREFETCH(p) _mm_prefetch((const char*)(p), _MM_HINT_T0)
+    #else
+    #define CB_PREFETCH(p) __builtin_prefetch((p))
+    #endif
+    """
+    void CB_PREFETCH(const void* p) nogil
+
+cdef int PREFETCH_AHEAD = 8
+
+
+cdef inline void _prefetch_row(const void* row, int n_bytes) noexcept nogil:
+    cdef int b
+    for b in range(0, n_bytes, 64):
+        CB_PREFETCH(<const char*>row + b)
+
+cdef inline Py_ssize_t _row_index(const Rows* rows, Py_ssize_t r) noexcept nogil:
+    return rows.order[r] if rows.order != NULL else r
+
+
+cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
+                      const floating* w1t, floating* Z) noexcept nogil:
+    """Z (mb x s_out) = X[rows r0 .. r0 + mb - 1] W(1)^T."""
+    cdef const floating* data = <const floating*>rows.data
+    cdef const floating* wrow
+    cdef floating* z
+    cdef floating v
+    cdef Py_ssize_t i, p, r, end
+    cdef int k
+    for i in range(mb):
+        r = _row_index(rows, r0 + i)
+        z = Z + i * s_out
+        for k in range(s_out):
+            z[k] = 0
+        end = rows.indptr[r + 1]
+        for p in range(rows.indptr[r], end):
+            if p + PREFETCH_AHEAD < end:
+                _prefetch_row(w1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
+                              s_out * sizeof(floating))
+            v = data[p]
+            wrow = w1t + <Py_ssize_t>rows.indices[p] * s_out
+            for k in range(s_out):
+                z[k] += v * wrow[k]
+
+
+cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, floating alpha,
+                         const floating* D, floating* g1t) noexcept nogil:
+    """G1t (s_1 x s_out) += alpha X[rows r0 .. r0 + mb - 1]^T D (D: mb x s_out)."""
+    cdef const floating* data = <const floating*>rows.data
+    cdef const floating* d
+    cdef floating* g
+    cdef floating v
+    cdef Py_ssize_t i, p, r, end
+    cdef int k
+    for i in range(mb):
+        r = _row_index(rows, r0 + i)
+        d = D + i * s_out
+        end = rows.indptr[r + 1]
+        for p in range(rows.indptr[r], end):
+            if p + PREFETCH_AHEAD < end:
+                _prefetch_row(g1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
+                              s_out * sizeof(floating))
+            v = alpha * data[p]
+            g = g1t + <Py_ssize_t>rows.indices[p] * s_out
+            for k in range(s_out):
+                g[k] += v * d[k]
+
+
+cdef void add_transposed(int s_in, int s_out, floating* g1t, floating* tgt,
+                         int ldt) noexcept nogil:
+    """Theta(1)'s weights (tgt + 1, row stride ldt) += G1t^T, and G1t = 0 again; in tiles
+    of 32 inputs, so that G1t's tile stays in cache while its columns are read."""
+    cdef int j0, j1, j, k
+    cdef floating* row
+    for j0 in range(0, s_in, 32):
+        j1 = min(j0 + 32, s_in)
+        for k in range(s_out):
+            row = tgt + 1 + <Py_ssize_t>k * ldt
+            for j in range(j0, j1):
+                row[j] += g1t[<Py_ssize_t>j * s_out + k]
+        for j in range(j0, j1):
+            for k in range(s_out):
+                g1t[<Py_ssize_t>j * s_out + k] = 0
+
+
+cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* offsets,
+                     const int* strides, floating scale, floating* w1t) noexcept nogil:
+    """w1t (s_1 x s_2) = scale * W(1)^T, from Theta(1) at params + offsets[0]."""
+    cdef int j, k, s_in = net.sizes[0], s_out = net.sizes[1]
+    cdef const floating* w = params + offsets[0] + 1
+    for j in range(s_out):
+        for k in range(s_in):
+            w1t[<Py_ssize_t>k * s_out + j] = scale * w[<Py_ssize_t>j * strides[0] + k]
+
+
+cdef void unpack_first(const Net* net, const floating* w1t, floating scale,
+                       floating* params, const Py_ssize_t* offsets,
+                       const int* strides) noexcept nogil:
+    """W(1) in Theta(1) at params + offsets[0] = scale * w1t^T (pack_first's inverse)."""
+    cdef int j, k, s_in = net.sizes[0], s_out = net.sizes[1]
+    cdef floating* w = params + offsets[0] + 1
+    for j in range(s_out):
+        for k in range(s_in):
+            w[<Py_ssize_t>j * strides[0] + k] = scale * w1t[<Py_ssize_t>k * s_out + j]

@@ -1,0 +1,85 @@
+"""Sparse X (scipy.sparse matrices and arrays) as the compiled core reads it: CSR.
+
+The core's first layer runs over a row's stored entries only, forward and back
+(_core/rows.pxi); every other layer is dense. CSC, COO and the other formats are
+converted to CSR once, when X is checked; X is never densified.
+"""
+import numpy as np
+
+from cbackprop import _validation as v
+
+
+def is_sparse(X):
+    """Whether X is a scipy.sparse matrix or array (without importing scipy.sparse)."""
+    return type(X).__module__.startswith("scipy.sparse") and hasattr(X, "tocsr")
+
+
+class CSR:
+    """A CSR matrix as the core takes it: data of the network's dtype, indices as C ints,
+    indptr as intp (Py_ssize_t), shape. Rows can be taken (`take`) for validation splits."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+    ndim = 2
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.shape = (int(shape[0]), int(shape[1]))
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def nnz(self):
+        return int(self.indptr[-1])
+
+    def __len__(self):
+        return self.shape[0]
+
+    def take(self, rows):
+        """The rows given (indices, in their order) as a new CSR."""
+        rows = np.asarray(rows, dtype=np.intp)
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.intp)
+        np.cumsum(lengths, out=indptr[1:])
+        # every kept entry's position in data: its row's start plus its rank in the row
+        pos = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.intp)
+        return CSR(self.data[pos], self.indices[pos], indptr, (len(rows), self.shape[1]))
+
+    __getitem__ = take
+
+    def to_scipy(self):
+        import scipy.sparse
+        return scipy.sparse.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
+
+    def toarray(self):
+        return self.to_scipy().toarray()
+
+    def __repr__(self):
+        return f"CSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype.name})"
+
+
+def as_csr(name, X, dtype, n_cols=None, what="features"):
+    """X (scipy.sparse, any format, or a CSR) as a checked CSR of dtype: 2-D, not empty,
+    n_cols columns, finite stored values."""
+    if isinstance(X, CSR):
+        csr = X
+    else:
+        if len(X.shape) != 2:
+            raise ValueError(f"{name} must be 2-D (samples x {what}); got shape {X.shape}")
+        csr = X.tocsr()
+        if csr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold numbers (bool, int or float); got dtype "
+                            f"{csr.dtype}")
+    m, n = csr.shape
+    if m == 0 or n == 0:
+        raise ValueError(f"{name} is empty (shape {csr.shape})")
+    if n_cols is not None and n != n_cols:
+        raise ValueError(f"{name} has {n} {what}, the network expects {n_cols}")
+    if isinstance(csr, CSR) and csr.dtype == dtype:
+        return csr
+    data = v.cast_finite(name, csr.data, dtype)
+    indices = np.ascontiguousarray(csr.indices, dtype=np.intc)
+    indptr = np.ascontiguousarray(csr.indptr, dtype=np.intp)
+    return CSR(data, indices, indptr, (m, n))
