@@ -178,6 +178,10 @@ def as_matrix(name, A, dtype, n_cols=None, what="columns", finite=True):
     """A 2-D, finite, non-empty, C-contiguous array of dtype; copies only when needed."""
     if A is None:
         raise TypeError(f"{name} must be a 2-D array; got None")
+    if type(A).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a scipy.sparse matrix, which fit, predict and score take "
+                        "whole, in memory; blocks, batches and Dask partitions must be dense "
+                        "arrays (densify each, or pass the whole sparse matrix)")
     arr = to_array(name, A)
     if arr.dtype.kind == "O":            # pandas' nullable columns (Int64, Float64, boolean)
         try:

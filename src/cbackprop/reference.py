@@ -199,9 +199,10 @@ def _check_loss(output, loss):
 
 
 def _as_arrays(thetas, X):
-    """Convert thetas and X to arrays of one floating dtype (the result type of the inputs)."""
+    """Convert thetas and X to arrays of one floating dtype (the result type of the inputs).
+    A sparse X (scipy.sparse) means the matrix it stores: here, plainly, its dense copy."""
     thetas = [np.asarray(theta) for theta in thetas]
-    X = np.asarray(X)
+    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
     if not thetas:
         raise ValueError("thetas must hold at least one matrix")
     dtype = np.result_type(np.float32, X, *thetas)  # float32 stays float32, ints become float64
