@@ -16,14 +16,29 @@ def is_sparse(X):
 
 class CSR:
     """A CSR matrix as the core takes it: data of the network's dtype, indices as C ints,
-    indptr as intp (Py_ssize_t), shape. Rows can be taken (`take`) for validation splits."""
+    indptr as intp (Py_ssize_t), shape. Rows can be taken (`take`) for validation splits.
 
-    __slots__ = ("data", "indices", "indptr", "shape")
+    `columns`, once with_columns() has made it, holds the same matrix by columns (CSC:
+    data, row indices, column pointers), from which the core's full-batch gradient sums
+    the first layer's weights a column at a time: worth its memory (as much again as X)
+    for a fit's many calls on one X, so fit asks for it, and single calls do not."""
+
+    __slots__ = ("data", "indices", "indptr", "shape", "columns")
     ndim = 2
 
     def __init__(self, data, indices, indptr, shape):
         self.data, self.indices, self.indptr = data, indices, indptr
         self.shape = (int(shape[0]), int(shape[1]))
+        self.columns = None
+
+    def with_columns(self):
+        """self, with `columns` made if it was not (scipy's CSR to CSC conversion)."""
+        if self.columns is None:
+            csc = self.to_scipy().tocsc()
+            self.columns = (np.ascontiguousarray(csc.data, dtype=self.dtype),
+                            np.ascontiguousarray(csc.indices, dtype=np.intc),
+                            np.ascontiguousarray(csc.indptr, dtype=np.intp))
+        return self
 
     @property
     def dtype(self):

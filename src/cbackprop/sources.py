@@ -19,7 +19,7 @@ import concurrent.futures
 
 import numpy as np
 
-from cbackprop import _targets, _validation as v, _weighting, blocks
+from cbackprop import _sparse, _targets, _validation as v, _weighting, blocks
 from cbackprop._core import core
 
 DEFAULT_BLOCK_BYTES = 64 << 20      # rows a block: about this many bytes of X
@@ -38,7 +38,8 @@ class InMemory:
 
     def cost_grad(self, run, layout, params, grad):
         threads, block_rows = run.row_plan
-        return core.cost_grad(layout, self.X, self.Y, self.w, params, grad, self.weight_sum,
+        X = self.X.with_columns() if isinstance(self.X, _sparse.CSR) else self.X
+        return core.cost_grad(layout, X, self.Y, self.w, params, grad, self.weight_sum,
                               run.reg, block_rows, threads)
 
     def online_epoch(self, run, layout, params, step, decay):

@@ -54,6 +54,8 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     cdef const floating* wt
     rows.w1t = &wt_buf[0]
     with nogil:
+        if rows.indptr != NULL:
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
         wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, rows.indptr != NULL)
         if nt == 1:
             for b in range(n_blocks):
@@ -107,8 +109,7 @@ cdef double _chunk_sum(const Net* net, const floating* wt, const Rows* rows,
     cdef int n_out = net.sizes[net.n_layers - 1]
     cdef double total = 0
     if target != NULL:
-        for k in range(net.n_params):
-            target[k] = 0
+        _zero_sums(net, target, rows.first_apart)
     for b in range(b0, b1):
         r0 = b * mb_max
         mb = <int>min(<Py_ssize_t>mb_max, rows.m - r0)
@@ -119,10 +120,22 @@ cdef double _chunk_sum(const Net* net, const floating* wt, const Rows* rows,
         else:
             total += cost_block(net, wt, rows, r0, Y + r0 * n_out,
                                 w + r0 if w != NULL else NULL, mb, params, ws, mb_max)
-    if target != NULL and rows.indptr != NULL:
+    if target != NULL and rows.indptr != NULL and not rows.first_apart:
         add_transposed(net.sizes[0], net.sizes[1], <floating*>rows.g1t,
                        target + net.offsets[0], net.strides[0])
     return total
+
+
+cdef void _zero_sums(const Net* net, floating* target, bint first_apart) noexcept nogil:
+    """target = 0, all but W(1)'s weights when the caller keeps their sums apart."""
+    cdef Py_ssize_t k, start = 0
+    cdef int j
+    if first_apart:
+        for j in range(net.sizes[1]):
+            target[net.offsets[0] + <Py_ssize_t>j * net.strides[0]] = 0
+        start = net.offsets[1] if net.n_layers > 2 else net.n_params
+    for k in range(start, net.n_params):
+        target[k] = 0
 
 
 cdef double _chunk_of(const Net* net, const floating* wt, const Rows* rows,
@@ -154,14 +167,22 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
     depend on n_chunks, never on which thread ran what. ws holds nt workspaces of ws_size;
     losses, n_chunks sums. The threads zero each chunk's sum as they start it, and add the
     sums up by ranges of elements (each element still in the chunks' order). CSR rows: g1t
-    holds nt transposed first-layer gradients, one a thread."""
+    holds nt transposed first-layer gradients, one a thread; with X's columns (rows.d1
+    set), the first layer's weights come from first_by_columns instead, 32 columns a task
+    (g1t: a 32 x s_2 tile a thread)."""
     cdef Py_ssize_t n_blocks = (rows.m + mb_max - 1) // mb_max
     cdef Py_ssize_t n_g1t = <Py_ssize_t>net.sizes[0] * net.sizes[1] if g1t != NULL else 0
     cdef Py_ssize_t c, k, P = net.n_params
+    cdef Py_ssize_t n_tiles = (net.sizes[0] + 31) // 32
     cdef int i
     cdef double total = 0
     if n_chunks == 1:
-        return _chunk_of(net, wt, rows, Y, w, params, grad, ws, g1t, mb_max, 0, n_blocks)
+        total = _chunk_of(net, wt, rows, Y, w, params, grad, ws, g1t, mb_max, 0, n_blocks)
+        if grad != NULL and rows.d1 != NULL:
+            for c in range(n_tiles):
+                first_by_columns(net, rows, grad, <int>(32 * c),
+                                 <int>min(32 * c + 32, net.sizes[0]), g1t)
+        return total
     for c in prange(n_chunks, num_threads=nt, schedule="dynamic", chunksize=1):
         losses[c] = _chunk_of(net, wt, rows, Y, w, params,
                               NULL if grad == NULL else (grad if c == 0 else tgrad + (c - 1) * P),
@@ -173,6 +194,11 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
         for k in prange(P, num_threads=nt, schedule="static"):
             for i in range(1, n_chunks):
                 grad[k] += tgrad[(i - 1) * P + k]
+        if rows.d1 != NULL:
+            for c in prange(n_tiles, num_threads=nt, schedule="dynamic"):
+                first_by_columns(net, rows, grad, <int>(32 * c),
+                                 <int>min(32 * c + 32, net.sizes[0]),
+                                 g1t + threadid() * 32 * net.sizes[1])
     for i in range(n_chunks):
         total += losses[i]
     return total
@@ -214,13 +240,20 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
                                         dtype=dtype)
     cdef double[::1] losses = np.empty(n_chunks)
     cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
-    cdef floating[::1] g1t = np.zeros(nt * net.sizes[0] * net.sizes[1] if sparse and want_grad
-                                      else 1, dtype=dtype)
+    cdef bint by_columns = sparse and want_grad and rows.c_ptr != NULL and m > 0
+    cdef floating[::1] d1 = np.empty(m * net.sizes[1] if by_columns else 1, dtype=dtype)
+    cdef floating[::1] g1t = np.zeros(nt * (32 if by_columns else net.sizes[0]) * net.sizes[1]
+                                      if sparse and want_grad else 1, dtype=dtype)
     cdef const floating* wt
     # Y has no rows to point at when m = 0: the kernels then read neither it nor X
     cdef const floating* Yp = &Y[0, 0] if m > 0 else NULL
     rows.w1t = &wt_buf[0]
+    if by_columns:
+        rows.d1 = &d1[0]
+        rows.first_apart = True
     with nogil:
+        if sparse:
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
         wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)
         total = rows_cost_grad(net, wt, &rows, Yp, &w[0] if w.shape[0] > 0 else NULL,
                                &params[0], &grad[0] if want_grad else NULL, &tgrad[0],

@@ -14,6 +14,7 @@
 # buffer against the Layout, and allocate one workspace per thread, before any nogil code.
 
 from libc.math cimport log, fabs, fabsf
+from libc.string cimport memcpy
 
 
 # ---------------------------------------------------------------- scalar math
@@ -455,12 +456,11 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
     """W(l)^T of each layer our products serve, packed into wt (net.n_weights elements,
     layer after layer) for blocks of rows: returns wt, or NULL when blocks call BLAS
     instead (a build or setting without our products, or blocks of one row). sparse: CSR
-    rows, whose first layer always reads W(1)^T, packed at wt whatever this returns."""
+    rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
+    place in wt is left as it is."""
     cdef int l, j, k, s_in, s_out
     cdef const floating* w
     cdef floating* dst = wt
-    if sparse:
-        pack_first(net, params, net.offsets, net.strides, 1, wt)
     if not _own_products or mb_max < 2:
         return NULL
     for l in range(net.n_layers - 1):
@@ -516,7 +516,11 @@ cdef double gradient_block(const Net* net, const floating* wt, const Rows* rows,
                   mb, mb_max, wt != NULL, 1, 1, bias, 1 if sparse else 0)
     if sparse:
         _accumulate_bias(mb, net.sizes[1], 1, D, grad, net.strides[0], wt != NULL, bias)
-        csr_accumulate(rows, r0, mb, net.sizes[1], 1, D, <floating*>rows.g1t)
+        if rows.d1 != NULL:             # kept for first_by_columns (rows in order: r0 is X's)
+            memcpy(<floating*>rows.d1 + r0 * net.sizes[1], D,
+                   <Py_ssize_t>mb * net.sizes[1] * sizeof(floating))
+        else:
+            csr_accumulate(rows, r0, mb, net.sizes[1], 1, D, <floating*>rows.g1t)
     return loss
 
 

@@ -21,7 +21,7 @@ import threading
 
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport sqrt, sqrtf, pow, isfinite
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals()    # declared without `except`: we look at the result ourselves
@@ -345,26 +345,47 @@ cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floa
             p[k] += v
 
 
+cdef struct FirstApart:
+    # A sparse epoch's W(1), kept transposed (s_1 x s_2, floating*) for the whole epoch:
+    # the batches' forward pass reads it as it is, their gradient lands in g the same way,
+    # and the step runs over the four in one contiguous pass.
+    void* w
+    void* g
+    void* m1
+    void* m2
+
+
 cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
-                   floating* s2, double loss_norm, double reg, const Step* st) noexcept nogil:
+                   floating* s2, double loss_norm, double reg, const Step* st,
+                   const FirstApart* first) noexcept nogil:
     """One SGD or Adam step on g = grad / loss_norm + reg * W (bias column unregularized), in
     a single pass over parameters, gradient and state. Returns reg/2 sum W^2, from W before
-    the step (the batch's regularization cost)."""
+    the step (the batch's regularization cost). first: W(1)'s weights kept apart (NULL:
+    none), whose gradient is zeroed after the step."""
     cdef int l, j, ldt, L = net.n_layers
-    cdef Py_ssize_t base
+    cdef Py_ssize_t base, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
     cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
     cdef double sumsq = 0
-    if reg == 0:                             # nothing to tell bias from weights: one flat run
+    if reg == 0 and first == NULL:           # nothing to tell bias from weights: one flat run
         _step_run(params, grad, s1, s2, net.n_params, inv, 0, st)
         return 0
     for l in range(L - 1):                   # Theta(l) row by row: the bias, then the weights
         ldt = net.strides[l]
         for j in range(net.sizes[l + 1]):
             base = net.offsets[l] + <Py_ssize_t>j * ldt
-            sumsq += _sumsq(params + base + 1, ldt - 1)
             _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, st)
+            if l == 0 and first != NULL:
+                continue
+            if reg != 0:
+                sumsq += _sumsq(params + base + 1, ldt - 1)
             _step_run(params + base + 1, grad + base + 1, s1 + base + 1, s2 + base + 1,
                       ldt - 1, inv, r, st)
+    if first != NULL:
+        if reg != 0:
+            sumsq += _sumsq(<floating*>first.w, n1)
+        _step_run(<floating*>first.w, <floating*>first.g, <floating*>first.m1,
+                  <floating*>first.m2, n1, inv, r, st)
+        memset(first.g, 0, n1 * sizeof(floating))
     return 0.5 * reg * sumsq
 
 
@@ -407,7 +428,13 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef int mb_max = min(b, BATCH_BLOCK_ROWS)
     dtype = np.asarray(params).dtype
     cdef floating[:, ::1] Xb = np.zeros((1 if sparse else b, nX), dtype=dtype)
-    cdef floating[::1] g1t = np.zeros(nX * net.sizes[1] if sparse else 1, dtype=dtype)
+    # CSR rows: W(1), its gradient and its state transposed for the epoch (FirstApart)
+    cdef Py_ssize_t n1 = <Py_ssize_t>nX * net.sizes[1] if sparse else 1
+    cdef floating[::1] w1t = np.empty(n1, dtype=dtype)
+    cdef floating[::1] g1t = np.zeros(n1, dtype=dtype)
+    cdef floating[::1] m1t = np.empty(n1, dtype=dtype)
+    cdef floating[::1] m2t = np.empty(n1, dtype=dtype)
+    cdef FirstApart first = FirstApart(&w1t[0], &g1t[0], &m1t[0], &m2t[0])
     cdef const floating* Xp = <const floating*>dense_at(&rows, 0, nX, sizeof(floating))
     cdef Rows batch = rows
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
@@ -428,12 +455,17 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     stop = _flag_for(stop, main_thread)
     cdef volatile int* flag = _flag_of(stop)
     if sparse:
-        batch.w1t = &wt_buf[0]
+        batch.w1t = &w1t[0]
         batch.g1t = &g1t[0]
+        batch.first_apart = True
     else:
         batch.dense = &Xb[0, 0]
     start = 0
     with nogil:
+        if sparse:
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &w1t[0])
+            pack_first(net, &state1[0], net.offsets, net.strides, 1, &m1t[0])
+            pack_first(net, &state2[0], net.offsets, net.strides, 1, &m2t[0])
         while start < n:
             nb = <int>min(<Py_ssize_t>b, n - start)
             for k in range(nb):       # gather the batch: one copy of its rows
@@ -446,7 +478,7 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
             batch.m = nb
             if sparse:
                 batch.order = &order[start]
-            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)   # W^T
+            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)
             batch_loss = rows_serial(net, wt, &batch, &Yb[0, 0], &wb[0], &params[0],
                                      &grad[0], &ws[0], mb_max)
             if not isfinite(batch_loss):     # stop before updating from a non-finite cost
@@ -458,7 +490,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                            / (1 - pow(st.beta1, <double>t)))
             norm = nb / scale
             batch_loss = batch_loss / norm + update(net, &params[0], &grad[0], &state1[0],
-                                                    &state2[0], norm, reg, &st)
+                                                    &state2[0], norm, reg, &st,
+                                                    &first if sparse else NULL)
             if not isfinite(batch_loss):     # only W^2 can overflow here; fit restores W
                 status = DIVERGED
                 break
@@ -471,6 +504,10 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                 if why != GO_ON:
                     status = INTERRUPTED
                     break
+        if sparse:
+            unpack_first(net, &w1t[0], 1, &params[0], net.offsets, net.strides)
+            unpack_first(net, &m1t[0], 1, &state1[0], net.offsets, net.strides)
+            unpack_first(net, &m2t[0], 1, &state2[0], net.offsets, net.strides)
     state.t = t
     if why == SIGNAL_ERROR:
         _raise_pending()

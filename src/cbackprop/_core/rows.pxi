@@ -16,6 +16,11 @@ cdef struct Rows:
     Py_ssize_t m
     const void* w1t             # CSR: W(1)^T packed (s_1 x s_2), set by the entry point
     void* g1t                   # CSR: where the first layer's gradient goes, transposed
+    bint first_apart            # CSR: the caller reads g1t itself (grad's W(1) untouched)
+    const void* c_data          # CSR with X's columns too (CSC: X.columns), for cost_grad:
+    const int* c_rows           # column j's entries at c_ptr[j] .. c_ptr[j + 1] - 1, the
+    const Py_ssize_t* c_ptr     # first layer's gradient from them and delta(2) of every
+    void* d1                    # row, kept in d1 (m x s_2) by the blocks
 
 
 def is_csr(X):
@@ -57,6 +62,11 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
     cdef const floating[:, ::1] dense
     rows.w1t = NULL
     rows.g1t = NULL
+    rows.first_apart = False
+    rows.c_data = NULL
+    rows.c_rows = NULL
+    rows.c_ptr = NULL
+    rows.d1 = NULL
     cdef const floating[::1] data
     cdef const int[::1] indices
     cdef const Py_ssize_t[::1] indptr
@@ -69,6 +79,8 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
         rows.data = &data[0] if data.shape[0] > 0 else NULL
         rows.indices = &indices[0] if indices.shape[0] > 0 else NULL
         rows.indptr = &indptr[0]
+        if getattr(X, "columns", None) is not None:
+            _columns_of(layout, X.columns, rows.m, indptr[rows.m], like, &rows)
     else:
         dense = X
         check_inputs(layout, dense.shape[0], dense.shape[1])
@@ -78,6 +90,32 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
         rows.indices = NULL
         rows.indptr = NULL
     return rows
+
+
+cdef int _columns_of(Layout layout, tuple columns, Py_ssize_t m, Py_ssize_t nnz,
+                     const floating[::1] like, Rows* rows) except -1:
+    """X's columns (data, row indices, column pointers: CSC of the same matrix) into rows,
+    checked as check_csr checks rows."""
+    cdef const floating[::1] data = columns[0]
+    cdef const int[::1] row_of = columns[1]
+    cdef const Py_ssize_t[::1] ptr = columns[2]
+    cdef int n_in = layout.sizes[0]
+    cdef Py_ssize_t j, p
+    if (ptr.shape[0] != n_in + 1 or ptr[0] != 0 or ptr[n_in] != nnz
+            or data.shape[0] < nnz or row_of.shape[0] < nnz):
+        raise ValueError(f"X.columns must hold X's {nnz} entries by column (its "
+                         f"{n_in} + 1 column pointers from 0 to {nnz})")
+    for j in range(n_in):
+        if ptr[j + 1] < ptr[j]:
+            raise ValueError(f"X.columns' pointers decrease at column {j}")
+    for p in range(nnz):
+        if row_of[p] < 0 or row_of[p] >= m:
+            raise ValueError(f"X.columns' row index {p} is {row_of[p]}; X has rows 0 to {m - 1}")
+    if nnz > 0:
+        rows.c_data = &data[0]
+        rows.c_rows = &row_of[0]
+    rows.c_ptr = &ptr[0]
+    return 0
 
 
 cdef inline const void* dense_at(const Rows* rows, Py_ssize_t r0, int n_in,
@@ -182,6 +220,39 @@ cdef void add_transposed(int s_in, int s_out, floating* g1t, floating* tgt,
         for j in range(j0, j1):
             for k in range(s_out):
                 g1t[<Py_ssize_t>j * s_out + k] = 0
+
+
+cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int j0,
+                           int j1, floating* tile) noexcept nogil:
+    """Theta(1)'s weights in grad, columns j0 .. j1 - 1 (at most 32) = X^T delta(2) over
+    every row, from X's columns and the rows' delta(2) in rows.d1: each column's sum in
+    the order of its rows, whatever thread runs it, and written once (no sums to zero or
+    add). tile: scratch of 32 x s_2."""
+    cdef const floating* data = <const floating*>rows.c_data
+    cdef const floating* d1 = <const floating*>rows.d1
+    cdef const floating* d
+    cdef floating* g
+    cdef floating* row
+    cdef floating v
+    cdef int j, k, s_out = net.sizes[1], ldt = net.strides[0]
+    cdef Py_ssize_t p, end
+    for j in range(j0, j1):
+        g = tile + <Py_ssize_t>(j - j0) * s_out
+        for k in range(s_out):
+            g[k] = 0
+        end = rows.c_ptr[j + 1]
+        for p in range(rows.c_ptr[j], end):
+            if p + PREFETCH_AHEAD < end:
+                _prefetch_row(d1 + <Py_ssize_t>rows.c_rows[p + PREFETCH_AHEAD] * s_out,
+                              s_out * sizeof(floating))
+            v = data[p]
+            d = d1 + <Py_ssize_t>rows.c_rows[p] * s_out
+            for k in range(s_out):
+                g[k] += v * d[k]
+    for k in range(s_out):
+        row = grad + net.offsets[0] + 1 + <Py_ssize_t>k * ldt
+        for j in range(j0, j1):
+            row[j] = tile[<Py_ssize_t>(j - j0) * s_out + k]
 
 
 cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* offsets,
