@@ -242,7 +242,7 @@ class Network:
             return cluster.map_rows(self, X, "forward")
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        threads, block_rows = self._row_plan(X.shape[0])
+        threads, block_rows = self._row_plan(X.shape[0], X)
         with blas_single_threaded(threads > 1 and self._layout.blocks_call_blas()):
             return core.forward(self._layout, X, self._params, out, block_rows, threads)
 
@@ -262,7 +262,15 @@ class Network:
         """Floating-point operations of one sample's forward and backward pass (about)."""
         return self._layout_flops
 
-    def _row_plan(self, m):
+    def _row_flops(self, X=None):
+        """flops_per_sample, for a row of X: of a sparse X, the first layer's work is its
+        stored entries' (their mean a row), not its width's."""
+        if not isinstance(X, _sparse.CSR):
+            return self.flops_per_sample
+        s1, n_in = self.layer_sizes[1], self.layer_sizes[0]
+        return max(1, self.flops_per_sample - 6 * s1 * (n_in - X.nnz / max(1, X.shape[0])))
+
+    def _row_plan(self, m, X=None):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
         flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads.
         No more threads than the cores this process may use (a warning says so when
@@ -273,7 +281,7 @@ class Network:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         n = 1 if core.forked_child() else capped_threads(n)
-        threads = int(max(1, min(n, m * self.flops_per_sample // WORK_A_THREAD)))
+        threads = int(max(1, min(n, m * self._row_flops(X) // WORK_A_THREAD)))
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
 
@@ -281,7 +289,7 @@ class Network:
         v.check_option("method", method, METHODS)      # the cheap checks before converting X
         lam = v.check_lam(lam)
         X_given, X = X, self._check_X(X, finite=False)
-        threads, block_rows = (1, 1) if method == "per_sample" else self._row_plan(X.shape[0])
+        threads, block_rows = (1, 1) if method == "per_sample" else self._row_plan(X.shape[0], X)
         # Our own products (blocks of 2 rows or more, layers they serve) never skip a zero
         # factor, so a NaN or inf in X makes its column of the gradient NaN or inf (0 * inf
         # is NaN): checking that small result instead of all of X saves a pass over X (its

@@ -91,8 +91,9 @@ class _Run:
         self.scale = self.m / self.weight_sum        # m / W
         self.reg = o["lam"] / self.weight_sum        # lam / W
         self.rate = o["learning_rate"]
-        self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net.flops_per_sample))
-        self.row_plan = net._row_plan(self.m)       # (threads, rows a block) for full batches
+        X = getattr(data, "X", None)
+        self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net._row_flops(X)))
+        self.row_plan = net._row_plan(self.m, X)     # (threads, rows a block) for full batches       # (threads, rows a block) for full batches
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:
