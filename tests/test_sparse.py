@@ -262,3 +262,27 @@ def test_sparse_blocks_and_batches_are_refused_clearly():
     net = cb.Network([10, 3, 2], output="softmax")
     with pytest.raises(TypeError, match="scipy.sparse matrix, which fit, predict and score take"):
         net.fit([(X[:20], y[:20]), (X[20:], y[20:])], None, solver="adam", epochs=1)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_minibatch_epochs_are_bit_identical_for_any_thread_count(solver):
+    """The first layer's step is shared by threads in fixed parts: the same bits for any
+    thread count, and the dense path's to rounding, for a first layer of several parts."""
+    X = sp.random(120, 3000, density=0.01, random_state=0, format="csr")
+    Y = np.eye(3)[np.arange(120) % 3]
+    net = cb.Network([3000, 24, 3], output="softmax", random_state=0)
+    order = np.random.default_rng(0).permutation(120).astype(np.intp)
+    rule = core.StepRule(solver, 0.01, momentum=0.9)
+    runs = []
+    for data, n_threads in ((net._check_X(X), 1), (net._check_X(X), 2), (X.toarray(), 1)):
+        params = net.params.copy()
+        state = core.StepState(np.zeros_like(params), np.zeros_like(params))
+        for _ in range(3):
+            total, done, status = core.minibatch_epoch(
+                net._layout, rule, state, data, Y, np.empty(0), params, order, 16, 1.0,
+                0.3 / 120, 1000, n_threads=n_threads)
+        runs.append((params, total, state.m1.copy()))
+    assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    assert np.array_equal(runs[0][2], runs[1][2])
+    assert _rel(runs[0][0], runs[2][0]) <= 1e-10 and _rel(runs[0][2], runs[2][2]) <= 1e-10
+    assert runs[0][1] == pytest.approx(runs[2][1], rel=1e-12)

@@ -49,7 +49,7 @@ class InMemory:
     def minibatch_epoch(self, run, layout, rule, moments, params, batch_size):
         return core.minibatch_epoch(layout, rule, moments, self.X, self.Y, self.w, params,
                                     run.order(), batch_size, run.scale, run.reg,
-                                    run.check_every)
+                                    run.check_every, n_threads=run.row_plan[0])
 
 
 # ------------------------------------------------------------------ blocks

@@ -348,11 +348,32 @@ cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floa
 cdef struct FirstApart:
     # A sparse epoch's W(1), kept transposed (s_1 x s_2, floating*) for the whole epoch:
     # the batches' forward pass reads it as it is, their gradient lands in g the same way,
-    # and the step runs over the four in one contiguous pass.
+    # and the step runs over the four in one contiguous pass, in parts of FIRST_PART
+    # elements that nt threads share (a text model's W(1) is millions of weights: each
+    # batch's step on them is most of the batch's time).
     void* w
     void* g
     void* m1
     void* m2
+    double* sums                # each part's sum of squared weights (the parts' order: the
+    int nt                      # same bits for any nt)
+
+
+cdef Py_ssize_t FIRST_PART = 1 << 15
+
+
+cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
+                             floating inv, floating r, bint want_sums,
+                             const Step* st) noexcept nogil:
+    """The step of part c of the first layer's weights kept apart (update)."""
+    cdef Py_ssize_t lo = c * FIRST_PART
+    cdef Py_ssize_t n = min(FIRST_PART, n1 - lo)
+    cdef floating* w = <floating*>first.w + lo
+    if want_sums:
+        first.sums[c] = _sumsq(w, n)
+    _step_run(w, <floating*>first.g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo,
+              n, inv, r, st)
+    memset(<floating*>first.g + lo, 0, n * sizeof(floating))
 
 
 cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
@@ -363,7 +384,7 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
     the step (the batch's regularization cost). first: W(1)'s weights kept apart (NULL:
     none), whose gradient is zeroed after the step."""
     cdef int l, j, ldt, L = net.n_layers
-    cdef Py_ssize_t base, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
+    cdef Py_ssize_t base, c, n_parts, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
     cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
     cdef double sumsq = 0
     if reg == 0 and first == NULL:           # nothing to tell bias from weights: one flat run
@@ -381,11 +402,16 @@ cdef double update(const Net* net, floating* params, const floating* grad, float
             _step_run(params + base + 1, grad + base + 1, s1 + base + 1, s2 + base + 1,
                       ldt - 1, inv, r, st)
     if first != NULL:
+        n_parts = (n1 + FIRST_PART - 1) // FIRST_PART
+        if first.nt > 1 and n_parts > 1:
+            for c in prange(n_parts, num_threads=first.nt, schedule="static"):
+                _first_part(first, c, n1, inv, r, reg != 0, st)
+        else:
+            for c in range(n_parts):
+                _first_part(first, c, n1, inv, r, reg != 0, st)
         if reg != 0:
-            sumsq += _sumsq(<floating*>first.w, n1)
-        _step_run(<floating*>first.w, <floating*>first.g, <floating*>first.m1,
-                  <floating*>first.m2, n1, inv, r, st)
-        memset(first.g, 0, n1 * sizeof(floating))
+            for c in range(n_parts):
+                sumsq += first.sums[c]
     return 0.5 * reg * sumsq
 
 
@@ -398,7 +424,7 @@ cdef int BATCH_BLOCK_ROWS = 256
 def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                     const floating[:, ::1] Y, const floating[::1] w, floating[::1] params,
                     const Py_ssize_t[::1] order, int batch_size, double scale, double reg,
-                    Py_ssize_t check_every, StopFlag stop=None):
+                    Py_ssize_t check_every, StopFlag stop=None, int n_threads=1):
     """One epoch of mini-batches of batch_size samples, in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
@@ -406,7 +432,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     gradient of the full-data J (docs/design.md, "The math"); then the step `rule` says,
     from and to `state`. stop: the fit's StopFlag, as online_epoch takes it. X: a C-order
     matrix of params' dtype (a batch's rows gathered into one buffer), or CSR (a batch
-    reads its rows where they are, through `order`).
+    reads its rows where they are, through `order`; n_threads share each step of its
+    first layer's weights, the rest of the batch runs on this thread).
     Returns (sum over batches of b * batch cost, samples done, status); state.t counts
     Adam's steps, including this epoch's.
     """
@@ -434,7 +461,9 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef floating[::1] g1t = np.zeros(n1, dtype=dtype)
     cdef floating[::1] m1t = np.empty(n1, dtype=dtype)
     cdef floating[::1] m2t = np.empty(n1, dtype=dtype)
-    cdef FirstApart first = FirstApart(&w1t[0], &g1t[0], &m1t[0], &m2t[0])
+    cdef double[::1] part_sums = np.zeros((n1 + FIRST_PART - 1) // FIRST_PART)
+    cdef FirstApart first = FirstApart(&w1t[0], &g1t[0], &m1t[0], &m2t[0], &part_sums[0],
+                                       1 if _forked else max(1, n_threads))
     cdef const floating* Xp = <const floating*>dense_at(&rows, 0, nX, sizeof(floating))
     cdef Rows batch = rows
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
