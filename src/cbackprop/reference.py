@@ -131,6 +131,7 @@ _G = {
     "relu": lambda z: np.maximum(z, 0),
     "softmax": _softmax,
     "identity": lambda z: z,
+    "exp": np.exp,  # the poisson loss's output (log link): inf past exp's range
 }
 
 # g'(z) of the hidden activations, written in terms of a = g(z)
@@ -138,6 +139,7 @@ _G_PRIME = {
     "sigmoid": lambda a: a * (1 - a),
     "tanh": lambda a: 1 - a * a,
     "relu": lambda a: (a > 0).astype(a.dtype),  # [z > 0]: a = max(z, 0) > 0 exactly when z > 0
+    "identity": lambda a: np.ones_like(a),      # a linear layer: g(z) = z
 }
 
 
@@ -146,11 +148,20 @@ _G_PRIME = {
 # ----------------------------------------------------------------------------------------------
 
 
+def _xlogx(y):
+    """y log y, 0 at y = 0 (scipy.special.xlogy(y, y))."""
+    return y * np.log(np.where(y > 0, y, 1))
+
+
 def _sample_loss(z, h, y, output, loss):
     """Loss of each sample (summed over the output units k), from z = z(L) and h = a(L).
 
     Works on a single sample (1-D) or on one sample per row (2-D): sums run over the last axis.
     """
+    if loss == "poisson":
+        # half Poisson deviance, as scikit-learn's MLPRegressor(loss="poisson"):
+        # y log(y / h) - y + h with log h = z (the exp output), so h - y z + (y log y - y)
+        return np.sum(h - y * z + (_xlogx(y) - y), axis=-1)
     if loss == "squared_error":
         return 0.5 * np.sum((h - y) ** 2, axis=-1)  # (1/2) ||h - y||^2
     if output == "sigmoid":
@@ -164,6 +175,8 @@ def _sample_loss(z, h, y, output, loss):
 
 def _output_delta(h, y, output, loss):
     """delta(L) = dJ_i/dz(L), the error of the output layer, for one sample or one per row."""
+    if loss == "poisson":
+        return h - y  # d/dz [exp(z) - y z] = h - y
     if loss == "cross_entropy":
         if output == "sigmoid":
             return h - y  # d/dz [softplus(z) - y z] = g(z) - y
@@ -196,6 +209,9 @@ def _check_loss(output, loss):
     v.check_option("loss", loss, LOSSES)
     if loss == "cross_entropy" and output == "identity":
         raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax', not 'identity'")
+    if (loss == "poisson") != (output == "exp"):
+        raise ValueError(f"loss='poisson' and output='exp' go together; got output={output!r}, "
+                         f"loss={loss!r}")
 
 
 def _as_arrays(thetas, X):
@@ -402,6 +418,14 @@ def _py_softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
+def _py_exp(z):
+    return math.exp(z) if z < 709.0 else math.inf  # math.exp raises past its range
+
+
+def _py_xlogx(y):
+    return y * math.log(y) if y > 0 else 0.0
+
+
 def _py_g(name, z):
     """g applied to the list z."""
     if name == "sigmoid":
@@ -412,6 +436,8 @@ def _py_g(name, z):
         return [max(v, 0.0) for v in z]
     if name == "identity":
         return list(z)
+    if name == "exp":
+        return [_py_exp(v) for v in z]
     zmax = max(z)  # softmax, shifted by the maximum
     e = [math.exp(v - zmax) for v in z]
     s = sum(e)
@@ -424,12 +450,17 @@ def _py_g_prime(name, a):
         return [v * (1.0 - v) for v in a]
     if name == "tanh":
         return [1.0 - v * v for v in a]
+    if name == "identity":
+        return [1.0 for v in a]
     return [1.0 if v > 0 else 0.0 for v in a]  # relu
 
 
 def _py_loss_and_delta(z, h, y, output, loss):
     """(loss, delta(L)) of one sample, as in ``_sample_loss`` and ``_output_delta``."""
     K = range(len(z))
+    if loss == "poisson":  # h = exp(z)
+        return (sum(h[k] - y[k] * z[k] + _py_xlogx(y[k]) - y[k] for k in K),
+                [h[k] - y[k] for k in K])
     if loss == "squared_error":
         r = [h[k] - y[k] for k in K]
         J = 0.5 * sum(v * v for v in r)

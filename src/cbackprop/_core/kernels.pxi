@@ -13,7 +13,7 @@
 # functions here trust their arguments: the entry points (batch.pxi, loops.pxi) check every
 # buffer against the Layout, and allocate one workspace per thread, before any nogil code.
 
-from libc.math cimport log, fabs, fabsf
+from libc.math cimport log, logf, exp, expf, fabs, fabsf
 
 
 # ---------------------------------------------------------------- scalar math
@@ -48,6 +48,23 @@ cdef inline floating _log1p_unit(floating u) noexcept nogil:
         return cb_log1p_unit_f(u)
     else:
         return cb_log1p_unit(u)
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    """exp(x) for any x (inf past the range: a diverging fit's cost says so). libm's: only
+    the exp output calls it, on s_L elements a row."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+cdef inline floating _xlogx(floating y) noexcept nogil:
+    """y log y, 0 at y = 0 (scipy's xlogy(y, y))."""
+    cdef floating one = 1
+    cdef floating pos = y if y > 0 else one
+    if floating is float:
+        return y * logf(pos)
+    else:
+        return y * log(pos)
 
 # Selects below choose between values computed on both paths: a branch with arithmetic
 # in it would keep the compiler from turning it into a vector blend.
@@ -107,6 +124,7 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     elif act == RELU:
         for k in range(n):
             Z[k] = Z[k] if Z[k] > 0 else 0
+    # IDENTITY (a linear hidden layer, and the output layer's z): g(z) = z, nothing to do
 
 
 cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
@@ -122,6 +140,7 @@ cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act)
     elif act == RELU:
         for k in range(n):
             D[k] = D[k] if A[k] > 0 else 0
+    # IDENTITY: g' = 1, D stays
 
 
 # ---------------------------------------------------------------- the output layer
@@ -159,6 +178,9 @@ cdef void _output_activate(const Net* net, const floating* Z, floating* H,
     elif act == IDENTITY:
         for k in range(n):
             H[k] = Z[k]
+    elif act == EXP:
+        for k in range(n):
+            H[k] = _exp(Z[k])
     else:
         for i in range(mb):
             _softmax_row(Z + <Py_ssize_t>i * K, H + <Py_ssize_t>i * K, K, &zmax)
@@ -199,6 +221,15 @@ cdef double _output_error(const Net* net, floating* Z, floating* H, const floati
             r = hz - Y[k]
             D[k] = r * (hz * (one - hz))                    # (h - y) g'(z)
             Z[k] = <floating>0.5 * r * r
+    elif act == EXP:
+        # half Poisson deviance, scikit-learn's: y log(y / h) - y + h, with log h = z;
+        # dJ_i/dz = h - y (the canonical link)
+        for k in range(n):
+            zk = Z[k]
+            hz = _exp(zk)
+            H[k] = hz
+            D[k] = hz - Y[k]
+            Z[k] = hz - Y[k] * zk + (_xlogx(Y[k]) - Y[k])
     elif act == IDENTITY:
         for k in range(n):
             H[k] = Z[k]

@@ -22,7 +22,7 @@ C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto "
     "if inline int long register restrict return short signed sizeof static struct switch "
     "typedef union unsigned void volatile while _Bool _Complex _Imaginary".split())
-ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4, "exp": 5}
 PER_LINE = 6                 # numbers a line of the arrays
 
 
@@ -89,6 +89,8 @@ def _helpers(name, t, fn):
             z = {fn['tanh']}(z);
         }} else if (activation == 3) {{
             z = z > 0 ? z : 0;
+        }} else if (activation == 5) {{
+            z = {fn['exp']}(z);
         }}
         out[i] = z;
     }}

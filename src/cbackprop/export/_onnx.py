@@ -13,7 +13,7 @@ from cbackprop.export._model import (MULTILABEL, VALUES, ExportError, describe, 
 OPSET = 17          # every operator used here is in it; runtimes from 2022 on run it
 IR_VERSION = 8      # the oldest IR of opset 17, so that older onnxruntime builds load it
 ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": "Identity",
-               "softmax": "Softmax"}
+               "softmax": "Softmax", "exp": "Exp"}
 
 
 def _onnx():
@@ -132,7 +132,8 @@ def to_onnx(net_or_estimator, path=None, dtype=None):
     as ``cbackprop predict`` reads them. dtype: float32 or float64 (default: the network's).
 
     Outputs: ``label`` and ``probabilities`` for classifiers (predict and predict_proba),
-    ``variable`` (n x outputs) for identity outputs; the batch dimension is dynamic."""
+    ``variable`` (n x outputs) for identity and exp outputs; the batch dimension is
+    dynamic."""
     model = describe(net_or_estimator)
     proto = build(model, dtype)
     if path is not None:

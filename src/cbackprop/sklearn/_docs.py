@@ -4,9 +4,9 @@ _SHARED_PARAMS = """\
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units in each hidden layer (``()`` for none).
 
-    activation : {'logistic', 'tanh', 'relu'}, default='relu'
-        Hidden units. ``'sigmoid'`` is accepted as ``'logistic'``. **Differs:**
-        ``'identity'`` is not supported (cbackprop's core has no linear hidden layer).
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Hidden units (``'identity'``: linear hidden layers). ``'sigmoid'`` is accepted as
+        ``'logistic'``.
 
     solver : {'adam', 'sgd', 'lbfgs', 'online', 'cg', 'rprop'}, default='adam'
         scikit-learn's three, plus cbackprop's ``'online'`` (the derivation's per-sample
@@ -155,7 +155,7 @@ _SHARED_ATTRIBUTES = """\
     n_layers_ : int
         Layers, input and output included.
 
-    out_activation_ : {'softmax', 'logistic', 'identity'}
+    out_activation_ : {'softmax', 'logistic', 'identity', 'exp'}
         The output units, in scikit-learn's names.
 """
 
