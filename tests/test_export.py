@@ -60,6 +60,11 @@ def _case(name, dtype):
         y = np.random.default_rng(2).poisson(np.exp(0.5 * s[:, 0] + 1)).astype(float)
         return _fitted([N_FEATURES, 6, 4, 1], y, activation=["identity", "tanh"], output="exp",
                        loss="poisson", dtype=dtype)
+    if name == "issue16_units":         # leaky_relu, elu, softplus, FANN's elliott
+        y = np.argmax(s[:, :3], axis=1)
+        return _fitted([N_FEATURES, 6, 5, 6, 4, 3], y,
+                       activation=["leaky_relu", "elu", "softplus", "elliott"],
+                       output="softmax", dtype=dtype)
     if name == "deep_mixed":            # two hidden layers, relu then tanh
         y = np.argmax(s[:, :3], axis=1)
         return _fitted([N_FEATURES, 6, 4, 3], y, activation=["relu", "tanh"], output="softmax",
@@ -72,7 +77,7 @@ def _case(name, dtype):
 
 
 CASES = ["softmax_tanh", "binary_relu", "one_vs_all", "multilabel", "regression", "linear",
-         "poisson", "deep_mixed", "no_hidden", "unfitted"]
+         "poisson", "issue16_units", "deep_mixed", "no_hidden", "unfitted"]
 
 
 def _scaled(net, scaled):

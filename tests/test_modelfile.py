@@ -61,6 +61,10 @@ def fitted(rng, kind, dtype="float64"):
         net = cb.Network([4, 5, 1], activation="identity", output="exp", loss="poisson",
                          dtype=dtype, random_state=0)
         y = rng.poisson(np.exp(0.3 * X[:, 0])).astype(float)
+    elif kind == "units":                   # issue 16's units, one a hidden layer
+        net = cb.Network([4, 5, 4, 5, 3, 3], activation=["leaky_relu", "elu", "softplus",
+                                                         "elliott"], dtype=dtype, random_state=0)
+        y = labels
     else:
         return cb.Network([4, 6, 5, 3], activation=["tanh", "relu"], dtype=dtype,
                           random_state=0), X, None
@@ -69,7 +73,7 @@ def fitted(rng, kind, dtype="float64"):
 
 
 KINDS = ["int", "str", "object", "float", "binary", "multilabel", "regression", "regression2",
-         "poisson", "unfitted"]
+         "poisson", "units", "unfitted"]
 
 
 def rewrite(path, out, change=None, drop=(), add=None, metadata=None, reseal=True):
@@ -582,7 +586,9 @@ def test_mat_errors(tmp_path):
 
 
 @pytest.mark.parametrize("activation, output", [("sigmoid", "sigmoid"), ("tanh", "softmax"),
-                                                ("relu", "identity"), ("identity", "exp")])
+                                                ("relu", "identity"), ("identity", "exp"),
+                                                ("leaky_relu", "sigmoid"), ("elu", "sigmoid"),
+                                                ("softplus", "softmax"), ("elliott", "softmax")])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_torch_round_trip(rng, activation, output, dtype):
     torch = pytest.importorskip("torch")

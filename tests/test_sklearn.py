@@ -165,6 +165,22 @@ def test_lbfgs_matches_sklearn_mlp(activation, target, iris, multilabel, regress
         np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
 
 
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "softplus", "elliott"])
+def test_units_scikit_learn_lacks(activation, iris):
+    """cbackprop's additions train in both estimators, and are saved and reloaded;
+    to_sklearn refuses them, naming the unit."""
+    X, y = iris
+    clf = BackpropClassifier((8,), activation=activation, solver="lbfgs", max_iter=200,
+                             random_state=0).fit(X, y)
+    assert clf.network_.activation == [activation] and clf.score(X, y) > 0.9
+    reg = BackpropRegressor(hidden_layer_sizes=(8,), activation=activation, solver="lbfgs",
+                            max_iter=200,
+                            random_state=0).fit(X[:, :3], X[:, 3])
+    assert reg.score(X[:, :3], X[:, 3]) > 0.8
+    with pytest.raises(ValueError, match=f"no {activation!r} hidden units"):
+        clf.network_.to_sklearn()
+
+
 def test_alpha_is_sklearn_regularization(iris):
     """alpha is our lam: the network's cost with lam=alpha at MLPClassifier's fitted weights is
     MLPClassifier's loss_, and at ours it is scikit-learn's formula computed by hand."""
@@ -511,7 +527,7 @@ BAD_PARAMS = [
     (dict(hidden_layer_sizes=(5, 0)), ValueError, "hidden_layer_sizes must all be >= 1"),
     (dict(hidden_layer_sizes="5"), TypeError, "hidden_layer_sizes must be an int or a sequence"),
     (dict(hidden_layer_sizes=(5.5,)), TypeError, "hidden_layer_sizes must hold ints"),
-    (dict(activation="softplus"), ValueError, "activation must be one of"),
+    (dict(activation="swish"), ValueError, "activation must be one of"),
     (dict(solver="newton"), ValueError, "solver must be one of"),
     (dict(alpha=-1.0), ValueError, r"alpha must be in \[0, inf\]"),
     (dict(alpha="big"), TypeError, "alpha must be a finite real number"),

@@ -23,6 +23,8 @@ CASES = [
     ([], "sigmoid", "cross_entropy", [4, 2]),
     ("identity", "identity", "squared_error", [4, 5, 2]),
     (["identity", "tanh"], "exp", "poisson", [3, 5, 4, 2]),
+    (["leaky_relu", "elu", "softplus", "elliott"], "softmax", "cross_entropy",
+     [4, 5, 4, 5, 3, 3]),
 ]
 TOL = 1e-12
 

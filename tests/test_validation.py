@@ -301,14 +301,14 @@ BAD_NETWORK = {
     "sizes_string": (dict(layer_sizes="3,4,2"), "layer_sizes"),
     "sizes_none": (dict(layer_sizes=None), "layer_sizes"),
     # activation
-    "activation_unknown": (dict(activation="softplus"), "activation"),
+    "activation_unknown": (dict(activation="swish"), "activation"),
     "activation_output_name": (dict(activation="softmax"), "activation"),
     "activation_case": (dict(activation="Sigmoid"), "activation"),
     "activation_none": (dict(activation=None), "activation"),
     "activation_number": (dict(activation=1), "activation"),
     "activation_list_too_long": (dict(activation=["relu", "tanh"]), "activation"),
     "activation_list_empty": (dict(activation=[]), "activation"),
-    "activation_list_unknown": (dict(activation=["leaky_relu"]), "activation"),
+    "activation_list_unknown": (dict(activation=["swish"]), "activation"),
     # output and loss
     "output_unknown": (dict(output="linear"), "output"),
     "output_hidden_name": (dict(output="relu"), "output"),

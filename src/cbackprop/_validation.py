@@ -9,7 +9,8 @@ import numpy as np
 
 # The one table of names: every module, the compiled core's codes and the command line's
 # choices take them from here.
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "leaky_relu", "elu", "softplus",
+                      "elliott")
 OUTPUTS = ("sigmoid", "softmax", "identity", "exp")
 LOSSES = ("cross_entropy", "squared_error", "poisson")
 VALUE_OUTPUTS = ("identity", "exp")     # outputs of regression values, not of classes

@@ -81,7 +81,11 @@ def to_sklearn(net):
     if len(hidden) > 1:
         raise ValueError(f"scikit-learn uses one activation for every hidden layer; this "
                          f"network has {net.activation}")
-    sk_hidden = {b: a for a, b in SK_HIDDEN.items()}[net.activation[0]] if hidden else "relu"
+    names = {b: a for a, b in SK_HIDDEN.items()}
+    if hidden and net.activation[0] not in names:
+        raise ValueError(f"scikit-learn's MLP has no {net.activation[0]!r} hidden units (it has "
+                         f"{', '.join(sorted(names))})")
+    sk_hidden = names[net.activation[0]] if hidden else "relu"
     sizes = net.layer_sizes
     kwargs = dict(hidden_layer_sizes=tuple(sizes[1:-1]), activation=sk_hidden)
     if net.output == "exp":
@@ -213,12 +217,21 @@ def torch_module(net):
     Linear stores W (s_out, s_in) and b: Theta(l) = [b, W])."""
     import torch
     from torch import nn
+    from cbackprop.reference import ELLIOTT_STEEPNESS, ELU_ALPHA, LEAKY_SLOPE
+
     class Exp(nn.Module):                  # torch has no module for the exp output
         def forward(self, z):
             return torch.exp(z)
 
+    class Elliott(nn.Module):              # nor for FANN's Elliott unit
+        def forward(self, z):
+            t = ELLIOTT_STEEPNESS * z
+            return t / 2 / (1 + t.abs()) + 0.5
+
     # identity hidden layers get nn.Identity, so that the Linear layers keep keys 0, 2, 4, ...
-    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity}
+    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity,
+           "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "elu": lambda: nn.ELU(ELU_ALPHA),
+           "softplus": lambda: nn.Softplus(threshold=1e30), "elliott": Elliott}
     out = {"sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=-1), "identity": None,
            "exp": Exp}
     layers, sizes = [], net.layer_sizes

@@ -124,6 +124,11 @@ def _softmax(z):
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+# The constants of issue 16's units (fixed: no option sets them)
+LEAKY_SLOPE = 0.01        # leaky_relu: z for z > 0, else 0.01 z (PyTorch's default slope)
+ELU_ALPHA = 1.0           # elu: z for z > 0, else alpha (exp(z) - 1)
+ELLIOTT_STEEPNESS = 0.5   # elliott: FANN_ELLIOT, (s z / 2) / (1 + |s z|) + 1/2, FANN's default s
+
 # g(z) for every layer type
 _G = {
     "sigmoid": sigmoid,
@@ -132,6 +137,10 @@ _G = {
     "softmax": _softmax,
     "identity": lambda z: z,
     "exp": np.exp,  # the poisson loss's output (log link): inf past exp's range
+    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+    "elu": lambda z: np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "softplus": lambda z: _softplus(z),
+    "elliott": lambda z: ELLIOTT_STEEPNESS * z / 2 / (1 + np.abs(ELLIOTT_STEEPNESS * z)) + 0.5,
 }
 
 # g'(z) of the hidden activations, written in terms of a = g(z)
@@ -140,6 +149,11 @@ _G_PRIME = {
     "tanh": lambda a: 1 - a * a,
     "relu": lambda a: (a > 0).astype(a.dtype),  # [z > 0]: a = max(z, 0) > 0 exactly when z > 0
     "identity": lambda a: np.ones_like(a),      # a linear layer: g(z) = z
+    "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),  # a > 0 iff z > 0
+    "elu": lambda a: np.where(a > 0, 1.0, a + ELU_ALPHA),  # z <= 0: alpha exp(z) = a + alpha
+    "softplus": lambda a: -np.expm1(-a),                   # sigmoid(z) = 1 - exp(-a)
+    # elliott: g' = s / (2 (1 + |s z|)^2), and 1 - 2 |a - 1/2| = 1 / (1 + |s z|)
+    "elliott": lambda a: ELLIOTT_STEEPNESS / 2 * (1 - 2 * np.abs(a - 0.5)) ** 2,
 }
 
 
@@ -426,18 +440,27 @@ def _py_xlogx(y):
     return y * math.log(y) if y > 0 else 0.0
 
 
+# g of one value, and g'(z) from a = g(z), for each unit (softmax: _py_g)
+_PY_G = {
+    "sigmoid": _py_sigmoid, "tanh": math.tanh, "relu": lambda v: max(v, 0.0),
+    "identity": lambda v: v, "exp": _py_exp, "softplus": _py_softplus,
+    "leaky_relu": lambda v: v if v > 0 else LEAKY_SLOPE * v,
+    "elu": lambda v: v if v > 0 else ELU_ALPHA * math.expm1(v),
+    "elliott": lambda v: ELLIOTT_STEEPNESS * v / 2 / (1 + abs(ELLIOTT_STEEPNESS * v)) + 0.5,
+}
+_PY_G_PRIME = {
+    "sigmoid": lambda v: v * (1.0 - v), "tanh": lambda v: 1.0 - v * v,
+    "relu": lambda v: 1.0 if v > 0 else 0.0, "identity": lambda v: 1.0,
+    "leaky_relu": lambda v: 1.0 if v > 0 else LEAKY_SLOPE,
+    "elu": lambda v: 1.0 if v > 0 else v + ELU_ALPHA, "softplus": lambda v: -math.expm1(-v),
+    "elliott": lambda v: ELLIOTT_STEEPNESS / 2 * (1 - 2 * abs(v - 0.5)) ** 2,
+}
+
+
 def _py_g(name, z):
     """g applied to the list z."""
-    if name == "sigmoid":
-        return [_py_sigmoid(v) for v in z]
-    if name == "tanh":
-        return [math.tanh(v) for v in z]
-    if name == "relu":
-        return [max(v, 0.0) for v in z]
-    if name == "identity":
-        return list(z)
-    if name == "exp":
-        return [_py_exp(v) for v in z]
+    if name != "softmax":
+        return [_PY_G[name](v) for v in z]
     zmax = max(z)  # softmax, shifted by the maximum
     e = [math.exp(v - zmax) for v in z]
     s = sum(e)
@@ -446,13 +469,7 @@ def _py_g(name, z):
 
 def _py_g_prime(name, a):
     """g'(z) of a hidden layer, from a = g(z)."""
-    if name == "sigmoid":
-        return [v * (1.0 - v) for v in a]
-    if name == "tanh":
-        return [1.0 - v * v for v in a]
-    if name == "identity":
-        return [1.0 for v in a]
-    return [1.0 if v > 0 else 0.0 for v in a]  # relu
+    return [_PY_G_PRIME[name](v) for v in a]
 
 
 def _py_loss_and_delta(z, h, y, output, loss):

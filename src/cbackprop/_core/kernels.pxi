@@ -89,6 +89,28 @@ cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
 cdef inline floating _sigmoid(floating z) noexcept nogil:
     return _sigmoid_from(z, _exp_neg(-_abs(z)))
 
+# The units of issue 16, their constants fixed (the kernels get a layer's code only):
+# leaky_relu's slope 0.01 (PyTorch's default), elu's alpha 1, FANN's Elliott steepness 0.5;
+# reference.py has the same. C constants, so that a float32 lane meets a float literal.
+cdef extern from *:
+    """
+    #define CB_LEAKY_SLOPE 0.01
+    #define CB_ELLIOTT_STEEPNESS 0.5
+    """
+    const double LEAKY_SLOPE "CB_LEAKY_SLOPE"
+    const double ELLIOTT_STEEPNESS "CB_ELLIOTT_STEEPNESS"
+
+cdef inline floating _softplus(floating z) noexcept nogil:
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): never overflows."""
+    cdef floating zero = 0
+    return (z if z > 0 else zero) + _log1p_unit(_exp_neg(-_abs(z)))
+
+cdef inline floating _elliott(floating z) noexcept nogil:
+    """FANN_ELLIOT: (t / 2) / (1 + |t|) + 1/2 with t = s z (s = 0.5), in (0, 1)."""
+    cdef floating one = 1, half = 0.5, s = <floating>ELLIOTT_STEEPNESS
+    cdef floating t = s * z
+    return half * t / (one + _abs(t)) + half
+
 cdef inline floating _tanh(floating z) noexcept nogil:
     # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)), accurate for small |z| too
     cdef floating two = 2
@@ -109,6 +131,7 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     cdef int i, j
     cdef Py_ssize_t k, n = <Py_ssize_t>mb * s
     cdef floating* row
+    cdef floating e, zero = 0, slope = <floating>LEAKY_SLOPE
     for j in range(s):
         bias[j] = theta[<Py_ssize_t>j * ldt]
     for i in range(mb):
@@ -124,13 +147,28 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     elif act == RELU:
         for k in range(n):
             Z[k] = Z[k] if Z[k] > 0 else 0
+    elif act == LEAKY_RELU:
+        for k in range(n):
+            Z[k] = Z[k] if Z[k] > 0 else slope * Z[k]
+    elif act == ELU:
+        # expm1 of min(z, 0) on both paths, then a select: the loop stays a vector loop
+        for k in range(n):
+            e = _expm1_neg(Z[k] if Z[k] < 0 else zero)
+            Z[k] = Z[k] if Z[k] > 0 else e
+    elif act == SOFTPLUS:
+        for k in range(n):
+            Z[k] = _softplus(Z[k])
+    elif act == ELLIOTT:
+        for k in range(n):
+            Z[k] = _elliott(Z[k])
     # IDENTITY (a linear hidden layer, and the output layer's z): g(z) = z, nothing to do
 
 
 cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
     """D *= g'(z), with g' computed from the activation a = g(z)."""
     cdef Py_ssize_t k
-    cdef floating one = 1
+    cdef floating one = 1, half = 0.5, two = 2, slope = <floating>LEAKY_SLOPE
+    cdef floating hs = <floating>(0.5 * ELLIOTT_STEEPNESS), u
     if act == SIGMOID:
         for k in range(n):
             D[k] = D[k] * (A[k] * (one - A[k]))
@@ -140,6 +178,20 @@ cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act)
     elif act == RELU:
         for k in range(n):
             D[k] = D[k] if A[k] > 0 else 0
+    elif act == LEAKY_RELU:             # a > 0 exactly when z > 0
+        for k in range(n):
+            D[k] = D[k] if A[k] > 0 else slope * D[k]
+    elif act == ELU:                    # z < 0: a = exp(z) - 1, g' = exp(z) = a + 1
+        for k in range(n):
+            D[k] = D[k] if A[k] > 0 else D[k] * (A[k] + one)
+    elif act == SOFTPLUS:               # g' = sigmoid(z) = 1 - exp(-a), accurate for small a
+        for k in range(n):
+            D[k] = D[k] * -_expm1_neg(-A[k])
+    elif act == ELLIOTT:
+        # 1 - 2|a - 1/2| = 1 / (1 + |s z|), so g' = s / (2 (1 + |s z|)^2) = (s/2) (that)^2
+        for k in range(n):
+            u = one - two * _abs(A[k] - half)
+            D[k] = D[k] * (hs * u * u)
     # IDENTITY: g' = 1, D stays
 
 

@@ -14,13 +14,19 @@ cdef enum:                      # activations (Net.acts)
     IDENTITY = 3
     SOFTMAX = 4
     EXP = 5                     # the output of the Poisson loss (log link)
+    LEAKY_RELU = 6              # hidden only, from here on (issue 16)
+    ELU = 7
+    SOFTPLUS = 8
+    ELLIOTT = 9                 # FANN_ELLIOT, FANN's default steepness 0.5
 
 cdef enum:                      # losses (Net.loss)
     CROSS_ENTROPY = 0
     SQUARED_ERROR = 1
     POISSON = 2
 
-_HIDDEN_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY}
+_HIDDEN_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY,
+                 "leaky_relu": LEAKY_RELU, "elu": ELU, "softplus": SOFTPLUS,
+                 "elliott": ELLIOTT}
 _OUTPUT_CODES = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY, "exp": EXP}
 _LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR,
                "poisson": POISSON}
@@ -48,7 +54,8 @@ cdef class Layout:
     """Layout(sizes, activations, loss): a network's architecture, for the compiled core.
 
     sizes: units per layer, input first. activations: one name per layer after the input,
-    the hidden layers' ('sigmoid', 'tanh', 'relu', 'identity'), then the output's
+    the hidden layers' ('sigmoid', 'tanh', 'relu', 'identity', 'leaky_relu', 'elu',
+    'softplus', 'elliott'), then the output's
     ('sigmoid', 'softmax', 'identity', 'exp'). loss: 'cross_entropy', 'squared_error' or
     'poisson' (exp outputs only, and exp outputs only with it).
 

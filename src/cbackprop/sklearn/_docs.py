@@ -4,9 +4,14 @@ _SHARED_PARAMS = """\
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units in each hidden layer (``()`` for none).
 
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', 'softplus', \
+'elliott'}, default='relu'
         Hidden units (``'identity'``: linear hidden layers). ``'sigmoid'`` is accepted as
-        ``'logistic'``.
+        ``'logistic'``. cbackprop's additions (scikit-learn's MLP has none of them):
+        ``'leaky_relu'`` (slope 0.01 for ``z < 0``, fixed), ``'elu'`` (alpha 1),
+        ``'softplus'`` (``log(1 + exp(z))``) and ``'elliott'`` (FANN's ``FANN_ELLIOT`` at its
+        default steepness 0.5: ``(z / 4) / (1 + |z| / 2) + 1/2``, in (0, 1)); Glorot's
+        factor 6 for each, as for every unit but the logistic.
 
     solver : {'adam', 'sgd', 'lbfgs', 'online', 'cg', 'rprop'}, default='adam'
         scikit-learn's three, plus cbackprop's ``'online'`` (the derivation's per-sample
