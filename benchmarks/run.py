@@ -42,12 +42,14 @@ FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=10
             adam_epochs=100, synth_rows=60000, synth_rounds=5,
             memory_rows=[7500, 15000, 30000, 60000], memory_peers=True,
             thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, units_epochs=20,
+            units_rows=40000,
             **sweeps.FULL,
             **bench_scale.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
-             peer_nets=2, peer_epochs=2, units_epochs=2, **sweeps.QUICK,
+             peer_nets=2, peer_epochs=2, units_epochs=2, units_rows=4000,
+             **sweeps.QUICK,
              **bench_scale.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
 
