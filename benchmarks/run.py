@@ -2,16 +2,17 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=src python benchmarks/run.py
 
-Workloads: cost_gradient (full batch, 5000 x 400 -> 25 -> 10, float64 and float32), online
-(one epoch, batch size 1, digits 64 -> 30 -> 10), adam (digits, batch 32), synthetic (60000 x
-784 -> 256 -> 10 float32, 2 epochs of batch 128), memory (peak memory of fit against data
-size, fresh processes), python_threads (small networks trained from 2 Python threads vs 1), the
-sweeps samples, width, batch, depth, blas_threads (sweeps.py), and scale (bench_scale.py, issue 14:
-L-BFGS on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap). Contenders: cbackprop
-float64/float32, cbackprop.reference (vectorized, per-sample loop, pure Python), scikit-learn,
-PyTorch (CPU, float32/float64) and FANN, where installed; each is checked to compute the same
-cost (or make the same updates) as cbackprop before it is timed. Contenders are interleaved
-with a pause between them (_common.py). Prints every table; a full run writes
+Workloads: cost_gradient (full batch, 5000 x 400 -> 25 -> 10, float64 and float32), online (one
+epoch, batch size 1, digits 64 -> 30 -> 10), adam (digits, batch 32), synthetic (60000 x 784 ->
+256 -> 10 float32, 2 epochs of batch 128), memory (peak memory of fit against data size, fresh
+processes), python_threads (small networks trained from 2 Python threads vs 1), the sweeps
+samples, width, batch, depth, blas_threads (sweeps.py), scale (bench_scale.py, issue 14: L-BFGS
+on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap), and units
+(bench_units.py, issue 16: online and Adam epochs for each hidden unit, against tanh).
+Contenders: cbackprop float64/float32, cbackprop.reference (vectorized, per-sample loop, pure
+Python), scikit-learn, PyTorch (CPU, float32/float64) and FANN, where installed; each is checked
+to compute the same cost (or make the same updates) as cbackprop before it is timed. Contenders
+are interleaved with a pause between them (_common.py). Prints every table; a full run writes
 benchmarks/results/latest.{md,json,png}. Asserts no time: the goals are reported, met or not.
 """
 import argparse
@@ -28,6 +29,7 @@ import bench_cost_gradient as bcg
 import bench_fann
 import bench_scale
 import bench_train as bt
+import bench_units
 import cbackprop as cb
 import sweeps
 from _common import (CORES, all_threads, environment, fmt, interleave, order_effect,
@@ -39,12 +41,15 @@ RESULTS, README = os.path.join(HERE, "results"), os.path.join(HERE, "..", "READM
 FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=100,
             adam_epochs=100, synth_rows=60000, synth_rounds=5,
             memory_rows=[7500, 15000, 30000, 60000], memory_peers=True,
-            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, **sweeps.FULL,
+            thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, units_epochs=20,
+            units_rows=40000,
+            **sweeps.FULL,
             **bench_scale.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
-             peer_nets=2, peer_epochs=2, **sweeps.QUICK,
+             peer_nets=2, peer_epochs=2, units_epochs=2, units_rows=4000,
+             **sweeps.QUICK,
              **bench_scale.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
 
@@ -378,7 +383,8 @@ def python_threads(cfg):
 
 WORKLOADS = {"cost_gradient": cost_gradient, "online": online, "adam": adam,
              "synthetic": synthetic, "memory": memory, "python_threads": python_threads,
-             **sweeps.SWEEPS, "scale": bench_scale.scale}
+             **sweeps.SWEEPS, "scale": bench_scale.scale,
+             "units": lambda cfg: bench_units.units(cfg, make_rows, goal)}
 
 
 def run_all(names, cfg):

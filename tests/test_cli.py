@@ -215,6 +215,35 @@ def test_npz_and_task_override(work, tmp_path):
     assert cb.load(tmp_path / "r.cbp").output == "identity"
 
 
+def test_poisson_regression_of_counts(work, tmp_path):
+    """--output exp: the half Poisson deviance with identity hidden units, the counts not
+    standardized (predictions are counts' means, > 0); negative targets are refused."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 3))
+    counts = rng.poisson(np.exp(0.5 * X[:, 0] + 1))
+    np.savez(tmp_path / "counts.npz", X=X, y=counts)
+    proc = run("train", "counts.npz", "--task", "regress", "--output", "exp", "--activation",
+               "identity", "--hidden", "4", "--solver", "lbfgs", "--epochs", "50", "--quiet",
+               "--out", "c.cbp", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "activation='identity', output='exp', loss='poisson'" in proc.stdout
+    assert "(on the standardized target)" not in proc.stdout
+    net = cb.load(tmp_path / "c.cbp")
+    assert (net.activation, net.output, net.loss) == (["identity"], "exp", "poisson")
+    assert net.info_["target_scaling"] is None
+    predicted = net.predict(net.scaler_.transform(X))
+    assert (predicted > 0).all() and abs(predicted.mean() - counts.mean()) < 0.2 * counts.mean()
+    shown = run("inspect", "c.cbp", cwd=tmp_path)
+    assert "predicts: values (regression), the Poisson loss" in shown.stdout, shown.stderr
+    np.savez(tmp_path / "negative.npz", X=X, y=counts - 3.5)
+    bad = run("train", "negative.npz", "--output", "exp", "--epochs", "2", "--quiet",
+              "--out", "n.cbp", cwd=tmp_path)
+    assert bad.returncode == 1 and "negative" in error_line(bad)
+    wrong = run("train", work / "flowers.csv", "--target", "kind", "--drop", "id", "--output",
+                "exp", "--epochs", "2", "--out", "f.cbp", cwd=tmp_path)
+    assert wrong.returncode != 0 and "--output exp is for regression" in error_line(wrong)
+
+
 def test_check():
     proc = run("check", cwd=PACKAGE_ROOT)
     assert proc.returncode == 0, proc.stderr

@@ -206,6 +206,9 @@ def test_layout_holds_the_networks_architecture():
     ([4, 5, 3], ["sigmoid", "tanh"], "cross_entropy", "output activation"),
     ([4, 5, 3], ["sigmoid", "sigmoid"], "hinge", "loss"),
     ([4, 5, 3], ["sigmoid", "identity"], "cross_entropy", "cross_entropy needs"),
+    ([4, 5, 3], ["sigmoid", "exp"], "squared_error", "poisson loss goes with an exp output"),
+    ([4, 5, 3], ["sigmoid", "identity"], "poisson", "poisson loss goes with an exp output"),
+    ([4, 5, 3], ["exp", "exp"], "poisson", "hidden activation"),
 ])
 def test_layout_refuses_what_the_kernels_do_not_compute(sizes, acts, loss, says):
     with pytest.raises(ValueError, match=says):

@@ -15,6 +15,12 @@ CASES = [  # (layer sizes, hidden activation, output, loss)
     ([5, 8, 6, 3], "tanh", "softmax", "cross_entropy"),
     ([6, 10, 2], "relu", "identity", "squared_error"),
     ([4, 5, 3], "sigmoid", "softmax", "squared_error"),
+    ([5, 8, 3], "identity", "identity", "squared_error"),
+    ([6, 7, 5, 2], "identity", "exp", "poisson"),
+    ([5, 9, 3], "leaky_relu", "softmax", "cross_entropy"),
+    ([5, 9, 3], "elu", "sigmoid", "cross_entropy"),
+    ([5, 9, 2], "softplus", "identity", "squared_error"),
+    ([5, 9, 3], "elliott", "softmax", "cross_entropy"),
 ]
 
 
@@ -124,7 +130,7 @@ def own_products_off():
 
 @pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(16))
 @pytest.mark.parametrize("own", [True, False])
 def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_off):
     """Widths on either side of the vector lanes (4, 8, 16) and of the register tiles, and
@@ -136,9 +142,9 @@ def test_build_products_on_random_shapes(build, dtype, seed, own, own_products_o
     sizes = [int(s) for s in rng.integers(1, 41, size=int(rng.integers(2, 5)))]
     if seed % 2:
         sizes.insert(1, int(rng.integers(129, 140)))
-    acts = ["sigmoid", "tanh", "relu"]
-    act, out = acts[seed % 3], ["sigmoid", "softmax", "identity"][seed % 3]
-    loss = "squared_error" if out == "identity" else "cross_entropy"
+    acts = ["sigmoid", "tanh", "relu", "identity", "leaky_relu", "elu", "softplus", "elliott"]
+    act, out = acts[seed % 8], ["sigmoid", "softmax", "identity", "exp"][seed % 4]
+    loss = {"identity": "squared_error", "exp": "poisson"}.get(out, "cross_entropy")
     net = cb.Network(sizes, activation=act, output=out, loss=loss, dtype=dtype, random_state=seed)
     m = int(rng.integers(2, 90))
     X = rng.normal(size=(m, sizes[0])).astype(dtype)

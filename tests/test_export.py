@@ -52,6 +52,19 @@ def _case(name, dtype):
         Y = np.column_stack([s @ [1.0, 2.0, -1.0, 0.5, 0.0], 3 * s[:, 1]]) * 10 + 100
         return _fitted(hidden + [2], Y, activation="tanh", output="identity",
                        loss="squared_error", dtype=dtype)
+    if name == "linear":                # identity hidden units: a linear regression
+        Y = (s @ [1.0, 2.0, -1.0, 0.5, 0.0]).reshape(-1, 1) * 10 + 100
+        return _fitted(hidden + [1], Y, activation="identity", output="identity",
+                       loss="squared_error", dtype=dtype)
+    if name == "poisson":               # counts: exp output, identity then tanh units
+        y = np.random.default_rng(2).poisson(np.exp(0.5 * s[:, 0] + 1)).astype(float)
+        return _fitted([N_FEATURES, 6, 4, 1], y, activation=["identity", "tanh"], output="exp",
+                       loss="poisson", dtype=dtype)
+    if name == "issue16_units":         # leaky_relu, elu, softplus, FANN's elliott
+        y = np.argmax(s[:, :3], axis=1)
+        return _fitted([N_FEATURES, 6, 5, 6, 4, 3], y,
+                       activation=["leaky_relu", "elu", "softplus", "elliott"],
+                       output="softmax", dtype=dtype)
     if name == "deep_mixed":            # two hidden layers, relu then tanh
         y = np.argmax(s[:, :3], axis=1)
         return _fitted([N_FEATURES, 6, 4, 3], y, activation=["relu", "tanh"], output="softmax",
@@ -63,8 +76,8 @@ def _case(name, dtype):
     return cb.Network(hidden + [3], output="softmax", dtype=dtype, random_state=1)
 
 
-CASES = ["softmax_tanh", "binary_relu", "one_vs_all", "multilabel", "regression", "deep_mixed",
-         "no_hidden", "unfitted"]
+CASES = ["softmax_tanh", "binary_relu", "one_vs_all", "multilabel", "regression", "linear",
+         "poisson", "issue16_units", "deep_mixed", "no_hidden", "unfitted"]
 
 
 def _scaled(net, scaled):
@@ -76,7 +89,7 @@ def _scaled(net, scaled):
 def _expected(net, X):
     """(predict, predict_proba or None) of the model file's meaning: the scaler in front."""
     Xs = net.scaler_.transform(X) if net.scaler_ is not None else X
-    proba = None if net.output == "identity" else net.predict_proba(Xs)
+    proba = None if net.output in ("identity", "exp") else net.predict_proba(Xs)
     return net.predict(Xs), proba
 
 
@@ -309,7 +322,7 @@ def test_c_predicts_as_the_network(tmp_path, name, ctype, scaled):
     dtype = "float32" if ctype == "float" else "float64"
     net = _scaled(_case(name, dtype), scaled)
     header = to_c(net, name="net_" + name, dtype=ctype)
-    task = "values" if net.output == "identity" else (
+    task = "values" if net.output in ("identity", "exp") else (
         "multilabel" if name == "multilabel" else "classes")
     exe = _compile(tmp_path, header, "net_" + name, ctype, task, second_file=name == "deep_mixed")
     X = _data(seed=1, m=37)[0].astype(dtype)

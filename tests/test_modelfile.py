@@ -57,6 +57,14 @@ def fitted(rng, kind, dtype="float64"):
         net = cb.Network([4, 5, 2], activation=["relu"], output="identity",
                          loss="squared_error", dtype=dtype, random_state=0)
         y = np.column_stack([X.sum(axis=1), X[:, 0]])
+    elif kind == "poisson":                 # linear hidden units, exp output: counts
+        net = cb.Network([4, 5, 1], activation="identity", output="exp", loss="poisson",
+                         dtype=dtype, random_state=0)
+        y = rng.poisson(np.exp(0.3 * X[:, 0])).astype(float)
+    elif kind == "units":                   # issue 16's units, one a hidden layer
+        net = cb.Network([4, 5, 4, 5, 3, 3], activation=["leaky_relu", "elu", "softplus",
+                                                         "elliott"], dtype=dtype, random_state=0)
+        y = labels
     else:
         return cb.Network([4, 6, 5, 3], activation=["tanh", "relu"], dtype=dtype,
                           random_state=0), X, None
@@ -65,7 +73,7 @@ def fitted(rng, kind, dtype="float64"):
 
 
 KINDS = ["int", "str", "object", "float", "binary", "multilabel", "regression", "regression2",
-         "unfitted"]
+         "poisson", "units", "unfitted"]
 
 
 def rewrite(path, out, change=None, drop=(), add=None, metadata=None, reseal=True):
@@ -118,7 +126,7 @@ def test_save_load_bit_exact(tmp_path, rng, kind, dtype):
     assert (back.output, back.loss) == (net.output, net.loss)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
     assert back.predict(X).dtype == net.predict(X).dtype
-    if net.output != "identity":
+    if net.output not in ("identity", "exp"):
         np.testing.assert_array_equal(back.predict_proba(X), net.predict_proba(X))
     if kind == "unfitted":
         assert back.classes_ is None and not hasattr(back, "history_")
@@ -435,6 +443,11 @@ def test_huge_declared_shape_is_refused_before_reading(model_file, tmp_path):
 # ------------------------------------------------------------------------- scikit-learn
 
 
+def _sklearn_has_poisson():
+    from sklearn.neural_network import MLPRegressor
+    return "loss" in MLPRegressor().get_params()
+
+
 def _mlp(kind, rng, activation="logistic"):
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     X, labels = blobs(rng, m=80)
@@ -448,6 +461,10 @@ def _mlp(kind, rng, activation="logistic"):
     elif kind == "regression":
         est = MLPRegressor(hidden_layer_sizes=(6,), activation=activation, max_iter=30)
         y = X.sum(axis=1)
+    elif kind == "poisson":
+        est = MLPRegressor(hidden_layer_sizes=(6,), activation=activation, max_iter=30,
+                           loss="poisson")
+        y = rng.poisson(np.exp(0.3 * X[:, 0]))
     else:
         est = MLPRegressor(hidden_layer_sizes=(5,), activation=activation, max_iter=30)
         y = X[:, :2] * 2
@@ -457,14 +474,16 @@ def _mlp(kind, rng, activation="logistic"):
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")
 @pytest.mark.parametrize("kind", ["multiclass", "binary", "multilabel", "regression",
-                                  "regression2"])
-@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+                                  "regression2", "poisson"])
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "identity"])
 def test_from_sklearn_and_back(rng, kind, activation):
     pytest.importorskip("sklearn")
+    if kind == "poisson" and not _sklearn_has_poisson():
+        pytest.skip("scikit-learn < 1.7: no MLPRegressor(loss='poisson')")
     mlp, X, y = _mlp(kind, rng, activation)
     net = cb.Network.from_sklearn(mlp)
     same = np.testing.assert_array_equal
-    if kind.startswith("regression"):    # values: the products run in another order
+    if kind.startswith("regression") or kind == "poisson":  # values: products in another order
         same = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     same(net.predict(X), mlp.predict(X))
     if kind in ("multiclass", "binary"):
@@ -474,8 +493,10 @@ def test_from_sklearn_and_back(rng, kind, activation):
     for t, W, b in zip(net.thetas, mlp.coefs_, mlp.intercepts_):
         np.testing.assert_array_equal(t[:, 0], b)
         np.testing.assert_array_equal(t[:, 1:], W.T)
+    assert (net.output, net.loss) == (("exp", "poisson") if kind == "poisson"
+                                      else (net.output, net.loss))
     back = net.to_sklearn()
-    assert type(back) is type(mlp)
+    assert type(back) is type(mlp) and getattr(back, "loss", None) == getattr(mlp, "loss", None)
     same(back.predict(X), net.predict(X))
     for W0, W1 in zip(mlp.coefs_, back.coefs_):
         np.testing.assert_array_equal(W0, W1)
@@ -508,8 +529,8 @@ def test_sklearn_errors(rng):
     with pytest.raises(ValueError, match="fitted"):
         cb.Network.from_sklearn(MLPClassifier())
     mlp, _, _ = _mlp("multiclass", rng)
-    mlp.activation = "identity"
-    with pytest.raises(ValueError, match="identity"):
+    mlp.activation = "swish"
+    with pytest.raises(ValueError, match="swish"):
         cb.Network.from_sklearn(mlp)
     mixed = cb.Network([3, 4, 4, 2], activation=["tanh", "relu"])
     with pytest.raises(ValueError, match="one activation"):
@@ -565,11 +586,13 @@ def test_mat_errors(tmp_path):
 
 
 @pytest.mark.parametrize("activation, output", [("sigmoid", "sigmoid"), ("tanh", "softmax"),
-                                                ("relu", "identity")])
+                                                ("relu", "identity"), ("identity", "exp"),
+                                                ("leaky_relu", "sigmoid"), ("elu", "sigmoid"),
+                                                ("softplus", "softmax"), ("elliott", "softmax")])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_torch_round_trip(rng, activation, output, dtype):
     torch = pytest.importorskip("torch")
-    loss = "squared_error" if output == "identity" else "cross_entropy"
+    loss = {"identity": "squared_error", "exp": "poisson"}.get(output, "cross_entropy")
     net = cb.Network([5, 7, 6, 3], activation=activation, output=output, loss=loss, dtype=dtype,
                      random_state=0)
     sd = net.to_torch_state_dict()

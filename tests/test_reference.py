@@ -16,11 +16,13 @@ IMPLEMENTATIONS = {
     "pure_python": ref.pure_python,
 }
 
-# every valid (hidden activation, output, loss); cross-entropy needs sigmoid or softmax outputs
+# every valid (hidden activation, output, loss); cross-entropy needs sigmoid or softmax
+# outputs, and poisson goes with exp outputs (and they with it)
 COMBOS = [
     (act, out, loss)
     for act, out, loss in itertools.product(ref.ACTIVATIONS, ref.OUTPUTS, ref.LOSSES)
-    if not (loss == "cross_entropy" and out == "identity")
+    if not (loss == "cross_entropy" and out in ("identity", "exp"))
+    and (loss == "poisson") == (out == "exp")
 ]
 OUTPUT_LOSS = sorted({(out, loss) for _, out, loss in COMBOS})
 
@@ -88,6 +90,8 @@ def random_problem(rng, output, loss, n_hidden, m=None):
     X = rng.normal(size=(m, sizes[0]))
     if output == "identity":
         Y = rng.normal(size=(m, sizes[-1]))
+    elif output == "exp":
+        Y = rng.poisson(1.5, size=(m, sizes[-1])).astype(np.float64)  # counts, zeros among them
     else:
         # soft targets in [0, 1]; for softmax the rows do not sum to 1, which exercises the exact
         # output delta h * sum(y) - y
@@ -389,8 +393,9 @@ def test_weights_are_normalized():
 
 @pytest.mark.parametrize("big", [1000.0, 1e4])
 @pytest.mark.parametrize("activation", ref.ACTIVATIONS)
-@pytest.mark.parametrize("output, loss", OUTPUT_LOSS)
+@pytest.mark.parametrize("output, loss", [p for p in OUTPUT_LOSS if p[0] != "exp"])  # [1]
 def test_saturated_network_is_finite(output, loss, activation, big):
+    # [1] exp outputs have no saturation: exp(1000) is inf (test_exp_output_overflow below)
     rng = np.random.default_rng(seed_of("sat", output, loss, activation))
     thetas, X, Y, w = random_problem(rng, output, loss, n_hidden=1, m=8)
     thetas = [np.sign(t) for t in thetas]  # entries of +-1 ...
@@ -402,6 +407,31 @@ def test_saturated_network_is_finite(output, loss, activation, big):
             assert all(np.all(np.isfinite(g)) for g in grads)
         assert np.isfinite(ref.cost(thetas, X, Y, 1.0, activation, output, loss, w))
         assert np.all(np.isfinite(ref.forward(thetas, X, activation, output)))
+
+
+def test_exp_output_overflow():
+    """z(L) past exp's range: h and J are inf in every implementation, not NaN."""
+    theta = [np.array([[0.0, 1.0]])]
+    X, Y = np.array([[1000.0], [1.0]]), np.array([[2.0], [0.0]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert ref.forward(theta, X, "sigmoid", "exp")[0, 0] == np.inf
+        for impl in IMPLEMENTATIONS.values():
+            assert impl(theta, X, Y, output="exp", loss="poisson")[0] == np.inf
+
+
+def test_poisson_loss_is_sklearns_half_deviance():
+    """scikit-learn's poisson_loss: mean over samples of sum over outputs of
+    xlogy(y, y / h) - y + h, the constant y log y - y included."""
+    sk_base = pytest.importorskip("sklearn.neural_network._base")
+    if not hasattr(sk_base, "poisson_loss"):
+        pytest.skip("scikit-learn < 1.7 has no poisson_loss")
+    rng = np.random.default_rng(3)
+    thetas, X, Y, w = random_problem(rng, "exp", "poisson", n_hidden=1, m=30)
+    Y[:5] = 0
+    h = ref.forward(thetas, X, "tanh", "exp")
+    for weights in (None, w):
+        assert ref.cost(thetas, X, Y, 0.0, "tanh", "exp", "poisson", weights) == pytest.approx(
+            sk_base.poisson_loss(Y, h, weights), rel=1e-12)
 
 
 @pytest.mark.parametrize("big", [1000.0, 1e4])
@@ -432,24 +462,28 @@ def test_saturated_cross_entropy_exact_values(big):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("activation, output", [("sigmoid", "sigmoid"), ("tanh", "softmax")])
-def test_online_epoch_equals_compiled_fit(activation, output, weighted):
+@pytest.mark.parametrize("activation, output, loss", [("sigmoid", "sigmoid", "cross_entropy"),
+                                                      ("tanh", "softmax", "cross_entropy"),
+                                                      ("identity", "exp", "poisson")])
+def test_online_epoch_equals_compiled_fit(activation, output, loss, weighted):
     """One epoch in sample order: the Thetas to 1e-10 and J as fit records it."""
     import cbackprop as cb
 
     rng = np.random.default_rng(seed_of(activation, output, weighted))
-    m, sizes, rate, lam = 40, [4, 6, 5, 3], 0.2, 0.7
+    m, sizes, rate, lam = 40, [4, 6, 5, 3], 0.2 if output != "exp" else 0.02, 0.7
     X = rng.normal(size=(m, sizes[0]))
-    if output == "softmax":
+    if output == "exp":
+        Y = rng.poisson(1.0, size=(m, sizes[-1])).astype(float)
+    elif output == "softmax":
         Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=m)]
     else:
         Y = (rng.random((m, sizes[-1])) < 0.5).astype(float)  # multi-label 0/1
     w = rng.uniform(0.1, 3.0, size=m) if weighted else None
-    net = cb.Network(sizes, activation=activation, output=output, random_state=0)
+    net = cb.Network(sizes, activation=activation, output=output, loss=loss, random_state=0)
     start = [t.copy() for t in net.thetas]
 
     thetas, J = ref.online_epoch(start, X, Y, np.arange(m), rate, lam, activation=activation,
-                                 output=output, sample_weight=w)
+                                 output=output, loss=loss, sample_weight=w)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", cb.ConvergenceWarning)
         net.fit(X, Y, solver="online", epochs=1, learning_rate=rate, lam=lam, sample_weight=w,
@@ -488,6 +522,10 @@ def test_invalid_arguments():
             impl(thetas, X, Y, activation=["sigmoid", "tanh"])  # one hidden layer only
         with pytest.raises(ValueError):
             impl(thetas, X, Y, loss="hinge")
+        with pytest.raises(ValueError, match="go together"):
+            impl(thetas, X, Y, output="exp", loss="squared_error")
+        with pytest.raises(ValueError, match="go together"):
+            impl(thetas, X, Y, output="identity", loss="poisson")
         with pytest.raises(ValueError):
             impl(thetas, X, Y[:, :2])  # Y has the wrong shape
         with pytest.raises(ValueError):

@@ -112,12 +112,19 @@ def test_dataframe_column_names(iris):
 # ----------------------------------------------------- 2. the same fit as scikit-learn's MLP
 
 
-@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
-@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression"])
+def _sklearn_has_poisson():
+    return "loss" in MLPRegressor().get_params()            # scikit-learn >= 1.7
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression",
+                                    "poisson", "poisson2"])
 def test_lbfgs_matches_sklearn_mlp(activation, target, iris, multilabel, regression):
     """Same parameters and random_state as MLPClassifier/MLPRegressor with lbfgs: the same
     initial weights (drawn alike), the same cost (alpha / 2n * ||W||^2, biases excluded,
-    the same cross-entropy or half squared error), so the same L-BFGS path to ~1e-10."""
+    the same cross-entropy, half squared error or half Poisson deviance: mean over samples,
+    sum over outputs, scikit-learn's constant y log y - y included), so the same L-BFGS
+    path to ~1e-10 and the same loss_."""
     X, y = iris
     if target == "binary":
         y = (y == 1).astype(int)
@@ -125,9 +132,19 @@ def test_lbfgs_matches_sklearn_mlp(activation, target, iris, multilabel, regress
         X, y = multilabel
     elif target == "regression":
         X, y = regression[0], regression[1][:, 0]
+    elif target.startswith("poisson"):
+        if not _sklearn_has_poisson():
+            pytest.skip("scikit-learn < 1.7: no MLPRegressor(loss='poisson')")
+        rng = np.random.default_rng(5)
+        X = regression[0] / regression[0].std(axis=0)
+        y = rng.poisson(np.exp(0.4 * X[:, :2] + 0.5)).astype(float)    # counts, some 0
+        y = y[:, 0] if target == "poisson" else y
     params = dict(hidden_layer_sizes=(7,), activation=activation, solver="lbfgs", alpha=0.5,
                   max_iter=20, random_state=3)
-    if target == "regression":
+    if target.startswith("poisson"):
+        ours = BackpropRegressor(loss="poisson", **params)
+        theirs = MLPRegressor(loss="poisson", **params)
+    elif target == "regression":
         ours, theirs = BackpropRegressor(**params), MLPRegressor(**params)
     else:
         ours, theirs = BackpropClassifier(**params), MLPClassifier(**params)
@@ -140,11 +157,28 @@ def test_lbfgs_matches_sklearn_mlp(activation, target, iris, multilabel, regress
     for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
-    if target == "regression":
+    if target == "regression" or target.startswith("poisson"):
         np.testing.assert_allclose(ours.predict(X), theirs.predict(X), atol=1e-8)
+        assert ours.score(X, y) == pytest.approx(theirs.score(X, y), rel=1e-8)
     else:
         np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-8)
         np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "softplus", "elliott"])
+def test_units_scikit_learn_lacks(activation, iris):
+    """cbackprop's additions train in both estimators, and are saved and reloaded;
+    to_sklearn refuses them, naming the unit."""
+    X, y = iris
+    clf = BackpropClassifier((8,), activation=activation, solver="lbfgs", max_iter=200,
+                             random_state=0).fit(X, y)
+    assert clf.network_.activation == [activation] and clf.score(X, y) > 0.9
+    reg = BackpropRegressor(hidden_layer_sizes=(8,), activation=activation, solver="lbfgs",
+                            max_iter=200,
+                            random_state=0).fit(X[:, :3], X[:, 3])
+    assert reg.score(X[:, :3], X[:, 3]) > 0.8
+    with pytest.raises(ValueError, match=f"no {activation!r} hidden units"):
+        clf.network_.to_sklearn()
 
 
 def test_alpha_is_sklearn_regularization(iris):
@@ -493,8 +527,7 @@ BAD_PARAMS = [
     (dict(hidden_layer_sizes=(5, 0)), ValueError, "hidden_layer_sizes must all be >= 1"),
     (dict(hidden_layer_sizes="5"), TypeError, "hidden_layer_sizes must be an int or a sequence"),
     (dict(hidden_layer_sizes=(5.5,)), TypeError, "hidden_layer_sizes must hold ints"),
-    (dict(activation="identity"), ValueError, "activation='identity'.*not supported"),
-    (dict(activation="softplus"), ValueError, "activation must be one of"),
+    (dict(activation="swish"), ValueError, "activation must be one of"),
     (dict(solver="newton"), ValueError, "solver must be one of"),
     (dict(alpha=-1.0), ValueError, r"alpha must be in \[0, inf\]"),
     (dict(alpha="big"), TypeError, "alpha must be a finite real number"),
@@ -534,8 +567,11 @@ def test_bad_parameters_fail_at_fit(params, error, match, iris):
 
 def test_regressor_bad_parameters(regression):
     X, Y = regression
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+    with pytest.raises(ValueError, match=r"Some value\(s\) of y are negative which is not "
+                                         "allowed for Poisson regression"):
         BackpropRegressor(loss="poisson").fit(X, Y)
+    with pytest.raises(ValueError, match="loss must be one of 'squared_error', 'poisson'"):
+        BackpropRegressor(loss="huber").fit(X, Y)
     with pytest.raises(ValueError, match="multiclass-multioutput"):
         BackpropClassifier().fit(X, np.round(Y).astype(int) % 3)
     with pytest.raises(ValueError, match="Unknown label type"):

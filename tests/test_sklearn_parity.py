@@ -214,3 +214,30 @@ def test_early_stopping_split_error_is_sklearns(iris):
     y[0] = 7
     with pytest.raises(ValueError, match=SPLIT_ERROR + r".*\[7\]"):
         BackpropClassifier((5,), early_stopping=True, random_state=0).fit(X, y)
+
+
+# ------------------------------------------------------------------ 5. Poisson loss
+
+@pytest.mark.skipif("loss" not in MLPRegressor().get_params(),
+                    reason="scikit-learn < 1.7: no MLPRegressor(loss='poisson')")
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_poisson_regressor_warns_and_raises_as_sklearn(solver, iris):
+    """loss='poisson' (iris's labels 0, 1, 2 as counts): L-BFGS out of iterations warns in
+    scikit-learn's words after the same path; inputs near the float range raise its
+    ValueError."""
+    X, y = iris
+    (mlp, theirs), (ours, warned) = _both("regressor", X, y, solver=solver, max_iter=3,
+                                          loss="poisson")
+    assert warned == theirs and len(theirs) == 1
+    assert ours.out_activation_ == mlp.out_activation_ == "exp"
+    if solver == "lbfgs":
+        assert ours.n_iter_ == mlp.n_iter_
+        assert ours.loss_ == pytest.approx(mlp.loss_, rel=1e-9)
+        np.testing.assert_allclose(ours.predict(X), mlp.predict(X), rtol=1e-8)
+    message = "Solver produced non-finite parameter weights"
+    for make in PAIRS["regressor"]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(ValueError, match=message):
+                make(hidden_layer_sizes=(5,), solver="adam", max_iter=5, loss="poisson",
+                     random_state=0).fit(X * 1e200, y)

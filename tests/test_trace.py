@@ -21,6 +21,10 @@ CASES = [
     ("tanh", "softmax", "squared_error", [3, 5, 3]),
     (["relu", "tanh", "sigmoid"], "softmax", "cross_entropy", [6, 5, 4, 3, 4]),
     ([], "sigmoid", "cross_entropy", [4, 2]),
+    ("identity", "identity", "squared_error", [4, 5, 2]),
+    (["identity", "tanh"], "exp", "poisson", [3, 5, 4, 2]),
+    (["leaky_relu", "elu", "softplus", "elliott"], "softmax", "cross_entropy",
+     [4, 5, 4, 5, 3, 3]),
 ]
 TOL = 1e-12
 
@@ -30,6 +34,8 @@ def target(rng, output, loss, K):
         return np.eye(K)[rng.integers(K)]
     if output == "identity":
         return rng.normal(size=K)
+    if output == "exp":
+        return rng.poisson(2.0, size=K).astype(float)
     return rng.uniform(size=K)
 
 

@@ -196,6 +196,16 @@ def test_cross_entropy_targets_in_unit_interval(output):
             net.cost_and_gradient(good_X(), Y)
 
 
+def test_poisson_targets_must_not_be_negative():
+    net = make_net(output="exp", loss="poisson")
+    J, grads = net.cost_and_gradient(good_X(), good_Y() * 5)       # counts and reals >= 0
+    assert np.isfinite(J) and all(np.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match=r"Some value\(s\) of Y are negative"):
+        net.cost_and_gradient(good_X(), good_Y() - 0.5)
+    with pytest.raises(ValueError, match="Y contains NaN"):
+        net.cost(good_X(), np.full_like(good_Y(), np.nan))
+
+
 @pytest.mark.parametrize("output", ["sigmoid", "softmax", "identity"])
 def test_squared_error_takes_any_real_targets(output):
     net = make_net(output=output, loss="squared_error")
@@ -291,14 +301,14 @@ BAD_NETWORK = {
     "sizes_string": (dict(layer_sizes="3,4,2"), "layer_sizes"),
     "sizes_none": (dict(layer_sizes=None), "layer_sizes"),
     # activation
-    "activation_unknown": (dict(activation="softplus"), "activation"),
+    "activation_unknown": (dict(activation="swish"), "activation"),
     "activation_output_name": (dict(activation="softmax"), "activation"),
     "activation_case": (dict(activation="Sigmoid"), "activation"),
     "activation_none": (dict(activation=None), "activation"),
     "activation_number": (dict(activation=1), "activation"),
     "activation_list_too_long": (dict(activation=["relu", "tanh"]), "activation"),
     "activation_list_empty": (dict(activation=[]), "activation"),
-    "activation_list_unknown": (dict(activation=["leaky_relu"]), "activation"),
+    "activation_list_unknown": (dict(activation=["swish"]), "activation"),
     # output and loss
     "output_unknown": (dict(output="linear"), "output"),
     "output_hidden_name": (dict(output="relu"), "output"),
@@ -306,6 +316,9 @@ BAD_NETWORK = {
     "loss_unknown": (dict(loss="mse"), "loss"),
     "loss_none": (dict(loss=None), "loss"),
     "cross_entropy_identity": (dict(output="identity", loss="cross_entropy"), "loss"),
+    "poisson_identity": (dict(output="identity", loss="poisson"), "loss"),
+    "exp_squared_error": (dict(output="exp", loss="squared_error"), "output"),
+    "exp_cross_entropy": (dict(output="exp", loss="cross_entropy"), "loss"),
     "softmax_one_unit": (dict(layer_sizes=[3, 4, 1], output="softmax"), "output"),
     "softmax_one_unit_squared_error": (dict(layer_sizes=[3, 1], output="softmax",
                                             loss="squared_error"), "output"),

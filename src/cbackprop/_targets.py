@@ -9,7 +9,7 @@ from cbackprop import _validation as v
 
 LABELS = "labels"          # 1-D class labels, recoded one-hot (or 0/1 for one sigmoid unit)
 MATRIX = "matrix"          # a 2-D target matrix given as is: one-hot, multi-label 0/1, soft
-REGRESSION = "regression"  # real values through identity outputs
+REGRESSION = "regression"  # real values through identity (or exp) outputs
 KINDS = (LABELS, MATRIX, REGRESSION)
 
 
@@ -52,7 +52,7 @@ def check_label_types(y, name="y"):
 def label_column(y, n_outputs, output):
     """Labels given as an (m, 1) column (the course's ex4data1.mat y) as 1-D labels, for a
     network of several class outputs; anything else as it is."""
-    if output != "identity" and n_outputs > 1 and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+    if output not in v.VALUE_OUTPUTS and n_outputs > 1 and np.ndim(y) == 2 and np.shape(y)[1] == 1:
         return np.asarray(y).reshape(-1)
     return y
 
@@ -60,7 +60,7 @@ def label_column(y, n_outputs, output):
 def labels_as_matrix(Y, classes, n_outputs, output, dtype, name="Y"):
     """Class labels (1-D, or an (m, 1) column for several outputs) one-hot coded by classes
     (a fitted network's classes_); a target matrix as it is."""
-    if output == "identity" or (classes is None and not (n_outputs > 1 and np.ndim(Y) == 2
+    if output in v.VALUE_OUTPUTS or (classes is None and not (n_outputs > 1 and np.ndim(Y) == 2
                                                          and np.shape(Y)[1] == 1)):
         return Y
     arr = label_column(Y, n_outputs, output)
@@ -82,7 +82,7 @@ def _as_targets(y, m, n_outputs, output, loss, dtype, name):
                          f"got shape {arr.shape}")
     if arr.shape[0] != m:
         raise ValueError(f"{name} has {arr.shape[0]} samples but its X has {m}")
-    if output == "identity" and arr.ndim == 1:
+    if output in v.VALUE_OUTPUTS and arr.ndim == 1:
         if n_outputs != 1:
             raise ValueError(f"1-D {name} gives one value a sample, the network has {n_outputs} "
                              "outputs; pass a 2-D array with one column per output")
@@ -102,7 +102,7 @@ def _one_hot(index, n_outputs, dtype):
 def encode(y, n_outputs, output, loss, dtype, m):
     """(Y, classes, kind) for training targets y of m samples."""
     arr = _as_targets(y, m, n_outputs, output, loss, dtype, "y")
-    if output == "identity":
+    if output in v.VALUE_OUTPUTS:
         return v.check_targets(arr, m, n_outputs, loss, dtype, "y"), None, REGRESSION
     if arr.ndim == 2:
         return v.check_targets(arr, m, n_outputs, loss, dtype, "y"), None, MATRIX
@@ -176,7 +176,7 @@ def decode(h, classes, kind, output, squeeze):
     the estimators, model files, the command line). A sigmoid unit that stands for a class
     or a label says 1 when h >= 0.5 (a tie at exactly 0.5 is 1, the second class); several
     single-label units: the argmax (ties: the first)."""
-    if kind == REGRESSION or output == "identity":
+    if kind == REGRESSION or output in v.VALUE_OUTPUTS:
         return h[:, 0] if squeeze else h
     if kind == MATRIX and output == "sigmoid":
         return (h >= 0.5).astype(np.int64)     # multi-label: every unit on its own
@@ -191,8 +191,8 @@ def decode(h, classes, kind, output, squeeze):
 
 def probabilities(h, kind, output):
     """Class probabilities: rows summing to one for single-label classifiers."""
-    if output == "identity":
-        raise ValueError("predict_proba is for classifiers; this network has identity outputs")
+    if output in v.VALUE_OUTPUTS:
+        raise ValueError(f"predict_proba is for classifiers; this network has {output} outputs")
     if kind == MATRIX:
         return h
     if h.shape[1] == 1:

@@ -9,9 +9,11 @@ import numpy as np
 
 # The one table of names: every module, the compiled core's codes and the command line's
 # choices take them from here.
-HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
-OUTPUTS = ("sigmoid", "softmax", "identity")
-LOSSES = ("cross_entropy", "squared_error")
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "leaky_relu", "elu", "softplus",
+                      "elliott")
+OUTPUTS = ("sigmoid", "softmax", "identity", "exp")
+LOSSES = ("cross_entropy", "squared_error", "poisson")
+VALUE_OUTPUTS = ("identity", "exp")     # outputs of regression values, not of classes
 DTYPES = ("float32", "float64")
 INITS = ("ng", "he", "debug")
 SOLVERS = ("online", "sgd", "adam", "lbfgs", "cg", "rprop")
@@ -120,6 +122,9 @@ def check_output_and_loss(output, loss, n_outputs):
     if loss == "cross_entropy" and output == "identity":
         raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax'; "
                          "use loss='squared_error' with output='identity'")
+    if (loss == "poisson") != (output == "exp"):
+        raise ValueError(f"loss='poisson' and output='exp' go together (the half Poisson "
+                         f"deviance through its log link); got output={output!r}, loss={loss!r}")
     if output == "softmax" and n_outputs < 2:
         raise ValueError("output='softmax' needs at least 2 output units (its single output "
                          "would always be 1); use output='sigmoid' for one unit")
@@ -225,6 +230,10 @@ def check_targets(Y, m, n_outputs, loss, dtype, name="Y"):
             require_finite(name, Y_given, Y)
             raise ValueError(f"{name} must lie in [0, 1] for loss='cross_entropy' (one-hot, "
                              f"multi-label 0/1 or probabilities); got values in [{lo}, {hi}]")
+    if loss == "poisson" and (Y < 0).any():
+        # scikit-learn's words (its Poisson trees and forests)
+        raise ValueError(f"Some value(s) of {name} are negative which is not allowed for "
+                         "Poisson regression.")
     return Y
 
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from cbackprop import _targets
+from cbackprop import _targets, _validation as v
 from cbackprop._spec import NetworkSpec
 from cbackprop._targets import TargetCoding
 from cbackprop.modelfile import ModelFileError
@@ -22,8 +22,8 @@ __all__ = ["spec_from_sklearn", "to_sklearn", "read_mat", "save_mat", "to_torch_
 ORDERS = ("C", "F")
 
 # scikit-learn's names of the units cbackprop has
-SK_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-SK_OUTPUT = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
+SK_HIDDEN = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu", "identity": "identity"}
+SK_OUTPUT = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity", "exp": "exp"}
 
 
 # ---------------------------------------------------------------------------- scikit-learn
@@ -49,8 +49,9 @@ def spec_from_sklearn(mlp):
     thetas = [np.hstack([np.asarray(b)[:, None], np.asarray(W).T])
               for W, b in zip(coefs, intercepts)]
     classifier = hasattr(mlp, "classes_")
-    spec = NetworkSpec(thetas, SK_HIDDEN[hidden], SK_OUTPUT[out],
-                       "cross_entropy" if classifier else "squared_error")
+    loss = ("cross_entropy" if classifier
+            else "poisson" if out == "exp" else "squared_error")     # exp: loss="poisson"
+    spec = NetworkSpec(thetas, SK_HIDDEN[hidden], SK_OUTPUT[out], loss)
     if classifier:
         binarizer = getattr(mlp, "_label_binarizer", None)
         if binarizer is not None and binarizer.y_type_ == "multilabel-indicator":
@@ -65,7 +66,8 @@ def spec_from_sklearn(mlp):
 
 def to_sklearn(net):
     """A fitted ``MLPClassifier`` (sigmoid or softmax outputs) or ``MLPRegressor`` (identity
-    outputs) that predicts what the network predicts.
+    outputs; exp outputs: ``loss="poisson"``, scikit-learn >= 1.7) that predicts what the
+    network predicts.
 
     Without ``classes_`` (an unfitted network, or a 2-D target matrix) the classes are the
     output indices (softmax) or the output units as multi-label indicators (sigmoid). For
@@ -79,10 +81,20 @@ def to_sklearn(net):
     if len(hidden) > 1:
         raise ValueError(f"scikit-learn uses one activation for every hidden layer; this "
                          f"network has {net.activation}")
-    sk_hidden = {b: a for a, b in SK_HIDDEN.items()}[net.activation[0]] if hidden else "relu"
+    names = {b: a for a, b in SK_HIDDEN.items()}
+    if hidden and net.activation[0] not in names:
+        raise ValueError(f"scikit-learn's MLP has no {net.activation[0]!r} hidden units (it has "
+                         f"{', '.join(sorted(names))})")
+    sk_hidden = names[net.activation[0]] if hidden else "relu"
     sizes = net.layer_sizes
     kwargs = dict(hidden_layer_sizes=tuple(sizes[1:-1]), activation=sk_hidden)
-    if net.output == "identity":
+    if net.output == "exp":
+        try:
+            mlp = MLPRegressor(loss="poisson", **kwargs)
+        except TypeError:
+            raise ValueError("exp outputs (loss='poisson') need scikit-learn >= 1.7, whose "
+                             "MLPRegressor has loss='poisson'") from None
+    elif net.output in v.VALUE_OUTPUTS:
         mlp = MLPRegressor(**kwargs)
     else:
         mlp = MLPClassifier(**kwargs)
@@ -205,8 +217,23 @@ def torch_module(net):
     Linear stores W (s_out, s_in) and b: Theta(l) = [b, W])."""
     import torch
     from torch import nn
-    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-    out = {"sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=-1), "identity": None}
+    from cbackprop.reference import ELLIOTT_STEEPNESS, ELU_ALPHA, LEAKY_SLOPE
+
+    class Exp(nn.Module):                  # torch has no module for the exp output
+        def forward(self, z):
+            return torch.exp(z)
+
+    class Elliott(nn.Module):              # nor for FANN's Elliott unit
+        def forward(self, z):
+            t = ELLIOTT_STEEPNESS * z
+            return t / 2 / (1 + t.abs()) + 0.5
+
+    # identity hidden layers get nn.Identity, so that the Linear layers keep keys 0, 2, 4, ...
+    act = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "identity": nn.Identity,
+           "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "elu": lambda: nn.ELU(ELU_ALPHA),
+           "softplus": lambda: nn.Softplus(threshold=1e30), "elliott": Elliott}
+    out = {"sigmoid": nn.Sigmoid, "softmax": lambda: nn.Softmax(dim=-1), "identity": None,
+           "exp": Exp}
     layers, sizes = [], net.layer_sizes
     for l in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[l], sizes[l + 1]))

@@ -416,15 +416,16 @@ def _build(reader, meta):
     if has_classes and kind in (_targets.MATRIX, _targets.REGRESSION):
         raise reader.fail(f"class labels with the target kind {kind!r}: the metadata is "
                           "inconsistent with the arrays (classes are for kind 'labels')")
-    if has_classes and output == "identity":
-        raise reader.fail("class labels with identity outputs: the metadata is inconsistent "
+    values = output in v.VALUE_OUTPUTS
+    if has_classes and values:
+        raise reader.fail(f"class labels with {output} outputs: the metadata is inconsistent "
                           "with the arrays")
-    if kind == _targets.REGRESSION and output != "identity":
+    if kind == _targets.REGRESSION and not values:
         raise reader.fail(f"the target kind 'regression' with {output!r} outputs: the "
-                          "metadata is inconsistent (regression uses identity outputs)")
-    if output == "identity" and kind not in (None, _targets.REGRESSION):
-        raise reader.fail(f"identity outputs with the target kind {kind!r}: the metadata is "
-                          "inconsistent (identity outputs give regression values)")
+                          "metadata is inconsistent (regression uses identity or exp outputs)")
+    if values and kind not in (None, _targets.REGRESSION):
+        raise reader.fail(f"{output} outputs with the target kind {kind!r}: the metadata is "
+                          f"inconsistent ({output} outputs give regression values)")
     if has_classes:
         expected["classes"] = (None, None)
     estimator = meta.get("estimator")

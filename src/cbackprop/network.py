@@ -3,7 +3,8 @@ import copy
 
 import numpy as np
 
-from cbackprop import _sparse, _summary, _targets, cluster, interop, modelfile, options as fit_options, training
+from cbackprop import (_sparse, _summary, _targets, cluster, interop, modelfile,
+                       options as fit_options, sources, training)
 from cbackprop import _validation as v
 from cbackprop._core import core
 from cbackprop._core.threads import default_threads, blas_single_threaded
@@ -26,9 +27,11 @@ class Network:
     ----------
     layer_sizes : sequence of int
         Units per layer, input first, output last, e.g. ``[400, 25, 10]``.
-    activation : {'sigmoid', 'tanh', 'relu'} or list of them, one per hidden layer
-    output : {'sigmoid', 'softmax', 'identity'}
-    loss : {'cross_entropy', 'squared_error'}
+    activation : {'sigmoid', 'tanh', 'relu', 'identity'} or list of them, one per hidden layer
+    output : {'sigmoid', 'softmax', 'identity', 'exp'}
+        'exp' goes with loss='poisson' only (and it with 'exp' only)
+    loss : {'cross_entropy', 'squared_error', 'poisson'}
+        'poisson': the half Poisson deviance of scikit-learn's MLPRegressor, targets >= 0
     dtype : {'float32', 'float64'}
     init : {'ng', 'he', 'debug'}
         'ng': uniform in +-sqrt(6)/sqrt(s_l + s_{l+1}) (the course's choice);
@@ -353,6 +356,11 @@ class Network:
     # -------------------------------------------------------------- training
 
     def fit(self, X, y, sample_weight=None, **options):
+        if self.output == "exp" and (cluster.is_dask(X, y, sample_weight)
+                                     or sources.is_blocked(X, y)):
+            # the blocked and Dask sources code targets as labels or identity values only
+            raise ValueError("output='exp' (loss='poisson') trains on arrays in memory; data "
+                             "read in blocks or on Dask is not supported for it yet")
         y = _targets.label_column(y, self.layer_sizes[-1], self.output)   # (m, 1): the course's
         return training.fit(self, X, y, sample_weight, **options)
 
@@ -361,7 +369,8 @@ class Network:
 
         y: class labels of any sortable type, 1-D or an (m, 1) column like the course's
         ex4data1.mat y (one-hot coded, ``classes_`` kept), or a
-        2-D target matrix (one-hot, multi-label 0/1, or real values with identity outputs).
+        2-D target matrix (one-hot, multi-label 0/1, or real values with identity or exp
+        outputs).
         sample_weight: one weight per sample (each sample's term of J multiplied by it).
 
         Every solver minimizes the same J (docs/design.md, "The math"). Ctrl-C stops at
@@ -379,7 +388,7 @@ class Network:
 
     def predict(self, X):
         """Labels (argmax, or 0.5 for one sigmoid unit), 0/1 rows for multi-label targets,
-        values for identity outputs. Before fit: class indices."""
+        values for identity and exp outputs. Before fit: class indices."""
         if not isinstance(X, np.ndarray) and cluster.is_dask(X):
             return cluster.map_rows(self, X, "predict")
         coding = self.target_coding_
@@ -396,12 +405,15 @@ class Network:
         """Accuracy for classification (exact rows for multi-label), R^2 for regression.
         On Dask data: from sums over the partitions, computed where they lie."""
         if cluster.is_dask(X, y):
+            if self.output == "exp":         # cluster.score knows identity outputs' R^2 only
+                raise ValueError("score on Dask data is not supported for exp outputs yet; "
+                                 "compute y and predict(X) and take their R^2")
             return cluster.score(self, X, y)
         h = self.forward(X)
         y = np.asarray(y)
         if y.shape[:1] != h.shape[:1]:
             raise ValueError(f"y has {y.shape[0] if y.ndim else 0} samples but X has {h.shape[0]}")
-        if self.output == "identity":
+        if self.output in v.VALUE_OUTPUTS:
             Y = y.reshape(len(y), -1).astype(np.float64)
             if Y.shape[1] != h.shape[1] or not np.isfinite(Y).all():
                 raise ValueError(f"y must be finite with {h.shape[1]} value(s) a sample")

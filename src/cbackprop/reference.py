@@ -124,6 +124,11 @@ def _softmax(z):
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+# The constants of issue 16's units (fixed: no option sets them)
+LEAKY_SLOPE = 0.01        # leaky_relu: z for z > 0, else 0.01 z (PyTorch's default slope)
+ELU_ALPHA = 1.0           # elu: z for z > 0, else alpha (exp(z) - 1)
+ELLIOTT_STEEPNESS = 0.5   # elliott: FANN_ELLIOT, (s z / 2) / (1 + |s z|) + 1/2, FANN's default s
+
 # g(z) for every layer type
 _G = {
     "sigmoid": sigmoid,
@@ -131,6 +136,11 @@ _G = {
     "relu": lambda z: np.maximum(z, 0),
     "softmax": _softmax,
     "identity": lambda z: z,
+    "exp": np.exp,  # the poisson loss's output (log link): inf past exp's range
+    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+    "elu": lambda z: np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0))),
+    "softplus": lambda z: _softplus(z),
+    "elliott": lambda z: ELLIOTT_STEEPNESS * z / 2 / (1 + np.abs(ELLIOTT_STEEPNESS * z)) + 0.5,
 }
 
 # g'(z) of the hidden activations, written in terms of a = g(z)
@@ -138,6 +148,12 @@ _G_PRIME = {
     "sigmoid": lambda a: a * (1 - a),
     "tanh": lambda a: 1 - a * a,
     "relu": lambda a: (a > 0).astype(a.dtype),  # [z > 0]: a = max(z, 0) > 0 exactly when z > 0
+    "identity": lambda a: np.ones_like(a),      # a linear layer: g(z) = z
+    "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),  # a > 0 iff z > 0
+    "elu": lambda a: np.where(a > 0, 1.0, a + ELU_ALPHA),  # z <= 0: alpha exp(z) = a + alpha
+    "softplus": lambda a: -np.expm1(-a),                   # sigmoid(z) = 1 - exp(-a)
+    # elliott: g' = s / (2 (1 + |s z|)^2), and 1 - 2 |a - 1/2| = 1 / (1 + |s z|)
+    "elliott": lambda a: ELLIOTT_STEEPNESS / 2 * (1 - 2 * np.abs(a - 0.5)) ** 2,
 }
 
 
@@ -146,11 +162,20 @@ _G_PRIME = {
 # ----------------------------------------------------------------------------------------------
 
 
+def _xlogx(y):
+    """y log y, 0 at y = 0 (scipy.special.xlogy(y, y))."""
+    return y * np.log(np.where(y > 0, y, 1))
+
+
 def _sample_loss(z, h, y, output, loss):
     """Loss of each sample (summed over the output units k), from z = z(L) and h = a(L).
 
     Works on a single sample (1-D) or on one sample per row (2-D): sums run over the last axis.
     """
+    if loss == "poisson":
+        # half Poisson deviance, as scikit-learn's MLPRegressor(loss="poisson"):
+        # y log(y / h) - y + h with log h = z (the exp output), so h - y z + (y log y - y)
+        return np.sum(h - y * z + (_xlogx(y) - y), axis=-1)
     if loss == "squared_error":
         return 0.5 * np.sum((h - y) ** 2, axis=-1)  # (1/2) ||h - y||^2
     if output == "sigmoid":
@@ -164,6 +189,8 @@ def _sample_loss(z, h, y, output, loss):
 
 def _output_delta(h, y, output, loss):
     """delta(L) = dJ_i/dz(L), the error of the output layer, for one sample or one per row."""
+    if loss == "poisson":
+        return h - y  # d/dz [exp(z) - y z] = h - y
     if loss == "cross_entropy":
         if output == "sigmoid":
             return h - y  # d/dz [softplus(z) - y z] = g(z) - y
@@ -196,6 +223,9 @@ def _check_loss(output, loss):
     v.check_option("loss", loss, LOSSES)
     if loss == "cross_entropy" and output == "identity":
         raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax', not 'identity'")
+    if (loss == "poisson") != (output == "exp"):
+        raise ValueError(f"loss='poisson' and output='exp' go together; got output={output!r}, "
+                         f"loss={loss!r}")
 
 
 def _as_arrays(thetas, X):
@@ -403,16 +433,35 @@ def _py_softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
+def _py_exp(z):
+    return math.exp(z) if z < 709.0 else math.inf  # math.exp raises past its range
+
+
+def _py_xlogx(y):
+    return y * math.log(y) if y > 0 else 0.0
+
+
+# g of one value, and g'(z) from a = g(z), for each unit (softmax: _py_g)
+_PY_G = {
+    "sigmoid": _py_sigmoid, "tanh": math.tanh, "relu": lambda v: max(v, 0.0),
+    "identity": lambda v: v, "exp": _py_exp, "softplus": _py_softplus,
+    "leaky_relu": lambda v: v if v > 0 else LEAKY_SLOPE * v,
+    "elu": lambda v: v if v > 0 else ELU_ALPHA * math.expm1(v),
+    "elliott": lambda v: ELLIOTT_STEEPNESS * v / 2 / (1 + abs(ELLIOTT_STEEPNESS * v)) + 0.5,
+}
+_PY_G_PRIME = {
+    "sigmoid": lambda v: v * (1.0 - v), "tanh": lambda v: 1.0 - v * v,
+    "relu": lambda v: 1.0 if v > 0 else 0.0, "identity": lambda v: 1.0,
+    "leaky_relu": lambda v: 1.0 if v > 0 else LEAKY_SLOPE,
+    "elu": lambda v: 1.0 if v > 0 else v + ELU_ALPHA, "softplus": lambda v: -math.expm1(-v),
+    "elliott": lambda v: ELLIOTT_STEEPNESS / 2 * (1 - 2 * abs(v - 0.5)) ** 2,
+}
+
+
 def _py_g(name, z):
     """g applied to the list z."""
-    if name == "sigmoid":
-        return [_py_sigmoid(v) for v in z]
-    if name == "tanh":
-        return [math.tanh(v) for v in z]
-    if name == "relu":
-        return [max(v, 0.0) for v in z]
-    if name == "identity":
-        return list(z)
+    if name != "softmax":
+        return [_PY_G[name](v) for v in z]
     zmax = max(z)  # softmax, shifted by the maximum
     e = [math.exp(v - zmax) for v in z]
     s = sum(e)
@@ -421,16 +470,15 @@ def _py_g(name, z):
 
 def _py_g_prime(name, a):
     """g'(z) of a hidden layer, from a = g(z)."""
-    if name == "sigmoid":
-        return [v * (1.0 - v) for v in a]
-    if name == "tanh":
-        return [1.0 - v * v for v in a]
-    return [1.0 if v > 0 else 0.0 for v in a]  # relu
+    return [_PY_G_PRIME[name](v) for v in a]
 
 
 def _py_loss_and_delta(z, h, y, output, loss):
     """(loss, delta(L)) of one sample, as in ``_sample_loss`` and ``_output_delta``."""
     K = range(len(z))
+    if loss == "poisson":  # h = exp(z)
+        return (sum(h[k] - y[k] * z[k] + _py_xlogx(y[k]) - y[k] for k in K),
+                [h[k] - y[k] for k in K])
     if loss == "squared_error":
         r = [h[k] - y[k] for k in K]
         J = 0.5 * sum(v * v for v in r)

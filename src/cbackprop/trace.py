@@ -32,9 +32,10 @@ def _target_vector(net, y):
         vec = arr.astype(np.float64)
     elif arr.ndim == 0 or arr.shape == (1,):
         label = arr.reshape(()) if arr.ndim else arr
-        if net.output == "identity":
+        if net.output in _validation.VALUE_OUTPUTS:
             if K != 1 or label.dtype.kind not in "biuf":
-                raise ValueError(f"y must be {K} value(s) for a network with identity outputs")
+                raise ValueError(f"y must be {K} value(s) for a network with {net.output} "
+                                 "outputs")
             vec = np.array([float(label)])
         elif net.classes_ is not None:
             index = _targets.label_indices(label.reshape(1), net.classes_)[0]
@@ -54,6 +55,8 @@ def _target_vector(net, y):
         raise ValueError("y contains NaN or inf")
     if net.loss == "cross_entropy" and (vec.min() < 0 or vec.max() > 1):
         raise ValueError("y must lie in [0, 1] for loss='cross_entropy'")
+    if net.loss == "poisson" and vec.min() < 0:
+        raise ValueError("y must be >= 0 for loss='poisson'")
     return vec
 
 

@@ -67,8 +67,8 @@ static inline double cb_expm1_neg(double x) {
  * way |s| <= 0.1716 and the odd series to s^21 is exact to double precision. */
 static inline double cb_log1p_unit(double u) {
     int high = u > 0.41421356237309503;
-    double s_low = u / (2.0 + u), s_high = (u - 1.0) / (u + 3.0);
-    double s = high ? s_high : s_low;
+    /* one division of the selected terms, not two divisions and a select: the same s */
+    double s = (high ? u - 1.0 : u) / (high ? u + 3.0 : 2.0 + u);
     double s2 = s * s;
     double p = 1.0 / 21.0;
     p = p * s2 + 1.0 / 19.0;
@@ -119,8 +119,7 @@ static inline float cb_expm1_neg_f(float x) {
 
 static inline float cb_log1p_unit_f(float u) {
     int high = u > 0.41421356f;
-    float s_low = u / (2.0f + u), s_high = (u - 1.0f) / (u + 3.0f);
-    float s = high ? s_high : s_low;
+    float s = (high ? u - 1.0f : u) / (high ? u + 3.0f : 2.0f + u);
     float s2 = s * s;
     float p = 1.0f / 9.0f;
     p = p * s2 + 1.0f / 7.0f;

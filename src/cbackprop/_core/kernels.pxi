@@ -13,7 +13,7 @@
 # functions here trust their arguments: the entry points (batch.pxi, loops.pxi) check every
 # buffer against the Layout, and allocate one workspace per thread, before any nogil code.
 
-from libc.math cimport log, fabs, fabsf
+from libc.math cimport log, logf, exp, expf, fabs, fabsf
 from libc.string cimport memcpy
 
 
@@ -50,6 +50,23 @@ cdef inline floating _log1p_unit(floating u) noexcept nogil:
     else:
         return cb_log1p_unit(u)
 
+cdef inline floating _exp(floating x) noexcept nogil:
+    """exp(x) for any x (inf past the range: a diverging fit's cost says so). libm's: only
+    the exp output calls it, on s_L elements a row."""
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+cdef inline floating _xlogx(floating y) noexcept nogil:
+    """y log y, 0 at y = 0 (scipy's xlogy(y, y))."""
+    cdef floating one = 1
+    cdef floating pos = y if y > 0 else one
+    if floating is float:
+        return y * logf(pos)
+    else:
+        return y * log(pos)
+
 # Selects below choose between values computed on both paths: a branch with arithmetic
 # in it would keep the compiler from turning it into a vector blend.
 
@@ -73,6 +90,28 @@ cdef inline floating _sigmoid_from(floating z, floating e) noexcept nogil:
 cdef inline floating _sigmoid(floating z) noexcept nogil:
     return _sigmoid_from(z, _exp_neg(-_abs(z)))
 
+# The units of issue 16, their constants fixed (the kernels get a layer's code only):
+# leaky_relu's slope 0.01 (PyTorch's default), elu's alpha 1, FANN's Elliott steepness 0.5;
+# reference.py has the same. C constants, so that a float32 lane meets a float literal.
+cdef extern from *:
+    """
+    #define CB_LEAKY_SLOPE 0.01
+    #define CB_ELLIOTT_STEEPNESS 0.5
+    """
+    const double LEAKY_SLOPE "CB_LEAKY_SLOPE"
+    const double ELLIOTT_STEEPNESS "CB_ELLIOTT_STEEPNESS"
+
+cdef inline floating _softplus(floating z) noexcept nogil:
+    """log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): never overflows."""
+    cdef floating zero = 0
+    return (z if z > 0 else zero) + _log1p_unit(_exp_neg(-_abs(z)))
+
+cdef inline floating _elliott(floating z) noexcept nogil:
+    """FANN_ELLIOT: (t / 2) / (1 + |t|) + 1/2 with t = s z (s = 0.5), in (0, 1)."""
+    cdef floating one = 1, half = 0.5, s = <floating>ELLIOTT_STEEPNESS
+    cdef floating t = s * z
+    return half * t / (one + _abs(t)) + half
+
 cdef inline floating _tanh(floating z) noexcept nogil:
     # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)), accurate for small |z| too
     cdef floating two = 2
@@ -93,6 +132,7 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     cdef int i, j
     cdef Py_ssize_t k, n = <Py_ssize_t>mb * s
     cdef floating* row
+    cdef floating e, zero = 0, slope = <floating>LEAKY_SLOPE
     for j in range(s):
         bias[j] = theta[<Py_ssize_t>j * ldt]
     for i in range(mb):
@@ -108,12 +148,28 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     elif act == RELU:
         for k in range(n):
             Z[k] = Z[k] if Z[k] > 0 else 0
+    elif act == LEAKY_RELU:
+        for k in range(n):
+            Z[k] = Z[k] if Z[k] > 0 else slope * Z[k]
+    elif act == ELU:
+        # expm1 of min(z, 0) on both paths, then a select: the loop stays a vector loop
+        for k in range(n):
+            e = _expm1_neg(Z[k] if Z[k] < 0 else zero)
+            Z[k] = Z[k] if Z[k] > 0 else e
+    elif act == SOFTPLUS:
+        for k in range(n):
+            Z[k] = _softplus(Z[k])
+    elif act == ELLIOTT:
+        for k in range(n):
+            Z[k] = _elliott(Z[k])
+    # IDENTITY (a linear hidden layer, and the output layer's z): g(z) = z, nothing to do
 
 
 cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act) noexcept nogil:
     """D *= g'(z), with g' computed from the activation a = g(z)."""
     cdef Py_ssize_t k
-    cdef floating one = 1
+    cdef floating one = 1, half = 0.5, two = 2, slope = <floating>LEAKY_SLOPE
+    cdef floating hs = <floating>(0.5 * ELLIOTT_STEEPNESS), u
     if act == SIGMOID:
         for k in range(n):
             D[k] = D[k] * (A[k] * (one - A[k]))
@@ -123,6 +179,21 @@ cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act)
     elif act == RELU:
         for k in range(n):
             D[k] = D[k] if A[k] > 0 else 0
+    elif act == LEAKY_RELU:             # a > 0 exactly when z > 0
+        for k in range(n):
+            D[k] = D[k] if A[k] > 0 else slope * D[k]
+    elif act == ELU:                    # z < 0: a = exp(z) - 1, g' = exp(z) = a + 1
+        for k in range(n):
+            D[k] = D[k] if A[k] > 0 else D[k] * (A[k] + one)
+    elif act == SOFTPLUS:               # g' = sigmoid(z) = 1 - exp(-a), accurate for small a
+        for k in range(n):
+            D[k] = D[k] * -_expm1_neg(-A[k])
+    elif act == ELLIOTT:
+        # 1 - 2|a - 1/2| = 1 / (1 + |s z|), so g' = s / (2 (1 + |s z|)^2) = (s/2) (that)^2
+        for k in range(n):
+            u = one - two * _abs(A[k] - half)
+            D[k] = D[k] * (hs * u * u)
+    # IDENTITY: g' = 1, D stays
 
 
 # ---------------------------------------------------------------- the output layer
@@ -160,6 +231,9 @@ cdef void _output_activate(const Net* net, const floating* Z, floating* H,
     elif act == IDENTITY:
         for k in range(n):
             H[k] = Z[k]
+    elif act == EXP:
+        for k in range(n):
+            H[k] = _exp(Z[k])
     else:
         for i in range(mb):
             _softmax_row(Z + <Py_ssize_t>i * K, H + <Py_ssize_t>i * K, K, &zmax)
@@ -200,6 +274,15 @@ cdef double _output_error(const Net* net, floating* Z, floating* H, const floati
             r = hz - Y[k]
             D[k] = r * (hz * (one - hz))                    # (h - y) g'(z)
             Z[k] = <floating>0.5 * r * r
+    elif act == EXP:
+        # half Poisson deviance, scikit-learn's: y log(y / h) - y + h, with log h = z;
+        # dJ_i/dz = h - y (the canonical link)
+        for k in range(n):
+            zk = Z[k]
+            hz = _exp(zk)
+            H[k] = hz
+            D[k] = hz - Y[k]
+            Z[k] = hz - Y[k] * zk + (_xlogx(Y[k]) - Y[k])
     elif act == IDENTITY:
         for k in range(n):
             H[k] = Z[k]

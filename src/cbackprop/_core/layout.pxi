@@ -13,14 +13,23 @@ cdef enum:                      # activations (Net.acts)
     RELU = 2
     IDENTITY = 3
     SOFTMAX = 4
+    EXP = 5                     # the output of the Poisson loss (log link)
+    LEAKY_RELU = 6              # hidden only, from here on (issue 16)
+    ELU = 7
+    SOFTPLUS = 8
+    ELLIOTT = 9                 # FANN_ELLIOT, FANN's default steepness 0.5
 
 cdef enum:                      # losses (Net.loss)
     CROSS_ENTROPY = 0
     SQUARED_ERROR = 1
+    POISSON = 2
 
-_HIDDEN_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
-_OUTPUT_CODES = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY}
-_LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR}
+_HIDDEN_CODES = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY,
+                 "leaky_relu": LEAKY_RELU, "elu": ELU, "softplus": SOFTPLUS,
+                 "elliott": ELLIOTT}
+_OUTPUT_CODES = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY, "exp": EXP}
+_LOSS_CODES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR,
+               "poisson": POISSON}
 
 
 cdef struct Net:
@@ -45,8 +54,10 @@ cdef class Layout:
     """Layout(sizes, activations, loss): a network's architecture, for the compiled core.
 
     sizes: units per layer, input first. activations: one name per layer after the input,
-    the hidden layers' ('sigmoid', 'tanh', 'relu'), then the output's ('sigmoid',
-    'softmax', 'identity'). loss: 'cross_entropy' or 'squared_error'.
+    the hidden layers' ('sigmoid', 'tanh', 'relu', 'identity', 'leaky_relu', 'elu',
+    'softplus', 'elliott'), then the output's
+    ('sigmoid', 'softmax', 'identity', 'exp'). loss: 'cross_entropy', 'squared_error' or
+    'poisson' (exp outputs only, and exp outputs only with it).
 
     The parameters are one flat vector: Theta(l) (s_{l+1} x (s_l + 1), the bias in column
     0) starts at offsets[l] and is stored row after row. A Layout never changes: every
@@ -84,6 +95,9 @@ cdef class Layout:
                              f"got {loss!r}")
         if loss == "cross_entropy" and output == "identity":
             raise ValueError("Layout: cross_entropy needs a sigmoid or softmax output")
+        if (loss == "poisson") != (output == "exp"):
+            raise ValueError("Layout: the poisson loss goes with an exp output, and an exp "
+                             f"output with the poisson loss; got {output!r} and {loss!r}")
         offsets, position = [], 0
         for l in range(n - 1):
             offsets.append(position)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 import cbackprop as cb
-from cbackprop import _targets, modelfile
+from cbackprop import _targets, _validation as v, modelfile
 from cbackprop.cli.data import as_labels, check_exists, data_kind, read_data
 from cbackprop.cli.report import (CLIError, class_table, confusion_text, iteration_unit, out,
                                   percent, shortened)
@@ -19,7 +19,7 @@ def _load_model(path):
 
 
 def _task(net):
-    return "regression" if net.output == "identity" else "classification"
+    return "regression" if net.output in v.VALUE_OUTPUTS else "classification"
 
 
 def _model_data(net, args, need_target):
@@ -197,8 +197,9 @@ def cmd_inspect(args):
                 net.classes_.tolist(), weights)], 20))
     if info.get("label_smoothing"):
         out(f"label smoothing: {info['label_smoothing']:g}")
-    elif net.output == "identity":
-        out("predicts: values (regression)")
+    elif net.output in v.VALUE_OUTPUTS:
+        out("predicts: values (regression)" + (", the Poisson loss" if net.loss == "poisson"
+                                                 else ""))
     features = info.get("features")
     line = f"features: {sizes[0]}"
     if features:

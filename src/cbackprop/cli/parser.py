@@ -230,11 +230,13 @@ def build_parser():
     p.add_argument("--hidden", type=hidden_sizes, default=[25],
                    help="hidden layer sizes, e.g. 25 or 25,25 (default 25; 'none' for none)")
     p.add_argument("--activation", default="sigmoid", type=hidden_activations,
-                   help="hidden activation: sigmoid (default), tanh, relu, or one per layer "
-                        "(relu,tanh)")
-    p.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity"), default="auto",
+                   help=f"hidden activation: sigmoid (default), "
+                        f"{', '.join(v.HIDDEN_ACTIVATIONS[1:])}, or one per layer (relu,tanh)")
+    p.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity", "exp"),
+                   default="auto",
                    help="output layer (default: softmax for 3+ classes, one sigmoid unit for "
-                        "2, identity for regression)")
+                        "2, identity for regression; exp: a regression of counts >= 0 with "
+                        "the Poisson loss, its target not standardized)")
     p.add_argument("--scale", choices=("standard", "minmax", "none"), default="standard",
                    help="feature scaling, saved with the model (default standard)")
     add_fit_arguments(p)

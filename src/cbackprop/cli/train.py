@@ -46,12 +46,14 @@ def _task_and_target(args, data):
 def _architecture(args, task, n_classes):
     """(output units, output layer, loss) for the task and --output."""
     if task == "regression":
+        if args.output == "exp":                    # counts: the half Poisson deviance
+            return 1, "exp", "poisson"
         if args.output not in ("auto", "identity"):
             raise CLIError(f"--output {args.output} is for classification; regression uses "
-                           "identity outputs")
+                           "identity (or exp) outputs")
         return 1, "identity", "squared_error"
-    if args.output == "identity":
-        raise CLIError("--output identity is for regression (--task regress)")
+    if args.output in ("identity", "exp"):
+        raise CLIError(f"--output {args.output} is for regression (--task regress)")
     if args.output == "auto":
         output = "sigmoid" if n_classes == 2 else "softmax"
     else:
@@ -159,8 +161,10 @@ def _train(args, data, client=None):
     train, val = _validation_split(args, y, task)
     scaler = Scaler.fit(X[train], args.scale) if args.scale != "none" else None
     Xs = scaler.transform(X) if scaler is not None else X
-    # a regression learns its target on a standard scale, folded into the network after
-    target_scaler = (TargetScaler.fit(y[train]) if task == "regression" and args.scale != "none"
+    # a regression learns its target on a standard scale, folded into the network after;
+    # not a Poisson target (counts >= 0, whose exp output cannot be rescaled by folding)
+    target_scaler = (TargetScaler.fit(y[train])
+                     if task == "regression" and args.scale != "none" and loss != "poisson"
                      else None)
     y_fit = target_scaler.transform(y) if target_scaler is not None else y
     rate = args.learning_rate or DEFAULT_RATES.get(args.solver, 0.01)

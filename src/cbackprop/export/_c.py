@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from cbackprop._version import __version__
+from cbackprop.reference import ELLIOTT_STEEPNESS, ELU_ALPHA, LEAKY_SLOPE
 from cbackprop.export._model import (CLASSES, MULTILABEL, VALUES, ExportError, describe,
                                      export_dtype, label_values)
 
@@ -22,7 +23,8 @@ C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto "
     "if inline int long register restrict return short signed sizeof static struct switch "
     "typedef union unsigned void volatile while _Bool _Complex _Imaginary".split())
-ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4}
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "softmax": 4, "exp": 5,
+                    "leaky_relu": 6, "elu": 7, "softplus": 8, "elliott": 9}
 PER_LINE = 6                 # numbers a line of the arrays
 
 
@@ -89,6 +91,17 @@ def _helpers(name, t, fn):
             z = {fn['tanh']}(z);
         }} else if (activation == 3) {{
             z = z > 0 ? z : 0;
+        }} else if (activation == 5) {{
+            z = {fn['exp']}(z);
+        }} else if (activation == 6) {{
+            z = z > 0 ? z : {_number(LEAKY_SLOPE, t)} * z;
+        }} else if (activation == 7) {{
+            z = z > 0 ? z : {_number(ELU_ALPHA, t)} * {fn['expm1']}(z);
+        }} else if (activation == 8) {{   /* softplus, never overflowing */
+            z = (z > 0 ? z : 0) + {fn['log1p']}({fn['exp']}(z >= 0 ? -z : z));
+        }} else if (activation == 9) {{   /* FANN_ELLIOT at steepness {ELLIOTT_STEEPNESS} */
+            {t} s = {_number(ELLIOTT_STEEPNESS, t)} * z;
+            z = s / 2 / (1 + (s >= 0 ? s : -s)) + {_number(0.5, t)};
         }}
         out[i] = z;
     }}
@@ -166,7 +179,8 @@ def to_c(net_or_estimator, name="model", dtype="float", path=None):
         if layer.activation not in ACTIVATION_CODES:
             raise ExportError(f"layer {l}: the activation {layer.activation!r} has no C export")
     layers = model.folded_layers()
-    fn = {"exp": "expf", "tanh": "tanhf"} if ctype == "float" else {"exp": "exp", "tanh": "tanh"}
+    fn = {name: name + ("f" if ctype == "float" else "")
+          for name in ("exp", "tanh", "expm1", "log1p")}
     upper = name.upper()
     sizes = "-".join(str(s) for s in [model.n_features] + [l.weights.shape[0] for l in layers])
     scaling = ("\n * (its feature scaling is folded into the weights)"

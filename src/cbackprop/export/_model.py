@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cbackprop import _targets
+from cbackprop import _targets, _validation as v
 
 CLASSES = "classes"          # single-label classification: a label a row, rows summing to one
 MULTILABEL = "multilabel"    # a 0/1 decision per sigmoid unit, each unit's probability
-VALUES = "values"            # identity outputs: regression values
+VALUES = "values"            # identity and exp outputs: regression values
 
 DTYPES = {"float32": np.float32, "float64": np.float64, "float": np.float32,
           "double": np.float64}
@@ -28,7 +28,7 @@ class ExportError(ValueError):
 class Layer:
     weights: np.ndarray          # (s_out, s_in): Theta(l)[:, 1:]
     bias: np.ndarray             # (s_out,): Theta(l)[:, 0]
-    activation: str              # sigmoid, tanh, relu, identity, softmax
+    activation: str              # sigmoid, tanh, relu, identity, softmax, exp
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def describe(obj):
     acts = list(net.activation) + [net.output]
     layers = tuple(Layer(np.array(t[:, 1:]), np.array(t[:, 0]), a)
                    for t, a in zip(net.thetas, acts))
-    if net.output == "identity" or kind == _targets.REGRESSION:
+    if net.output in v.VALUE_OUTPUTS or kind == _targets.REGRESSION:
         task = VALUES
     elif kind == _targets.MATRIX and net.output == "sigmoid":
         task = MULTILABEL

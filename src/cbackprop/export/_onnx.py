@@ -9,11 +9,12 @@ import numpy as np
 
 from cbackprop.export._model import (MULTILABEL, VALUES, ExportError, describe, export_dtype,
                                      label_values)
+from cbackprop.reference import ELLIOTT_STEEPNESS, ELU_ALPHA, LEAKY_SLOPE
 
 OPSET = 17          # every operator used here is in it; runtimes from 2022 on run it
 IR_VERSION = 8      # the oldest IR of opset 17, so that older onnxruntime builds load it
 ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "identity": "Identity",
-               "softmax": "Softmax"}
+               "softmax": "Softmax", "exp": "Exp"}
 
 
 def _onnx():
@@ -45,6 +46,43 @@ class _Graph:
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [output], name=output,
                                                      **attributes))
         return output
+
+
+# Issue 16's units from elementary operators, in the model's float type. ONNX's LeakyRelu,
+# Elu and Softplus would do for float32, but their alpha is a float32 attribute (0.01 is
+# 0.0099999998 in a float64 model), and ONNX Runtime (1.32) runs Elu and Softplus on float32
+# only: one graph for both types.
+
+def _leaky_relu(g, z, l):
+    """max(z, slope z), the slope below 1."""
+    return g.node("Max", [z, g.node("Mul", [z, g.real(f"slope{l}", LEAKY_SLOPE)], f"sz{l}")],
+                  f"a{l}")
+
+
+def _elu(g, z, l):
+    """z > 0 ? z : alpha (exp(min(z, 0)) - 1)."""
+    e = g.node("Exp", [g.node("Min", [z, g.real(f"zero{l}", 0.0)], f"neg{l}")], f"e{l}")
+    low = g.node("Mul", [g.node("Sub", [e, g.real(f"one{l}", 1.0)], f"em1{l}"),
+                         g.real(f"alpha{l}", ELU_ALPHA)], f"low{l}")
+    return g.node("Where", [g.node("Greater", [z, f"zero{l}"], f"pos{l}"), z, low], f"a{l}")
+
+
+def _softplus(g, z, l):
+    """max(z, 0) + log(1 + exp(-|z|)): never overflows."""
+    e = g.node("Exp", [g.node("Neg", [g.node("Abs", [z], f"abs{l}")], f"nabs{l}")], f"e{l}")
+    log = g.node("Log", [g.node("Add", [e, g.real(f"one{l}", 1.0)], f"ope{l}")], f"log{l}")
+    return g.node("Add", [g.node("Relu", [z], f"pos{l}"), log], f"a{l}")
+
+
+def _elliott(g, z, l):
+    """FANN_ELLIOT, which ONNX has no operator for: (t / 2) / (1 + |t|) + 1/2, t = s z."""
+    t = g.node("Mul", [z, g.real(f"steepness{l}", ELLIOTT_STEEPNESS)], f"t{l}")
+    d = g.node("Add", [g.node("Abs", [t], f"abs_t{l}"), g.real(f"one{l}", 1.0)], f"d{l}")
+    q = g.node("Div", [g.node("Mul", [t, g.real(f"half{l}", 0.5)], f"half_t{l}"), d], f"q{l}")
+    return g.node("Add", [q, f"half{l}"], f"a{l}")
+
+
+COMPOSED = {"leaky_relu": _leaky_relu, "elu": _elu, "softplus": _softplus, "elliott": _elliott}
 
 
 def _labels(g, model, h):
@@ -100,13 +138,16 @@ def build(model, dtype=None, name="cbackprop"):
         a = g.node("Sub", [a, g.real("offset", model.scaler.offset)], "centered")
         a = g.node("Div", [a, g.real("scale", model.scaler.scale)], "scaled")
     for l, layer in enumerate(model.layers, start=1):
-        if layer.activation not in ACTIVATIONS:
+        if layer.activation not in ACTIVATIONS and layer.activation not in COMPOSED:
             raise ExportError(f"layer {l}: the activation {layer.activation!r} has no ONNX "
                               "export")
         z = g.node("Gemm", [a, g.real(f"W{l}", layer.weights), g.real(f"b{l}", layer.bias)],
                    f"z{l}", transB=1)
-        extra = {"axis": 1} if layer.activation == "softmax" else {}
-        a = g.node(ACTIVATIONS[layer.activation], [z], f"a{l}", **extra)
+        if layer.activation in COMPOSED:
+            a = COMPOSED[layer.activation](g, z, l)
+        else:
+            extra = {"axis": 1} if layer.activation == "softmax" else {}
+            a = g.node(ACTIVATIONS[layer.activation], [z], f"a{l}", **extra)
     outputs = []
     if model.task == VALUES:
         g.node("Identity", [a], "variable")
@@ -132,7 +173,8 @@ def to_onnx(net_or_estimator, path=None, dtype=None):
     as ``cbackprop predict`` reads them. dtype: float32 or float64 (default: the network's).
 
     Outputs: ``label`` and ``probabilities`` for classifiers (predict and predict_proba),
-    ``variable`` (n x outputs) for identity outputs; the batch dimension is dynamic."""
+    ``variable`` (n x outputs) for identity and exp outputs; the batch dimension is
+    dynamic."""
     model = describe(net_or_estimator)
     proto = build(model, dtype)
     if path is not None:

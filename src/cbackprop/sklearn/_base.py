@@ -82,10 +82,6 @@ class _BaseBackprop(BaseEstimator):
             if size < 1:
                 raise ValueError(f"hidden_layer_sizes must all be >= 1; got {hidden!r}")
 
-        if self.activation == "identity":
-            raise ValueError("activation='identity' (linear hidden layers) is not supported: "
-                             "cbackprop's hidden layers are 'logistic' (alias 'sigmoid'), "
-                             "'tanh' or 'relu'")
         v.check_option("activation", self.activation, tuple(HIDDEN))
         solver = v.check_option("solver", self.solver, SOLVERS)
         alpha = v.check_real("alpha", self.alpha, low=0)

@@ -4,9 +4,14 @@ _SHARED_PARAMS = """\
     hidden_layer_sizes : int or sequence of int, default=(100,)
         Units in each hidden layer (``()`` for none).
 
-    activation : {'logistic', 'tanh', 'relu'}, default='relu'
-        Hidden units. ``'sigmoid'`` is accepted as ``'logistic'``. **Differs:**
-        ``'identity'`` is not supported (cbackprop's core has no linear hidden layer).
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu', 'softplus', \
+'elliott'}, default='relu'
+        Hidden units (``'identity'``: linear hidden layers). ``'sigmoid'`` is accepted as
+        ``'logistic'``. cbackprop's additions (scikit-learn's MLP has none of them):
+        ``'leaky_relu'`` (slope 0.01 for ``z < 0``, fixed), ``'elu'`` (alpha 1),
+        ``'softplus'`` (``log(1 + exp(z))``) and ``'elliott'`` (FANN's ``FANN_ELLIOT`` at its
+        default steepness 0.5: ``(z / 4) / (1 + |z| / 2) + 1/2``, in (0, 1)); Glorot's
+        factor 6 for each, as for every unit but the logistic.
 
     solver : {'adam', 'sgd', 'lbfgs', 'online', 'cg', 'rprop'}, default='adam'
         scikit-learn's three, plus cbackprop's ``'online'`` (the derivation's per-sample
@@ -155,7 +160,7 @@ _SHARED_ATTRIBUTES = """\
     n_layers_ : int
         Layers, input and output included.
 
-    out_activation_ : {'softmax', 'logistic', 'identity'}
+    out_activation_ : {'softmax', 'logistic', 'identity', 'exp'}
         The output units, in scikit-learn's names.
 """
 

@@ -222,15 +222,20 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
 
     A drop-in for ``sklearn.neural_network.MLPRegressor``: the same parameters under the
     same names and defaults, the same fitted attributes, the same methods. The
-    differences are marked **Differs** below. Identity outputs and the squared error;
-    a 2-D ``y`` gives one output per column (multi-output regression).
+    differences are marked **Differs** below. Identity outputs and the squared error, or
+    exp outputs and the Poisson loss; a 2-D ``y`` gives one output per column (multi-output
+    regression).
 
     Parameters
     ----------
-    loss : {{'squared_error'}}, default='squared_error'
-        ``(1 / 2n) sum_i ||h_i - y_i||^2`` plus the penalty. **Differs:** ``'poisson'`` is
-        not supported; for several outputs ``loss_`` sums over them (scikit-learn reports
-        the mean over outputs, while its gradient is that of the sum).
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        ``'squared_error'``: ``(1 / 2n) sum_i ||h_i - y_i||^2`` plus the penalty.
+        **Differs:** for several outputs ``loss_`` sums over them (scikit-learn reports the
+        mean over outputs, while its gradient is that of the sum). ``'poisson'``: exp
+        outputs (a log link) and the half Poisson deviance
+        ``(1 / n) sum_i sum_k [y log(y / h) - y + h]`` plus the penalty, as scikit-learn
+        defines it (the constant ``y log y - y`` included, summed over outputs, so that
+        ``loss_`` is scikit-learn's); ``y`` must be ``>= 0``.
 
 {_SHARED_PARAMS}
     Attributes
@@ -261,14 +266,12 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _encode_targets(self, y, first, incremental, classes):
-        if self.loss == "poisson":
-            raise ValueError("loss='poisson' is not supported by cbackprop: its regressor "
-                             "has identity outputs and loss='squared_error'")
-        v.check_option("loss", self.loss, ("squared_error",))
+        loss = v.check_option("loss", self.loss, ("squared_error", "poisson"))
         Y = y.reshape(len(y), -1)
         if not first and Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs; the first fit had {self.n_outputs_}")
-        return Y, Y.shape[1], "identity", "squared_error", None, {}
+        output = "exp" if loss == "poisson" else "identity"    # scikit-learn's pairs
+        return Y, Y.shape[1], output, loss, None, {}
 
     def predict(self, X):
         """Predicted values, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
