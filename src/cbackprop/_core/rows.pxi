@@ -257,20 +257,27 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
 
 cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* offsets,
                      const int* strides, floating scale, floating* w1t) noexcept nogil:
-    """w1t (s_1 x s_2) = scale * W(1)^T, from Theta(1) at params + offsets[0]."""
-    cdef int j, k, s_in = net.sizes[0], s_out = net.sizes[1]
-    cdef const floating* w = params + offsets[0] + 1
-    for j in range(s_out):
-        for k in range(s_in):
-            w1t[<Py_ssize_t>k * s_out + j] = scale * w[<Py_ssize_t>j * strides[0] + k]
+    """w1t (s_1 x s_2) = scale * W(1)^T, from Theta(1) at params + offsets[0]; in tiles
+    of 32 inputs, as add_transposed."""
+    cdef int j, k, k0, k1, s_in = net.sizes[0], s_out = net.sizes[1]
+    cdef const floating* w
+    for k0 in range(0, s_in, 32):
+        k1 = min(k0 + 32, s_in)
+        for j in range(s_out):
+            w = params + offsets[0] + 1 + <Py_ssize_t>j * strides[0]
+            for k in range(k0, k1):
+                w1t[<Py_ssize_t>k * s_out + j] = scale * w[k]
 
 
 cdef void unpack_first(const Net* net, const floating* w1t, floating scale,
                        floating* params, const Py_ssize_t* offsets,
                        const int* strides) noexcept nogil:
     """W(1) in Theta(1) at params + offsets[0] = scale * w1t^T (pack_first's inverse)."""
-    cdef int j, k, s_in = net.sizes[0], s_out = net.sizes[1]
-    cdef floating* w = params + offsets[0] + 1
-    for j in range(s_out):
-        for k in range(s_in):
-            w[<Py_ssize_t>j * strides[0] + k] = scale * w1t[<Py_ssize_t>k * s_out + j]
+    cdef int j, k, k0, k1, s_in = net.sizes[0], s_out = net.sizes[1]
+    cdef floating* w
+    for k0 in range(0, s_in, 32):
+        k1 = min(k0 + 32, s_in)
+        for j in range(s_out):
+            w = params + offsets[0] + 1 + <Py_ssize_t>j * strides[0]
+            for k in range(k0, k1):
+                w[k] = scale * w1t[<Py_ssize_t>k * s_out + j]
