@@ -159,5 +159,5 @@ def cmd_bench(args):
         "on the threads above\n  (BLAS held to one thread inside cbackprop's own threads).")
     if noisy > 50:
         out(f"  The runs spread by up to {noisy:.0f}% of their median: the machine is busy, and "
-            "the speed-ups may change from run to run (more --repeats, or a quieter machine).")
+            "the speed-ups\n  may change from run to run (more --repeats, or a quieter machine).")
     return 0
