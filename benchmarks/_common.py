@@ -75,7 +75,8 @@ def environment(**extra):
                 cpu=cpu_model(), cores=CORES, load=list(os.getloadavg()), versions=versions,
                 env={k: os.environ.get(k) for k in ENV_VARS}, pools=thread_pools(),
                 torch_threads=torch_threads,
-                cbackprop_build=f"{_core.BUILD} (of {', '.join(_core.runnable_builds())})",
+                cbackprop_build=f"{_core.BUILD} (of {', '.join(_core.runnable_builds())})"
+                                + ("" if _core.HAS_OPENMP else ", without OpenMP: one thread"),
                 **extra)
 
 

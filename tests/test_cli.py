@@ -4,6 +4,7 @@ data and model errors, 2 for usage) and one line on stderr, with no traceback.""
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,8 +258,11 @@ def test_bench_quick(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if line.rstrip().endswith("x")]
     assert len(rows) == 3 and "cost+gradient, float64" in rows[0]
     assert all(float(row.split()[-1][:-1]) >= 0 for row in rows)     # a ratio; never asserted
-    from cbackprop._core import BUILD
-    assert f"build {BUILD}" in proc.stdout and "threads" in proc.stdout and "+-" in rows[0]
+    from cbackprop._core import BUILD, HAS_OPENMP
+    head = proc.stdout.splitlines()[0]
+    assert f"build {BUILD} ({'OpenMP' if HAS_OPENMP else 'no OpenMP'}" in head
+    assert " threads for 1000 rows" in head and "BLAS: " in head
+    assert re.search(r"\d \[[\d.e+-]+-[\d.e+-]+\] ms", rows[0])         # median [min-max]
 
 
 @pytest.mark.parametrize("command", ["check", "bench"])

@@ -8,7 +8,9 @@ product), .avx2 (AVX2 + FMA, which also runs the own products of gemm.h) and .av
 detection says which builds this processor runs; `core` is the best of them, or the one
 CBACKPROP_CPU=baseline|avx2|avx512 forces (to test each one, or compare them).
 
-threads.py holds BLAS to one thread while the kernels split rows; interrupt.py turns
+setup.py builds them with OpenMP where the compiler has it; HAS_OPENMP says whether it did
+(without, every call runs on one thread). threads.py holds BLAS to one thread while the
+kernels split rows; interrupt.py turns
 Ctrl-C during fit into a stop at the end of the current batch. See docs/design.md,
 "Architecture".
 """
@@ -66,6 +68,8 @@ def load(build=None):
 
 core = load()
 BUILD = core.__name__.rsplit(".", 1)[1]
+# False where the compiler had no OpenMP (setup.py; CBACKPROP_OPENMP=0): one thread then
+HAS_OPENMP = core.HAS_OPENMP
 
 
 def _unpickle_layout(sizes, activations, loss):

@@ -24,6 +24,21 @@ def _note_fork():
 os.register_at_fork(after_in_child=_note_fork)
 
 
+# Whether the C compiler built this with OpenMP (setup.py probes it). Without it Cython's
+# prange is a serial loop and threadid() is 0: every call runs on one thread.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define CBACKPROP_HAS_OPENMP 1
+    #else
+    #define CBACKPROP_HAS_OPENMP 0
+    #endif
+    """
+    const int CBACKPROP_HAS_OPENMP
+
+HAS_OPENMP = bool(CBACKPROP_HAS_OPENMP)
+
+
 def forked_child():
     """Whether this process is a fork of the one that imported the core: then forward and
     cost_grad run on one thread, whatever n_threads says."""

@@ -1,13 +1,17 @@
 """Thread counts. The kernels split row blocks across cores themselves, so while they
 run, BLAS must stay on one thread inside each block: letting OpenBLAS add its own
 threads to every small product oversubscribes the cores (benchmarks/README.md,
-"Measurements behind the code's choices", has what that cost)."""
+"Measurements behind the code's choices", has what that cost). A build without OpenMP
+(HAS_OPENMP false) has one thread: the counts say so."""
 import contextlib
 import os
 import threading
 import warnings
 
+from cbackprop._core import HAS_OPENMP
+
 _lock = threading.Lock()
+_warned_no_openmp = False
 _holders = {}       # thread ident -> kernels it runs with BLAS held to one thread
 _saved = []
 _libs = None
@@ -32,7 +36,9 @@ def default_threads():
     """Cores this process may use (affinity-aware), at most 8, and no more than
     OMP_NUM_THREADS said when cbackprop was imported (joblib sets it to 1 in its workers,
     Dask in its worker processes, so that jobs running side by side do not each start a
-    thread per core)."""
+    thread per core). One in a build without OpenMP."""
+    if not HAS_OPENMP:
+        return 1
     n = usable_cores()
     first = _OMP_AT_IMPORT.split(",")[0].strip()                          # "4,2": nested form
     if first.isdigit() and int(first) >= 1:
@@ -44,7 +50,16 @@ def capped_threads(n):
     """n threads, or the usable cores if n is more, with a warning saying so: each thread
     beyond them only waits for a core (n_threads=10**6 started that many threads). Called
     every forward or gradient: n within the cores usable at import is taken at once (the
-    affinity asked anew costs a system call and a set of the cores)."""
+    affinity asked anew costs a system call and a set of the cores). Without OpenMP, 1 (a
+    warning, once, if n asks for more)."""
+    global _warned_no_openmp
+    if not HAS_OPENMP:
+        if n > 1 and not _warned_no_openmp:
+            _warned_no_openmp = True
+            warnings.warn(f"n_threads={n}: this cbackprop was built without OpenMP "
+                          "(cbackprop._core.HAS_OPENMP), so it runs on one thread",
+                          UserWarning, stacklevel=4)
+        return 1
     if n <= _CORES_AT_IMPORT:
         return int(n)
     cores = usable_cores()

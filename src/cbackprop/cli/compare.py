@@ -7,8 +7,8 @@ import numpy as np
 
 import cbackprop as cb
 from cbackprop import _validation as v, reference
-from cbackprop._core import BUILD
-from cbackprop._core.threads import default_threads
+from cbackprop._core import BUILD, HAS_OPENMP
+from cbackprop._core.threads import usable_cores
 from cbackprop.cli.report import CLIError, out
 
 
@@ -74,18 +74,21 @@ def cmd_check(args):
 
 
 class Timing:
-    """Milliseconds of repeated calls: the median, and the spread (quartiles) that says how
-    far one run's number can be trusted on a busy machine."""
+    """Milliseconds of repeated calls: the median, and the spread (fastest to slowest run)
+    that says how far one run's number can be trusted on a busy machine."""
 
     def __init__(self, seconds, scale=1.0):
         ms = 1e3 * scale * np.asarray(seconds)
         self.median = float(np.median(ms))
-        self.low, self.high = (float(q) for q in np.percentile(ms, [25, 75]))
+        self.low, self.high = float(ms.min()), float(ms.max())
 
     @property
     def spread(self):
-        """Half the interquartile range, in percent of the median (the +- shown)."""
-        return 50 * (self.high - self.low) / self.median
+        """The range of the runs, in percent of the median."""
+        return 100 * (self.high - self.low) / self.median
+
+    def __str__(self):
+        return f"{self.median:.3g} [{self.low:.3g}-{self.high:.3g}]"
 
 
 def _time(fn, repeats, scale=1.0):
@@ -104,6 +107,7 @@ def _timings(rng, repeats, quick):
     X = rng.uniform(size=(m, sizes[0]))
     Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]
     rows = []
+    threads = cb.Network(sizes, random_state=0)._row_plan(m, X)[0]
     for dtype in ("float64", "float32"):
         net = cb.Network(sizes, dtype=dtype, random_state=0)
         Xd, Yd = X.astype(dtype), Y.astype(dtype)
@@ -123,26 +127,37 @@ def _timings(rng, repeats, quick):
             lambda: reference.cost_and_gradient_loop(net.thetas, X[:few], Y[:few], 1.0),
             min(repeats, 3), 1e3 / few)
     rows.append(("per-sample loop, float64", "us a sample", ours, theirs))
-    return m, rows
+    return m, threads, rows
+
+
+def _blas():
+    """Each BLAS library loaded (threadpoolctl): its name, version and threads."""
+    from threadpoolctl import threadpool_info
+    found = {f"{i.get('internal_api')} {i.get('version') or ''}".strip()
+             + f" ({i['num_threads']} threads)"
+             for i in threadpool_info() if i.get("user_api") == "blas"}
+    return ", ".join(sorted(found)) or "none found"
 
 
 def cmd_bench(args):
     rng = np.random.default_rng(args.seed)
     repeats = args.repeats or (3 if args.quick else 7)
-    m, rows = _timings(rng, repeats, args.quick)
-    out(f"cbackprop {cb.__version__} (build {BUILD}, {default_threads()} threads) against the "
-        f"NumPy reference (cbackprop.reference), {m} x 400 -> 25 -> 10, lambda 1, median of "
-        f"{repeats} (+-: half the interquartile range):")
-    out(f"  {'':<26} {'cbackprop':>19} {'NumPy':>19} {'speed-up':>9}")
+    m, threads, rows = _timings(rng, repeats, args.quick)
+    openmp = "OpenMP" if HAS_OPENMP else "no OpenMP: one thread"
+    out(f"cbackprop {cb.__version__}, build {BUILD} ({openmp}), {threads} threads for "
+        f"{m} rows ({usable_cores()} usable cores); BLAS: {_blas()}")
+    out(f"against the NumPy reference (cbackprop.reference), {m} x 400 -> 25 -> 10, lambda 1, "
+        f"{repeats} runs each: median [fastest-slowest]")
+    out(f"  {'':<26} {'cbackprop':>22} {'NumPy':>22} {'speed-up':>9}")
     for name, unit, ours, theirs in rows:
         short = unit.split()[0]
-        out(f"  {name:<26} {ours.median:>9.3g} {short:<2} +-{ours.spread:>3.0f}% "
-            f"{theirs.median:>9.3g} {short:<2} +-{theirs.spread:>3.0f}% "
+        out(f"  {name:<26} {str(ours):>19} {short:<2} {str(theirs):>19} {short:<2} "
             f"{theirs.median / ours.median:>8.1f}x")
     noisy = max(t.spread for _, _, *pair in rows for t in pair)
     out("  NumPy: the reference's vectorized cost_and_gradient and its per-sample loop, on the "
-        "same BLAS;\n  the per-sample rows run on one BLAS thread, the others on all cores.")
-    if noisy > 25:
-        out(f"  The timings spread by up to {noisy:.0f}%: the machine is busy, and the speed-ups "
-            "may change from run to run (more --repeats, or a quieter machine).")
+        "same BLAS;\n  the per-sample rows run on one thread and one BLAS thread, the others "
+        "on the threads above\n  (BLAS held to one thread inside cbackprop's own threads).")
+    if noisy > 50:
+        out(f"  The runs spread by up to {noisy:.0f}% of their median: the machine is busy, and "
+            "the speed-ups\n  may change from run to run (more --repeats, or a quieter machine).")
     return 0

@@ -302,8 +302,9 @@ def build_parser():
                      description="Time the cost and gradient of the course's 400-25-10 "
                                  "network (float64, float32) and the per-sample loop, "
                                  "cbackprop against the NumPy reference on this machine: "
-                                 "medians with their spread, the build the processor runs "
-                                 "(baseline, avx2, avx512) and the threads. Busy machines "
+                                 "medians with their spread (fastest to slowest run), the "
+                                 "build the processor runs (baseline, avx2, avx512; with or "
+                                 "without OpenMP), cbackprop's and BLAS's threads. Busy machines "
                                  "give noisy numbers; benchmarks/run.py is the full suite.")
     p.add_argument("--quick", action="store_true", help="smaller and fewer runs")
     p.add_argument("--repeats", type=positive_int, help="timing repeats (default 7, quick 3)")
