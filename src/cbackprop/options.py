@@ -101,6 +101,18 @@ FIT_OPTIONS = (
     FitOption("beta_1", 0.9, _real(**_UNIT_RATE), "Adam's decay of the first moment."),
     FitOption("beta_2", 0.999, _real(**_UNIT_RATE), "Adam's decay of the second moment."),
     FitOption("epsilon", 1e-8, _real(low=0, low_open=True), "Adam's epsilon."),
+    FitOption("clip_norm", None, _optional(_real(low=0, low_open=True)),
+              "sgd, adam: each batch's gradient g (lam's term included) scaled by "
+              "min(1, clip_norm / ||g||), ||g|| its global 2-norm over every Theta, biases "
+              "included (Keras' global_clipnorm, PyTorch's clip_grad_norm_). None: no clipping.",
+              "sgd, adam: clip each batch's gradient to this global 2-norm"),
+    FitOption("weight_decay", 0.0, _real(low=0),
+              "sgd, adam: decoupled weight decay (AdamW's rule): before each step the weights "
+              "(never the biases) are multiplied by 1 - learning_rate * weight_decay, apart "
+              "from the gradient, so that Adam's scaling never touches it. lam instead adds "
+              "(lam / 2m) sum W^2 to J, whose gradient Adam rescales with the rest; for sgd "
+              "without momentum or clipping the two are the same step (weight_decay = lam / m).",
+              "sgd, adam: decoupled (AdamW) weight decay of the weights"),
     FitOption("class_weight", None, _weighting.check_class_weight,
               "None, 'balanced' or {label: weight}: each sample's weight multiplied by its "
               "class's, as scikit-learn's linear models do ('balanced': n_samples / "

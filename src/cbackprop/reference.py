@@ -20,7 +20,8 @@ Three implementations compute the same (J, gradients):
 - ``pure_python``: the same loop with Python lists and the ``math`` module only.
 
 ``online_epoch`` is the derivation's stochastic gradient descent built on the same pieces:
-one epoch of per-sample updates, the contract of the compiled online solver.
+one epoch of per-sample updates, the contract of the compiled online solver;
+``minibatch_epoch`` the same for the mini-batch solvers (SGD, Adam, clipping, decoupled decay).
 
 Only NumPy and the standard library are used (and the package's input checks, which
 give the same errors as everywhere else).
@@ -46,6 +47,7 @@ __all__ = [
     "cost_and_gradient_loop",
     "pure_python",
     "online_epoch",
+    "minibatch_epoch",
     "smooth_labels",
     "class_sample_weights",
 ]
@@ -616,3 +618,99 @@ def online_epoch(
             if l > 0:
                 delta = back * _G_PRIME[names[l - 1]](a[l])
     return thetas, J / w_sum + _regularization(thetas, lam, w_sum)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mini-batch epochs: SGD (momentum, Nesterov) and Adam, gradient clipping, decoupled decay
+# ----------------------------------------------------------------------------------------------
+
+
+def minibatch_epoch(
+    thetas,
+    X,
+    Y,
+    order,
+    rate,
+    batch_size,
+    solver="adam",
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+    state=None,
+    momentum=0.9,
+    nesterov=True,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    clip_norm=None,
+    weight_decay=0.0,
+):
+    """One epoch of mini-batches, as ``Network.fit`` with ``solver="sgd"`` or ``"adam"`` runs
+    it: the samples of ``order`` taken ``batch_size`` at a time (the last batch short), and
+    for each batch B of b samples (W = sum of all weights, m = X's rows):
+
+        g = (m/W) (1/b) sum_{i in B} w_i dloss_i/dTheta + (lam/W) Theta   (bias: no lam term)
+        clip_norm:  g <- g min(1, clip_norm / ||g||),  ||g|| = sqrt(sum of every g^2),
+                    biases included
+        'sgd':      v <- momentum v - rate g;   step = momentum v - rate g (nesterov), else v
+        'adam':     t <- t + 1;  m1 <- beta_1 m1 + (1 - beta_1) g;
+                    m2 <- beta_2 m2 + (1 - beta_2) g^2
+                    step = -rate sqrt(1 - beta_2^t) / (1 - beta_1^t) m1 / (sqrt(m2) + epsilon)
+        Theta_W <- (1 - rate weight_decay) Theta_W + step_W;   Theta_b <- Theta_b + step_b
+
+    (the decoupled decay of AdamW, on the weights only, from Theta before the step).
+    ``state``: (m1, m2, t) from the last epoch (m1, m2: lists shaped like thetas; SGD keeps
+    its velocity in m1), or None to start from zeros.
+
+    Returns (thetas after the epoch, as new arrays; state; J), J the epoch's cost as fit
+    records it: each batch's cost, (m/W)(1/b) sum w_i loss_i + (lam/2W) sum W^2 from the
+    Thetas before its step, weighted by b and averaged over the samples.
+    """
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    if solver not in ("sgd", "adam"):
+        raise ValueError(f"solver must be 'sgd' or 'adam'; got {solver!r}")
+    order = np.asarray(order)
+    if order.ndim != 1 or (order.size and order.dtype.kind not in "iu"):
+        raise ValueError(f"order must be a 1-D sequence of sample indices, got {order!r}")
+    thetas = [theta.copy() for theta in thetas]
+    if state is None:
+        state = ([np.zeros_like(t) for t in thetas], [np.zeros_like(t) for t in thetas], 0)
+    m1, m2, t = [a.copy() for a in state[0]], [a.copy() for a in state[1]], state[2]
+    m, w_sum = X.shape[0], float(np.sum(w))
+    keep = 1.0 - rate * weight_decay
+
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        b, w_batch = len(batch), float(np.sum(w[batch]))
+        # the reference's gradient divides by the batch's weight: back to the sum, then the
+        # estimate of the full J's gradient
+        J_b, grads = cost_and_gradient(thetas, X[batch], Y[batch], 0.0, activation, output,
+                                       loss, sample_weight=w[batch])
+        to_estimate = w_batch * (m / w_sum) / b
+        total += b * (J_b * to_estimate + _regularization(thetas, lam, w_sum))
+        for grad, theta in zip(grads, thetas):
+            grad *= to_estimate
+            grad[:, 1:] += (lam / w_sum) * theta[:, 1:]
+        if clip_norm is not None:
+            norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+            if norm > clip_norm:
+                grads = [g * (clip_norm / norm) for g in grads]
+        if solver == "adam":
+            t += 1
+            lr_t = rate * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        for l, (theta, g) in enumerate(zip(thetas, grads)):
+            if solver == "sgd":
+                m1[l] = momentum * m1[l] - rate * g
+                step = momentum * m1[l] - rate * g if nesterov else m1[l]
+            else:
+                m1[l] = beta_1 * m1[l] + (1 - beta_1) * g
+                m2[l] = beta_2 * m2[l] + (1 - beta_2) * g * g
+                step = -lr_t * m1[l] / (np.sqrt(m2[l]) + epsilon)
+            theta[:, 1:] *= keep
+            theta += step
+    return thetas, (m1, m2, t), total / max(1, len(order))

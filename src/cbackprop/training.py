@@ -256,8 +256,8 @@ def _run_minibatch(run, n_epochs, state):
         state.update(solver=o["solver"], t=0, m1=np.zeros_like(params),
                      m2=np.zeros_like(params))
     # the optimizer's settings, built once; its state, advanced in place (state's arrays)
-    rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"],
-                         o["epsilon"])
+    rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"],
+                         o["beta_2"], o["epsilon"], o["clip_norm"] or 0.0, o["weight_decay"])
     moments = core.StepState(state["m1"], state["m2"], state["t"])
     # a batch larger than the data is the whole data (as scikit-learn clips it): the compiled
     # call takes a C int, and batch_size >= 2**31 raised OverflowError there
@@ -357,6 +357,7 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over
     from the last call."""
     o = fit_options.resolve(options)
+    _check_for_solver(o)
     rng = v.check_random_state(o["random_state"])
     if not np.isfinite(net.params).all():
         raise ValueError("the network's parameters contain NaN or inf (written into params "
@@ -368,6 +369,27 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     finally:
         if hasattr(data, "close"):
             data.close()
+
+
+# the options of the mini-batch solvers' step alone (StepRule)
+MINIBATCH_ONLY = ("clip_norm", "weight_decay")
+
+
+def _check_for_solver(o):
+    """Refuse options the solver has no use for, rather than ignore them."""
+    given = [name for name in MINIBATCH_ONLY
+             if o[name] != fit_options.DEFAULTS[name]]
+    if not given or o["solver"] in ("sgd", "adam"):
+        return
+    names = " and ".join(given)
+    if o["solver"] in FULL_BATCH:
+        raise ValueError(f"{names} apply to the mini-batch solvers 'sgd' and 'adam', not to "
+                         f"{o['solver']!r}: a full-batch solver minimizes J itself (use lam "
+                         "for an L2 penalty)")
+    raise ValueError(f"{names} apply to the mini-batch solvers 'sgd' and 'adam', not to "
+                     "'online': its per-sample step is the derivation's (for plain SGD, "
+                     "decoupled decay is lam's decay; clip a sample's step by lowering "
+                     "learning_rate), or use solver='sgd' with batch_size=1")
 
 
 def _training_data(net, X, y, sample_weight, classes, o):

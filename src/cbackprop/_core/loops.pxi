@@ -257,38 +257,51 @@ cdef struct Step:               # one SGD or Adam update's constants
     double rate                 # SGD: the learning rate; Adam: this step's lr_t
     double momentum
     double beta1, beta2, epsilon
+    double clip_norm            # 0: no clipping
+    double keep                 # 1 - learning rate * weight_decay: the weights' decoupled decay
 
 
 @cython.final
 @cython.auto_pickle(False)
 cdef class StepRule:
     """StepRule(solver, rate, momentum=0, nesterov=False, beta1=0.9, beta2=0.999,
-    epsilon=1e-8): how minibatch_epoch steps from a batch's gradient g.
+    epsilon=1e-8, clip_norm=0, weight_decay=0): how minibatch_epoch steps from a batch's
+    gradient g.
 
+      clip_norm > 0: g *= min(1, clip_norm / ||g||), ||g|| the 2-norm of the whole
+                     gradient (every Theta, biases and lam's term included);
       'sgd':  v = momentum v - rate g;  Theta += v  (nesterov: Theta += momentum v - rate g)
       'adam': moments m, v; Theta -= rate sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + epsilon)
+      weight_decay: the weights (never the biases) first multiplied by
+                     1 - rate * weight_decay (AdamW's decoupled decay; g is taken before it).
 
     Built once per fit; `rate` may change between epochs (a learning-rate schedule).
     """
     cdef readonly str solver
     cdef public double rate
-    cdef readonly double momentum, beta1, beta2, epsilon
+    cdef readonly double momentum, beta1, beta2, epsilon, clip_norm, weight_decay
     cdef readonly bint nesterov
     cdef int code
 
     def __init__(self, str solver, double rate, double momentum=0.0, bint nesterov=False,
-                 double beta1=0.9, double beta2=0.999, double epsilon=1e-8):
+                 double beta1=0.9, double beta2=0.999, double epsilon=1e-8,
+                 double clip_norm=0.0, double weight_decay=0.0):
         if solver not in _SOLVER_CODES:
             raise ValueError(f"StepRule: solver must be one of {', '.join(_SOLVER_CODES)}; "
                              f"got {solver!r}")
+        if not (clip_norm >= 0 and weight_decay >= 0):
+            raise ValueError(f"StepRule: clip_norm and weight_decay must be >= 0; got "
+                             f"{clip_norm!r}, {weight_decay!r}")
         self.solver, self.code = solver, _SOLVER_CODES[solver]
         self.rate, self.momentum, self.nesterov = rate, momentum, nesterov
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.clip_norm, self.weight_decay = clip_norm, weight_decay
 
     def __repr__(self):
         return (f"StepRule({self.solver!r}, rate={self.rate!r}, momentum={self.momentum!r}, "
                 f"nesterov={self.nesterov!r}, beta1={self.beta1!r}, beta2={self.beta2!r}, "
-                f"epsilon={self.epsilon!r})")
+                f"epsilon={self.epsilon!r}, clip_norm={self.clip_norm!r}, "
+                f"weight_decay={self.weight_decay!r})")
 
 
 @cython.final
@@ -317,8 +330,10 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 
 cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floating* s2,
-                           Py_ssize_t n, floating inv, floating r, const Step* st) noexcept nogil:
-    """The update of n contiguous parameters from g = grad * inv + r * p (p before it)."""
+                           Py_ssize_t n, floating inv, floating r, floating keep,
+                           const Step* st) noexcept nogil:
+    """The update of n contiguous parameters from g = grad * inv + r * p (p before it), p
+    multiplied by keep (1 - rate * weight_decay: weights; 1: biases) before the step."""
     cdef Py_ssize_t k
     cdef floating g, v
     cdef floating lr = <floating>st.rate, mu = <floating>st.momentum
@@ -330,19 +345,42 @@ cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floa
             g = grad[k] * inv + r * p[k]
             s1[k] = b1 * s1[k] + c1 * g
             s2[k] = b2 * s2[k] + c2 * g * g
-            p[k] -= lr * s1[k] / (_sqrt(s2[k]) + eps)
+            p[k] = keep * p[k] - lr * s1[k] / (_sqrt(s2[k]) + eps)
     elif st.nesterov:
         for k in range(n):
             g = grad[k] * inv + r * p[k]
             v = mu * s1[k] - lr * g
             s1[k] = v
-            p[k] += mu * v - lr * g
+            p[k] = keep * p[k] + (mu * v - lr * g)
     else:
         for k in range(n):
             g = grad[k] * inv + r * p[k]
             v = mu * s1[k] - lr * g
             s1[k] = v
-            p[k] += v
+            p[k] = keep * p[k] + v
+
+
+cdef inline double _grad_sumsq(const floating* p, const floating* grad, Py_ssize_t n,
+                               floating inv, floating r) noexcept nogil:
+    """sum g^2 in double of g = grad * inv + r * p (_step_run's g), over 16 partial sums."""
+    cdef double acc[16]
+    cdef double total = 0, g
+    cdef Py_ssize_t k = 0
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    while k + 16 <= n:
+        for u in range(16):
+            g = grad[k + u] * inv + r * p[k + u]
+            acc[u] += g * g
+        k += 16
+    while k < n:
+        g = grad[k] * inv + r * p[k]
+        total += g * g
+        k += 1
+    for u in range(16):
+        total += acc[u]
+    return total
 
 
 cdef struct FirstApart:
@@ -372,35 +410,79 @@ cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n
     if want_sums:
         first.sums[c] = _sumsq(w, n)
     _step_run(w, <floating*>first.g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo,
-              n, inv, r, st)
+              n, inv, r, <floating>st.keep, st)
     memset(<floating*>first.g + lo, 0, n * sizeof(floating))
+
+
+cdef inline void _first_norm_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
+                                  floating inv, floating r) noexcept nogil:
+    """Part c's share of the gradient's squared norm, into first.sums[c] (clip_norm)."""
+    cdef Py_ssize_t lo = c * FIRST_PART
+    first.sums[c] = _grad_sumsq(<floating*>first.w + lo, <floating*>first.g + lo,
+                                min(FIRST_PART, n1 - lo), inv, r)
+
+
+cdef double _grad_norm(const Net* net, const floating* params, const floating* grad,
+                       floating inv, floating r, const FirstApart* first) noexcept nogil:
+    """||g||, g = grad * inv + r * W (biases: grad * inv), the first layer's weights from
+    first when kept apart (their parts' sums added in order: the same bits for any nt)."""
+    cdef int l, j, ldt
+    cdef Py_ssize_t base, c, n_parts, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
+    cdef double total = 0
+    if r == 0 and first == NULL:
+        return sqrt(_grad_sumsq(params, grad, net.n_params, inv, 0))
+    for l in range(net.n_layers - 1):
+        ldt = net.strides[l]
+        for j in range(net.sizes[l + 1]):
+            base = net.offsets[l] + <Py_ssize_t>j * ldt
+            total += _grad_sumsq(params + base, grad + base, 1, inv, 0)
+            if not (l == 0 and first != NULL):
+                total += _grad_sumsq(params + base + 1, grad + base + 1, ldt - 1, inv, r)
+    if first != NULL:
+        n_parts = (n1 + FIRST_PART - 1) // FIRST_PART
+        if first.nt > 1 and n_parts > 1:
+            for c in prange(n_parts, num_threads=first.nt, schedule="static"):
+                _first_norm_part(first, c, n1, inv, r)
+        else:
+            for c in range(n_parts):
+                _first_norm_part(first, c, n1, inv, r)
+        for c in range(n_parts):
+            total += first.sums[c]
+    return sqrt(total)
 
 
 cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
                    floating* s2, double loss_norm, double reg, const Step* st,
                    const FirstApart* first) noexcept nogil:
     """One SGD or Adam step on g = grad / loss_norm + reg * W (bias column unregularized), in
-    a single pass over parameters, gradient and state. Returns reg/2 sum W^2, from W before
-    the step (the batch's regularization cost). first: W(1)'s weights kept apart (NULL:
-    none), whose gradient is zeroed after the step."""
+    a single pass over parameters, gradient and state (clip_norm: one pass before it for
+    ||g||, then g scaled). Returns reg/2 sum W^2, from W before the step (the batch's
+    regularization cost). first: W(1)'s weights kept apart (NULL: none), whose gradient is
+    zeroed after the step."""
     cdef int l, j, ldt, L = net.n_layers
     cdef Py_ssize_t base, c, n_parts, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
     cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
-    cdef double sumsq = 0
-    if reg == 0 and first == NULL:           # nothing to tell bias from weights: one flat run
-        _step_run(params, grad, s1, s2, net.n_params, inv, 0, st)
+    cdef floating keep = <floating>st.keep, one = 1
+    cdef double sumsq = 0, norm
+    if st.clip_norm > 0:
+        norm = _grad_norm(net, params, grad, inv, r, first)
+        if norm > st.clip_norm:              # scaling inv and r scales g
+            inv = <floating>(inv * (st.clip_norm / norm))
+            r = <floating>(r * (st.clip_norm / norm))
+    if reg == 0 and st.keep == 1 and first == NULL:   # no bias apart from weights: one flat run
+        _step_run(params, grad, s1, s2, net.n_params, inv, 0, one, st)
         return 0
     for l in range(L - 1):                   # Theta(l) row by row: the bias, then the weights
         ldt = net.strides[l]
         for j in range(net.sizes[l + 1]):
             base = net.offsets[l] + <Py_ssize_t>j * ldt
-            _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, st)
+            _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, one, st)
             if l == 0 and first != NULL:
                 continue
             if reg != 0:
                 sumsq += _sumsq(params + base + 1, ldt - 1)
             _step_run(params + base + 1, grad + base + 1, s1 + base + 1, s2 + base + 1,
-                      ldt - 1, inv, r, st)
+                      ldt - 1, inv, r, keep, st)
     if first != NULL:
         n_parts = (n1 + FIRST_PART - 1) // FIRST_PART
         if first.nt > 1 and n_parts > 1:
@@ -475,7 +557,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm
     cdef Step st = Step(rule.code, rule.nesterov, rule.rate, rule.momentum, rule.beta1,
-                        rule.beta2, rule.epsilon)
+                        rule.beta2, rule.epsilon, rule.clip_norm,
+                        1 - rule.rate * rule.weight_decay)
     cdef double rate = rule.rate
     cdef long long t = state.t
     cdef int status = DONE, why = GO_ON
