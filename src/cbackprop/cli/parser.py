@@ -140,6 +140,8 @@ FIT_FLAGS = {            # option: (argparse type or choices, default, what the 
     "label_smoothing": (float, SAME, None),
     "clip_norm": (float, SAME, "default none: no clipping"),
     "weight_decay": (float, SAME, None),
+    "dropout": (float, SAME, None),
+    "input_dropout": (float, SAME, None),
 }
 
 

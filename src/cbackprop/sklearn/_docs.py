@@ -119,6 +119,16 @@ _SHARED_PARAMS = """\
         before each step, apart from the gradient (``alpha`` is an L2 term in the loss,
         whose gradient Adam rescales). Other solvers refuse it (``ValueError``).
 
+    dropout : float or list of float, default=0.0
+        cbackprop's: inverted dropout of the hidden units while ``'online'``, ``'sgd'`` and
+        ``'adam'`` train (a rate in ``[0, 1)`` for every hidden layer, or one a layer);
+        masks from ``random_state`` (the same fit for any ``n_threads``). ``predict``,
+        ``score`` and the validation score use the whole network; ``loss_curve_`` is the
+        dropped network's loss. The full-batch solvers refuse it (``ValueError``).
+
+    input_dropout : float, default=0.0
+        cbackprop's: the same on the input features (dense ``X`` only).
+
     n_threads : int or None, default=None
         cbackprop's: threads the full-batch kernels split rows across. None: the usable
         cores (at most 8), capped by ``OMP_NUM_THREADS`` when set, which joblib sets in its
