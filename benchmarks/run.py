@@ -8,7 +8,9 @@ epoch, batch size 1, digits 64 -> 30 -> 10), adam (digits, batch 32), synthetic 
 processes), python_threads (small networks trained from 2 Python threads vs 1), the sweeps
 samples, width, batch, depth, blas_threads (sweeps.py), scale (bench_scale.py, issue 14: L-BFGS
 on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap), and units
-(bench_units.py, issue 16: online and Adam epochs for each hidden unit, against tanh).
+(bench_units.py, issue 16: online and Adam epochs for each hidden unit, against tanh),
+dropout (bench_dropout.py, issue 16: epochs with dropout, clip_norm, weight_decay, against
+none).
 Contenders: cbackprop float64/float32, cbackprop.reference (vectorized, per-sample loop, pure
 Python), scikit-learn, PyTorch (CPU, float32/float64) and FANN, where installed; each is checked
 to compute the same cost (or make the same updates) as cbackprop before it is timed. Contenders
@@ -26,6 +28,7 @@ import numpy as np
 
 import _report
 import bench_cost_gradient as bcg
+import bench_dropout
 import bench_fann
 import bench_scale
 import bench_train as bt
@@ -42,13 +45,13 @@ FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=10
             adam_epochs=100, synth_rows=60000, synth_rounds=5,
             memory_rows=[7500, 15000, 30000, 60000], memory_peers=True,
             thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, units_epochs=20,
-            units_rows=40000,
+            units_rows=40000, dropout_epochs=20,
             **sweeps.FULL,
             **bench_scale.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
-             peer_nets=2, peer_epochs=2, units_epochs=2, units_rows=4000,
+             peer_nets=2, peer_epochs=2, units_epochs=2, units_rows=4000, dropout_epochs=2,
              **sweeps.QUICK,
              **bench_scale.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
@@ -384,7 +387,8 @@ def python_threads(cfg):
 WORKLOADS = {"cost_gradient": cost_gradient, "online": online, "adam": adam,
              "synthetic": synthetic, "memory": memory, "python_threads": python_threads,
              **sweeps.SWEEPS, "scale": bench_scale.scale,
-             "units": lambda cfg: bench_units.units(cfg, make_rows, goal)}
+             "units": lambda cfg: bench_units.units(cfg, make_rows, goal),
+             "dropout": lambda cfg: bench_dropout.dropout(cfg, make_rows, goal)}
 
 
 def run_all(names, cfg):

@@ -324,7 +324,8 @@ class DaskData:
 
     def minibatch_epoch(self, run, layout, rule, moments, params, batch_size):
         settings = ("minibatch", (rule.solver, rule.rate, rule.momentum, rule.nesterov,
-                                  rule.beta1, rule.beta2, rule.epsilon), batch_size,
+                                  rule.beta1, rule.beta2, rule.epsilon, rule.clip_norm,
+                                  rule.weight_decay), batch_size,
                     run.scale, run.reg)
         state = (params, moments.m1, moments.m2, moments.t)
         total, done, status, new = self._epoch(run, _train_part, layout, settings, state,

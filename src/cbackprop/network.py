@@ -451,10 +451,12 @@ class Network:
         Raises cbackprop.ModelFileError for anything but a valid model file."""
         return cls._from_spec(modelfile.read(path))
 
-    def trace(self, x, y, lam=0.0):
-        """z, a, delta and dJ/dTheta of every layer for one sample: cbackprop.trace.Trace."""
+    def trace(self, x, y, lam=0.0, **dropout):
+        """z, a, delta and dJ/dTheta of every layer for one sample: cbackprop.trace.Trace
+        (dropout: its dropout, input_dropout, dropout_seed, epoch and sample, for the pass
+        through the masks they draw)."""
         from cbackprop.trace import Trace
-        return Trace(self, x, y, lam)
+        return Trace(self, x, y, lam, **dropout)
 
     @classmethod
     def from_sklearn(cls, mlp):

@@ -70,6 +70,17 @@ def _client(name, value):
 
 _UNIT_RATE = dict(low=0, high=1, high_open=True)
 
+
+def _dropout(name, value):
+    """A rate in [0, 1), or a list of them (one a hidden layer, checked against the
+    network in training)."""
+    if isinstance(value, (list, tuple, v.np.ndarray)):
+        if len(value) == 0:
+            raise ValueError(f"{name} must be a rate or a non-empty list of rates (one a "
+                             "hidden layer)")
+        return [v.check_real(f"{name}[{k}]", p, **_UNIT_RATE) for k, p in enumerate(value)]
+    return v.check_real(name, value, **_UNIT_RATE)
+
 FIT_OPTIONS = (
     FitOption("solver", "adam", _choice(v.SOLVERS),
               "'online': the derivation's stochastic gradient descent, Theta updated after "
@@ -101,6 +112,30 @@ FIT_OPTIONS = (
     FitOption("beta_1", 0.9, _real(**_UNIT_RATE), "Adam's decay of the first moment."),
     FitOption("beta_2", 0.999, _real(**_UNIT_RATE), "Adam's decay of the second moment."),
     FitOption("epsilon", 1e-8, _real(low=0, low_open=True), "Adam's epsilon."),
+    FitOption("clip_norm", None, _optional(_real(low=0, low_open=True)),
+              "sgd, adam: each batch's gradient g (lam's term included) scaled by "
+              "min(1, clip_norm / ||g||), ||g|| its global 2-norm over every Theta, biases "
+              "included (Keras' global_clipnorm, PyTorch's clip_grad_norm_). None: no clipping.",
+              "sgd, adam: clip each batch's gradient to this global 2-norm"),
+    FitOption("weight_decay", 0.0, _real(low=0),
+              "sgd, adam: decoupled weight decay (AdamW's rule): before each step the weights "
+              "(never the biases) are multiplied by 1 - learning_rate * weight_decay, apart "
+              "from the gradient, so that Adam's scaling never touches it. lam instead adds "
+              "(lam / 2m) sum W^2 to J, whose gradient Adam rescales with the rest; for sgd "
+              "without momentum or clipping the two are the same step (weight_decay = lam / m).",
+              "sgd, adam: decoupled (AdamW) weight decay of the weights"),
+    FitOption("dropout", 0.0, _dropout,
+              "online, sgd, adam: inverted dropout of the hidden layers' units while "
+              "training, a rate in [0, 1) for every hidden layer or a list of one a layer: "
+              "each unit kept with probability 1 - rate and then divided by it, its delta "
+              "too; masks drawn from random_state by a counter-based generator (the same "
+              "fit for any thread count). Prediction, cost and validation use the full "
+              "network; history_['loss'] is the dropped network's. In memory only.",
+              "online, sgd, adam: dropout rate of the hidden units"),
+    FitOption("input_dropout", 0.0, _real(**_UNIT_RATE),
+              "online, sgd, adam: inverted dropout of the input features while training, as "
+              "dropout (dense X only).",
+              "online, sgd, adam: dropout rate of the inputs"),
     FitOption("class_weight", None, _weighting.check_class_weight,
               "None, 'balanced' or {label: weight}: each sample's weight multiplied by its "
               "class's, as scikit-learn's linear models do ('balanced': n_samples / "

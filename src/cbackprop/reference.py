@@ -20,7 +20,11 @@ Three implementations compute the same (J, gradients):
 - ``pure_python``: the same loop with Python lists and the ``math`` module only.
 
 ``online_epoch`` is the derivation's stochastic gradient descent built on the same pieces:
-one epoch of per-sample updates, the contract of the compiled online solver.
+one epoch of per-sample updates, the contract of the compiled online solver;
+``minibatch_epoch`` the same for the mini-batch solvers (SGD, Adam, clipping, decoupled decay).
+
+The units, losses, argument checks and dropout's generator are in _reference_units.py, imported
+here (every name of the contract is this module's).
 
 Only NumPy and the standard library are used (and the package's input checks, which
 give the same errors as everywhere else).
@@ -31,6 +35,12 @@ import math
 import numpy as np
 
 from cbackprop import _validation as v
+from cbackprop._reference_units import (  # noqa: F401 (the contract's names, re-exported)
+    sigmoid, sigmoid_gradient, debug_initialize_weights, _softplus, _logsumexp, _softmax,
+    LEAKY_SLOPE, ELU_ALPHA, ELLIOTT_STEEPNESS, _G, _G_PRIME, _xlogx, _sample_loss,
+    _output_delta, _layer_names, _check_loss, _as_arrays, _as_targets, _check_masks, _U64,
+    _mix64, dropout_keep, dropout_masks,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,6 +56,9 @@ __all__ = [
     "cost_and_gradient_loop",
     "pure_python",
     "online_epoch",
+    "minibatch_epoch",
+    "dropout_keep",
+    "dropout_masks",
     "smooth_labels",
     "class_sample_weights",
 ]
@@ -79,213 +92,33 @@ def class_sample_weights(y, class_weight, sample_weight=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# Activations and their derivatives
-# ----------------------------------------------------------------------------------------------
-
-
-def sigmoid(z):
-    """g(z) = 1 / (1 + exp(-z)), computed without overflow for any z.
-
-    g(z) = exp(-log(1 + exp(-z))), and np.logaddexp(0, -z) = log(1 + exp(-z)) never
-    overflows: it is -z + log1p(exp(z)) for z < 0.
-    """
-    return np.exp(-np.logaddexp(0.0, -np.asarray(z)))[()]
-
-
-def sigmoid_gradient(z):
-    """g'(z) = g(z) (1 - g(z)), the derivative of the sigmoid."""
-    g = sigmoid(z)
-    return g * (1 - g)
-
-
-def debug_initialize_weights(fan_out, fan_in):
-    """The course's debugInitializeWeights: a fixed (fan_out, 1 + fan_in) matrix for checks.
-
-    Octave's reshape(sin(1:numel(W)), size(W)) / 10 fills it column by column (Fortran order).
-    """
-    shape = (fan_out, 1 + fan_in)
-    return np.sin(np.arange(1, shape[0] * shape[1] + 1)).reshape(shape, order="F") / 10
-
-
-def _softplus(z):
-    """softplus(z) = log(1 + exp(z)), without overflow (np.logaddexp(0, z))."""
-    return np.logaddexp(0.0, z)
-
-
-def _logsumexp(z):
-    """log sum_k exp(z_k) over the last axis, shifted by the maximum so that exp never overflows."""
-    zmax = np.max(z, axis=-1, keepdims=True)
-    return zmax + np.log(np.sum(np.exp(z - zmax), axis=-1, keepdims=True))
-
-
-def _softmax(z):
-    """h_k = exp(z_k) / sum_j exp(z_j) over the last axis, shifted by the maximum."""
-    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-# The constants of issue 16's units (fixed: no option sets them)
-LEAKY_SLOPE = 0.01        # leaky_relu: z for z > 0, else 0.01 z (PyTorch's default slope)
-ELU_ALPHA = 1.0           # elu: z for z > 0, else alpha (exp(z) - 1)
-ELLIOTT_STEEPNESS = 0.5   # elliott: FANN_ELLIOT, (s z / 2) / (1 + |s z|) + 1/2, FANN's default s
-
-# g(z) for every layer type
-_G = {
-    "sigmoid": sigmoid,
-    "tanh": np.tanh,
-    "relu": lambda z: np.maximum(z, 0),
-    "softmax": _softmax,
-    "identity": lambda z: z,
-    "exp": np.exp,  # the poisson loss's output (log link): inf past exp's range
-    "leaky_relu": lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
-    "elu": lambda z: np.where(z > 0, z, ELU_ALPHA * np.expm1(np.minimum(z, 0))),
-    "softplus": lambda z: _softplus(z),
-    "elliott": lambda z: ELLIOTT_STEEPNESS * z / 2 / (1 + np.abs(ELLIOTT_STEEPNESS * z)) + 0.5,
-}
-
-# g'(z) of the hidden activations, written in terms of a = g(z)
-_G_PRIME = {
-    "sigmoid": lambda a: a * (1 - a),
-    "tanh": lambda a: 1 - a * a,
-    "relu": lambda a: (a > 0).astype(a.dtype),  # [z > 0]: a = max(z, 0) > 0 exactly when z > 0
-    "identity": lambda a: np.ones_like(a),      # a linear layer: g(z) = z
-    "leaky_relu": lambda a: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),  # a > 0 iff z > 0
-    "elu": lambda a: np.where(a > 0, 1.0, a + ELU_ALPHA),  # z <= 0: alpha exp(z) = a + alpha
-    "softplus": lambda a: -np.expm1(-a),                   # sigmoid(z) = 1 - exp(-a)
-    # elliott: g' = s / (2 (1 + |s z|)^2), and 1 - 2 |a - 1/2| = 1 / (1 + |s z|)
-    "elliott": lambda a: ELLIOTT_STEEPNESS / 2 * (1 - 2 * np.abs(a - 0.5)) ** 2,
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# Loss per sample and output error delta(L)
-# ----------------------------------------------------------------------------------------------
-
-
-def _xlogx(y):
-    """y log y, 0 at y = 0 (scipy.special.xlogy(y, y))."""
-    return y * np.log(np.where(y > 0, y, 1))
-
-
-def _sample_loss(z, h, y, output, loss):
-    """Loss of each sample (summed over the output units k), from z = z(L) and h = a(L).
-
-    Works on a single sample (1-D) or on one sample per row (2-D): sums run over the last axis.
-    """
-    if loss == "poisson":
-        # half Poisson deviance, as scikit-learn's MLPRegressor(loss="poisson"):
-        # y log(y / h) - y + h with log h = z (the exp output), so h - y z + (y log y - y)
-        return np.sum(h - y * z + (_xlogx(y) - y), axis=-1)
-    if loss == "squared_error":
-        return 0.5 * np.sum((h - y) ** 2, axis=-1)  # (1/2) ||h - y||^2
-    if output == "sigmoid":
-        # -[y log h + (1 - y) log(1 - h)], with log h = -softplus(-z) and log(1 - h) = -softplus(z),
-        # is y softplus(-z) + (1 - y) softplus(z) = softplus(z) - y z,
-        # since softplus(-z) = softplus(z) - z
-        return np.sum(_softplus(z) - y * z, axis=-1)
-    # softmax: -sum_k y_k log h_k with log h_k = z_k - logsumexp(z)
-    return np.sum(y * (_logsumexp(z) - z), axis=-1)
-
-
-def _output_delta(h, y, output, loss):
-    """delta(L) = dJ_i/dz(L), the error of the output layer, for one sample or one per row."""
-    if loss == "poisson":
-        return h - y  # d/dz [exp(z) - y z] = h - y
-    if loss == "cross_entropy":
-        if output == "sigmoid":
-            return h - y  # d/dz [softplus(z) - y z] = g(z) - y
-        # softmax: d/dz_k sum_j y_j (logsumexp(z) - z_j) = h_k sum_j y_j - y_k.
-        # This is h - y when each row of Y sums to 1 (one-hot or probabilities), and the exact
-        # gradient for any other targets.
-        return h * np.sum(y, axis=-1, keepdims=True) - y
-    r = h - y  # squared error: dJ_i/dh = h - y, then the chain rule through the output g
-    if output == "identity":
-        return r
-    if output == "sigmoid":
-        return r * h * (1 - h)  # g'(z) = h (1 - h)
-    # softmax: the Jacobian dh_j/dz_k = h_j ([j = k] - h_k) is symmetric; applied to r it gives
-    # h_k (r_k - sum_j r_j h_j)
-    return h * (r - np.sum(r * h, axis=-1, keepdims=True))
-
-
-# ----------------------------------------------------------------------------------------------
-# Input checks (the reference checks only what it needs to give a clear error)
-# ----------------------------------------------------------------------------------------------
-
-
-def _layer_names(activation, output, n_layers):
-    """The name of g after each of the n_layers = L - 1 weight matrices: hidden, then output."""
-    v.check_option("output", output, OUTPUTS)
-    return v.check_activations(activation, n_layers - 1) + [output]
-
-
-def _check_loss(output, loss):
-    v.check_option("loss", loss, LOSSES)
-    if loss == "cross_entropy" and output == "identity":
-        raise ValueError("loss='cross_entropy' needs output='sigmoid' or 'softmax', not 'identity'")
-    if (loss == "poisson") != (output == "exp"):
-        raise ValueError(f"loss='poisson' and output='exp' go together; got output={output!r}, "
-                         f"loss={loss!r}")
-
-
-def _as_arrays(thetas, X):
-    """Convert thetas and X to arrays of one floating dtype (the result type of the inputs).
-    A sparse X (scipy.sparse) means the matrix it stores: here, plainly, its dense copy."""
-    thetas = [np.asarray(theta) for theta in thetas]
-    X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-    if not thetas:
-        raise ValueError("thetas must hold at least one matrix")
-    dtype = np.result_type(np.float32, X, *thetas)  # float32 stays float32, ints become float64
-    thetas = [theta.astype(dtype, copy=False) for theta in thetas]
-    X = X.astype(dtype, copy=False)
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (m, n), got shape {X.shape}")
-    s = X.shape[1]
-    for l, theta in enumerate(thetas, start=1):
-        if theta.ndim != 2 or theta.shape[1] != s + 1:
-            raise ValueError(f"Theta({l}) must have shape (s_{l + 1}, {s + 1}), got {theta.shape}")
-        s = theta.shape[0]
-    return thetas, X
-
-
-def _as_targets(thetas, X, Y, sample_weight):
-    """Convert Y (m, s_L) and the sample weights (m,) to the dtype of X; default weights are 1."""
-    m = X.shape[0]
-    Y = np.asarray(Y, dtype=X.dtype)
-    if Y.shape != (m, thetas[-1].shape[0]):
-        raise ValueError(f"Y must have shape {(m, thetas[-1].shape[0])}, got {Y.shape}")
-    if sample_weight is None:
-        w = np.ones(m, dtype=X.dtype)
-    else:
-        w = np.asarray(sample_weight, dtype=X.dtype)
-        if w.shape != (m,):
-            raise ValueError(f"sample_weight must have shape ({m},), got {w.shape}")
-    if not np.sum(w) > 0:
-        raise ValueError("the sample weights must have a positive sum")
-    return Y, w
-
-
-# ----------------------------------------------------------------------------------------------
 # Forward propagation
 # ----------------------------------------------------------------------------------------------
 
 
-def forward_all(thetas, X, activation="sigmoid", output="sigmoid"):
+def forward_all(thetas, X, activation="sigmoid", output="sigmoid", masks=None):
     """Forward propagation keeping every layer.
 
     Returns (zs, activations): zs[0..L-2] are z(2)..z(L) and activations[0..L-1] are
     a(1) = X, ..., a(L) = h, all without a bias column, one sample per row.
+    masks (dropout): masks[k] multiplies a(k+1) (k = 0: the input, then each hidden layer;
+    an (m, s_{k+1}) array of factors, 1/(1-p) where kept and 0 where dropped, or None)
+    before the next layer reads it; activations holds a(l) after its mask.
     """
     thetas, X = _as_arrays(thetas, X)
     names = _layer_names(activation, output, len(thetas))
-    zs, activations = [], [X]
-    for theta, name in zip(thetas, names):
+    masks = _check_masks(masks, thetas, X)
+    zs, activations = [], [X if masks[0] is None else X * masks[0]]
+    for l, (theta, name) in enumerate(zip(thetas, names)):
         a = activations[-1]
         # z(l+1) = Theta(l) [1; a(l)] for every sample; with samples as rows this is
         # a(l) Theta(l)[:, 1:]^T plus the bias column, without stacking ones onto a(l)
         z = a @ theta[:, 1:].T + theta[:, 0]
         zs.append(z)
-        activations.append(_G[name](z))  # a(l+1) = g(z(l+1))
+        a = _G[name](z)  # a(l+1) = g(z(l+1))
+        if l + 1 < len(thetas) and masks[l + 1] is not None:
+            a = a * masks[l + 1]
+        activations.append(a)
     return zs, activations
 
 
@@ -304,16 +137,18 @@ def _regularization(thetas, lam, w_sum):
     return lam / (2 * w_sum) * sum(float(np.sum(theta[:, 1:] ** 2)) for theta in thetas)
 
 
-def _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight):
+def _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight,
+                      masks=None):
     """The forward pass over all samples and J: what cost and cost_and_gradient share."""
     _check_loss(output, loss)
     thetas, X = _as_arrays(thetas, X)
     Y, w = _as_targets(thetas, X, Y, sample_weight)
-    zs, a = forward_all(thetas, X, activation, output)  # a[l] is a(l+1) in the course's numbering
+    # a[l] is a(l+1) in the course's numbering
+    zs, a = forward_all(thetas, X, activation, output, masks)
     w_sum = float(np.sum(w))
     per_sample = _sample_loss(zs[-1], a[-1], Y, output, loss)
     J = float(np.sum(w * per_sample)) / w_sum + _regularization(thetas, lam, w_sum)
-    return J, thetas, a, Y, w, w_sum
+    return J, thetas, a, zs, Y, w, w_sum
 
 
 def cost(
@@ -325,9 +160,12 @@ def cost(
     output="sigmoid",
     loss="cross_entropy",
     sample_weight=None,
+    masks=None,
 ):
-    """The cost J = (1/sum w) sum_i w_i loss_i + (lam / 2 sum w) sum ||Theta[:, 1:]||^2."""
-    return _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight)[0]
+    """The cost J = (1/sum w) sum_i w_i loss_i + (lam / 2 sum w) sum ||Theta[:, 1:]||^2
+    (masks: of the network that dropout leaves, as forward_all takes them)."""
+    return _forward_and_cost(thetas, X, Y, lam, activation, output, loss, sample_weight,
+                             masks)[0]
 
 
 def cost_and_gradient(
@@ -339,11 +177,15 @@ def cost_and_gradient(
     output="sigmoid",
     loss="cross_entropy",
     sample_weight=None,
+    masks=None,
 ):
-    """J and [dJ/dTheta(1), ..., dJ/dTheta(L-1)], all samples at once (one sample per row)."""
-    J, thetas, a, Y, w, w_sum = _forward_and_cost(thetas, X, Y, lam, activation, output, loss,
-                                                  sample_weight)
+    """J and [dJ/dTheta(1), ..., dJ/dTheta(L-1)], all samples at once (one sample per row).
+    masks (dropout, as forward_all takes them): J and its gradient of the network that
+    the masks leave, delta(l) taking layer l's factors too."""
+    J, thetas, a, zs, Y, w, w_sum = _forward_and_cost(thetas, X, Y, lam, activation, output,
+                                                      loss, sample_weight, masks)
     names = _layer_names(activation, output, len(thetas))
+    masks = _check_masks(masks, thetas, a[0])
 
     # delta(L), one row per sample, each row multiplied by its sample's weight
     delta = _output_delta(a[-1], Y, output, loss) * w[:, None]
@@ -358,8 +200,13 @@ def cost_and_gradient(
         grad[:, 1:] += (lam / w_sum) * theta[:, 1:]  # + (lam/m) Theta(l), bias column excluded
         grads[l] = grad
         if l > 0:
-            # delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l)), with g' from a(l)
-            delta = (delta @ theta[:, 1:]) * _G_PRIME[names[l - 1]](a[l])
+            # delta(l) = (Theta(l)[:, 1:])^T delta(l+1) * g'(z(l)), with g' from a(l);
+            # dropout: from a(l) before its mask, and times the mask
+            if masks[l] is None:
+                delta = (delta @ theta[:, 1:]) * _G_PRIME[names[l - 1]](a[l])
+            else:
+                a_l = _G[names[l - 1]](zs[l - 1])
+                delta = (delta @ theta[:, 1:]) * _G_PRIME[names[l - 1]](a_l) * masks[l]
     return J, grads
 
 
@@ -570,6 +417,9 @@ def online_epoch(
     output="sigmoid",
     loss="cross_entropy",
     sample_weight=None,
+    dropout=None,
+    dropout_seed=0,
+    epoch=0,
 ):
     """One epoch of the derivation's stochastic gradient descent, as ``Network.fit`` with
     ``solver="online"`` runs it: for each sample i in ``order``, forward propagate x(i),
@@ -579,6 +429,10 @@ def online_epoch(
 
     the bias column not regularized (W = sum of the weights, m for none). Each sample's
     deltas use the Thetas before its own update.
+
+    dropout: one rate per layer but the output (the input first), each sample's pass
+    through the network its masks leave (dropout_masks(dropout_seed, epoch, [i], ...)):
+    a(k) times its factors before the next layer reads it, delta(k) times them too.
 
     Returns (thetas after the epoch, as new arrays; J), where J is the epoch's cost as fit
     records it in ``history_["loss"]``: each sample's weighted loss taken before its update,
@@ -598,12 +452,25 @@ def online_epoch(
     decay = 1.0 - rate * lam / w_sum  # Theta(l)[:, 1:] * decay is the regularization's step
     step = rate * X.shape[0] / w_sum
 
+    sizes = [X.shape[1]] + [theta.shape[0] for theta in thetas[:-1]]
+    ones = [np.ones(s, dtype=X.dtype) for s in sizes]
+
     J = 0.0
     for i in order:
-        a = [X[i]]  # a(1) = x(i); a[l] is a(l+1), without the bias unit
-        for W, b, name in zip(weights, biases, names):
+        # dropout's factors of this sample (ones: the full network)
+        masks = (ones if dropout is None else
+                 [np.ones(s, dtype=X.dtype) if f is None else f[0].astype(X.dtype)
+                  for f, s in zip(dropout_masks(dropout_seed, epoch, [i], dropout, sizes),
+                                  sizes)])
+        a = [X[i] * masks[0]]  # a(1) = x(i); a[l] is a(l+1), without the bias unit
+        g_prime = [None]       # g'(z(l+1)) of the hidden layers, times their factors
+        for l, (W, b, name) in enumerate(zip(weights, biases, names)):
             z = W @ a[-1] + b  # z(l+1) = Theta(l) [1; a(l)]
-            a.append(_G[name](z))
+            h = _G[name](z)
+            if l + 1 < len(thetas):
+                g_prime.append(_G_PRIME[name](h) * masks[l + 1])
+                h = h * masks[l + 1]
+            a.append(h)
         J += float(w[i] * _sample_loss(z, a[-1], Y[i], output, loss))
         delta = _output_delta(a[-1], Y[i], output, loss)  # delta(L)
         sample_step = step * w[i]
@@ -614,5 +481,110 @@ def online_epoch(
             weights[l] -= sample_step * np.outer(delta, a[l])
             biases[l] -= sample_step * delta
             if l > 0:
-                delta = back * _G_PRIME[names[l - 1]](a[l])
+                delta = back * g_prime[l]
     return thetas, J / w_sum + _regularization(thetas, lam, w_sum)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mini-batch epochs: SGD (momentum, Nesterov) and Adam, gradient clipping, decoupled decay
+# ----------------------------------------------------------------------------------------------
+
+
+def minibatch_epoch(
+    thetas,
+    X,
+    Y,
+    order,
+    rate,
+    batch_size,
+    solver="adam",
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    loss="cross_entropy",
+    sample_weight=None,
+    state=None,
+    momentum=0.9,
+    nesterov=True,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    clip_norm=None,
+    weight_decay=0.0,
+    dropout=None,
+    dropout_seed=0,
+    epoch=0,
+):
+    """One epoch of mini-batches, as ``Network.fit`` with ``solver="sgd"`` or ``"adam"`` runs
+    it: the samples of ``order`` taken ``batch_size`` at a time (the last batch short), and
+    for each batch B of b samples (W = sum of all weights, m = X's rows):
+
+        g = (m/W) (1/b) sum_{i in B} w_i dloss_i/dTheta + (lam/W) Theta   (bias: no lam term)
+        clip_norm:  g <- g min(1, clip_norm / ||g||),  ||g|| = sqrt(sum of every g^2),
+                    biases included
+        'sgd':      v <- momentum v - rate g;   step = momentum v - rate g (nesterov), else v
+        'adam':     t <- t + 1;  m1 <- beta_1 m1 + (1 - beta_1) g;
+                    m2 <- beta_2 m2 + (1 - beta_2) g^2
+                    step = -rate sqrt(1 - beta_2^t) / (1 - beta_1^t) m1 / (sqrt(m2) + epsilon)
+        Theta_W <- (1 - rate weight_decay) Theta_W + step_W;   Theta_b <- Theta_b + step_b
+
+    (the decoupled decay of AdamW, on the weights only, from Theta before the step).
+    ``dropout``: one rate per layer but the output (the input first): each batch's loss and
+    gradient those of the network its samples' masks leave (dropout_masks(dropout_seed,
+    epoch, batch, ...): cost_and_gradient's masks).
+    ``state``: (m1, m2, t) from the last epoch (m1, m2: lists shaped like thetas; SGD keeps
+    its velocity in m1), or None to start from zeros.
+
+    Returns (thetas after the epoch, as new arrays; state; J), J the epoch's cost as fit
+    records it: each batch's cost, (m/W)(1/b) sum w_i loss_i + (lam/2W) sum W^2 from the
+    Thetas before its step, weighted by b and averaged over the samples.
+    """
+    _check_loss(output, loss)
+    thetas, X = _as_arrays(thetas, X)
+    Y, w = _as_targets(thetas, X, Y, sample_weight)
+    if solver not in ("sgd", "adam"):
+        raise ValueError(f"solver must be 'sgd' or 'adam'; got {solver!r}")
+    order = np.asarray(order)
+    if order.ndim != 1 or (order.size and order.dtype.kind not in "iu"):
+        raise ValueError(f"order must be a 1-D sequence of sample indices, got {order!r}")
+    thetas = [theta.copy() for theta in thetas]
+    if state is None:
+        state = ([np.zeros_like(t) for t in thetas], [np.zeros_like(t) for t in thetas], 0)
+    m1, m2, t = [a.copy() for a in state[0]], [a.copy() for a in state[1]], state[2]
+    m, w_sum = X.shape[0], float(np.sum(w))
+    keep = 1.0 - rate * weight_decay
+
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        b, w_batch = len(batch), float(np.sum(w[batch]))
+        # the reference's gradient divides by the batch's weight: back to the sum, then the
+        # estimate of the full J's gradient
+        masks = (None if dropout is None else
+                 dropout_masks(dropout_seed, epoch, batch, dropout,
+                               [X.shape[1]] + [theta.shape[0] for theta in thetas[:-1]]))
+        J_b, grads = cost_and_gradient(thetas, X[batch], Y[batch], 0.0, activation, output,
+                                       loss, sample_weight=w[batch], masks=masks)
+        to_estimate = w_batch * (m / w_sum) / b
+        total += b * (J_b * to_estimate + _regularization(thetas, lam, w_sum))
+        for grad, theta in zip(grads, thetas):
+            grad *= to_estimate
+            grad[:, 1:] += (lam / w_sum) * theta[:, 1:]
+        if clip_norm is not None:
+            norm = math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+            if norm > clip_norm:
+                grads = [g * (clip_norm / norm) for g in grads]
+        if solver == "adam":
+            t += 1
+            lr_t = rate * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        for l, (theta, g) in enumerate(zip(thetas, grads)):
+            if solver == "sgd":
+                m1[l] = momentum * m1[l] - rate * g
+                step = momentum * m1[l] - rate * g if nesterov else m1[l]
+            else:
+                m1[l] = beta_1 * m1[l] + (1 - beta_1) * g
+                m2[l] = beta_2 * m2[l] + (1 - beta_2) * g * g
+                step = -lr_t * m1[l] / (np.sqrt(m2[l]) + epsilon)
+            theta[:, 1:] *= keep
+            theta += step
+    return thetas, (m1, m2, t), total / max(1, len(order))

@@ -44,12 +44,13 @@ class InMemory:
 
     def online_epoch(self, run, layout, params, step, decay):
         return core.online_epoch(layout, self.X, self.Y, self.w, params, run.order(), step,
-                                 decay, run.check_every)
+                                 decay, run.check_every, dropout=run.dropout)
 
     def minibatch_epoch(self, run, layout, rule, moments, params, batch_size):
         return core.minibatch_epoch(layout, rule, moments, self.X, self.Y, self.w, params,
                                     run.order(), batch_size, run.scale, run.reg,
-                                    run.check_every, n_threads=run.row_plan[0])
+                                    run.check_every, n_threads=run.row_plan[0],
+                                    dropout=run.dropout)
 
 
 # ------------------------------------------------------------------ blocks

@@ -10,6 +10,12 @@ what each step produced, keyed by the course's layer numbers l = 1..L:
 - for l = 1..L-1: ``grad[l] = dJ/dTheta(l) = delta[l+1] [1; a(l)]^T (+ lam Theta(l), bias
   column excluded)``, the gradient of this one sample's cost (m = 1).
 
+With ``dropout`` (and ``input_dropout``) rates and a ``dropout_seed``, the pass is that of
+the network dropout leaves for this sample (sample index ``sample`` in epoch ``epoch``, the
+masks of reference.dropout_keep: the compiled epochs' generator): ``mask[l]`` (l = 1..L-1)
+is 1 where unit j of layer l is kept and 0 where it is dropped; a kept unit's ``a[l]`` is
+g(z) / (1 - p) and ``delta[l]`` takes the same factor.
+
 ``print(trace)`` shows them as tables for a small network (docs/backprop.md's 3-4-4-3) and
 as a summary (shapes, norms, first values) for a larger one; ``trace.table()`` is always the
 whole table, and the arrays are the attributes. The values equal those of
@@ -67,10 +73,12 @@ class Trace:
     ``a`` (l = 1..L), ``z`` (2..L), ``g_prime`` (2..L-1), ``delta`` (2..L),
     ``theta`` and ``grad`` (1..L-1, shape (s_{l+1}, s_l + 1), bias in column 0);
     ``x``, ``y`` (the target vector), ``h`` = a[L], ``J`` (the sample's cost, with
-    ``lam``), ``L`` (the number of layers) and ``names`` (g of each layer 2..L).
+    ``lam``), ``L`` (the number of layers) and ``names`` (g of each layer 2..L);
+    ``mask`` (1..L-1, with dropout: 1 kept, 0 dropped; else empty) and ``rates``.
     """
 
-    def __init__(self, net, x, y, lam=0.0):
+    def __init__(self, net, x, y, lam=0.0, dropout=0.0, input_dropout=0.0,
+                 dropout_seed=None, epoch=0, sample=0):
         x = np.asarray(x)
         if x.ndim == 2 and x.shape[0] == 1:
             x = x[0]
@@ -86,20 +94,26 @@ class Trace:
         self.x = X[0].astype(np.float64)
         self.y = _target_vector(net, y)
         self.output, self.loss = net.output, net.loss
+        self.mask, self.rates = self._masks(net, dropout, input_dropout, dropout_seed, epoch,
+                                            sample)
+        factor = {l: self.mask[l] / (1 - self.rates[l - 1]) for l in self.mask}
 
-        # forward: z(l+1) = Theta(l) [1; a(l)],  a(l+1) = g(z(l+1))
-        self.a, self.z = {1: self.x}, {}
+        # forward: z(l+1) = Theta(l) [1; a(l)],  a(l+1) = g(z(l+1)) (times its factor)
+        self.a, self.z = {1: self.x * factor[1] if 1 in factor else self.x}, {}
+        unmasked = {}
         for l in range(1, L):
             self.z[l + 1] = self.theta[l] @ np.r_[1.0, self.a[l]]
-            self.a[l + 1] = reference._G[self.names[l + 1]](self.z[l + 1])
+            unmasked[l + 1] = reference._G[self.names[l + 1]](self.z[l + 1])
+            self.a[l + 1] = unmasked[l + 1] * factor.get(l + 1, 1.0)
         self.h = self.a[L]
 
         # backward: delta(L) from the loss, then delta(l) = Theta(l)[:, 1:]^T delta(l+1) * g'(z(l))
         self.delta = {L: reference._output_delta(self.h, self.y, self.output, self.loss)}
         self.g_prime = {}
         for l in range(L - 1, 1, -1):
-            self.g_prime[l] = reference._G_PRIME[self.names[l]](self.a[l])
-            self.delta[l] = (self.theta[l][:, 1:].T @ self.delta[l + 1]) * self.g_prime[l]
+            self.g_prime[l] = reference._G_PRIME[self.names[l]](unmasked[l])
+            self.delta[l] = ((self.theta[l][:, 1:].T @ self.delta[l + 1]) * self.g_prime[l]
+                             * factor.get(l, 1.0))
 
         # dJ/dTheta(l) = delta(l+1) [1; a(l)]^T + lam Theta(l) (bias column not regularized)
         self.grad = {}
@@ -111,6 +125,26 @@ class Trace:
                                                         self.loss))
         self.J = self.sample_loss + reference._regularization(list(self.theta.values()),
                                                               self.lam, 1.0)
+
+    @staticmethod
+    def _masks(net, dropout, input_dropout, seed, epoch, sample):
+        """({l: 0/1 mask of layer l} where a rate is > 0, [rate of layers 1..L-1])."""
+        hidden = len(net.layer_sizes) - 2
+        rates = list(dropout) if isinstance(dropout, (list, tuple)) else [dropout] * hidden
+        if len(rates) != hidden:
+            raise ValueError(f"dropout has {len(rates)} rates; the network has {hidden} "
+                             "hidden layers")
+        rates = [_validation.check_real("input_dropout", input_dropout, low=0, high=1,
+                                        high_open=True)] + [
+            _validation.check_real("dropout", p, low=0, high=1, high_open=True) for p in rates]
+        if not any(rates):
+            return {}, rates
+        if not _validation.is_int(seed) or not 0 <= seed < 2 ** 64:
+            raise TypeError(f"dropout_seed must be an int in [0, 2**64) with dropout; got "
+                            f"{seed!r}")
+        masks = reference.dropout_masks(seed, epoch, [sample], rates, net.layer_sizes[:-1])
+        return ({k + 1: (m[0] > 0).astype(np.float64) for k, m in enumerate(masks)
+                 if m is not None}, rates)
 
     @property
     def gradients(self):
@@ -134,10 +168,11 @@ class Trace:
         p.text(str(self))
 
 
-def trace(net, x, y, lam=0.0):
+def trace(net, x, y, lam=0.0, **dropout):
     """The :class:`Trace` of sample x (one row of X) with target y (a label, a class index
-    for a network without classes_, or a vector of s_L targets) through net."""
-    return Trace(net, x, y, lam)
+    for a network without classes_, or a vector of s_L targets) through net; dropout:
+    Trace's dropout, input_dropout, dropout_seed, epoch, sample."""
+    return Trace(net, x, y, lam, **dropout)
 
 
 # ------------------------------------------------------------------------------ the table
@@ -187,6 +222,8 @@ def _summary(t):
         out.append(f"layer {l}: {kind}" + (f", g = {t.names[l]}" if l > 1 else "")
                    + f", s_{l} = {len(t.a[l])}")
         arrays = [(f"a({l})", t.a[l])] if l == 1 else [(f"z({l})", t.z[l]), (f"a({l})", t.a[l])]
+        if l in t.mask:
+            arrays.append((f"mask({l})", t.mask[l]))
         if l == L:
             arrays.append(("y", t.y))
         if l > 1:
@@ -220,6 +257,8 @@ def _table(t):
             else:
                 cols.append((f"g'(z({l}))", t.g_prime[l]))
             cols.append((f"delta({l})", t.delta[l]))
+        if l in t.mask:
+            cols.insert(len(cols) - (l > 1), (f"mask({l})", t.mask[l]))
         out += ["", title, "    j |" + "".join(f"{name:>{W}}" for name, _ in cols)]
         for j in range(len(t.a[l])):
             out.append(f"  {j + 1:>3} |" + "".join(_num(col[j]) for _, col in cols))

@@ -15,8 +15,8 @@ import warnings
 
 import numpy as np
 
-from cbackprop import (_targets, _validation as v, _weighting, cluster, options as fit_options,
-                       sources)
+from cbackprop import (_sparse, _targets, _validation as v, _weighting, cluster,
+                       options as fit_options, sources)
 from cbackprop._core import core
 from cbackprop._core.interrupt import graceful_interrupt
 from cbackprop._core.threads import blas_single_threaded
@@ -104,6 +104,7 @@ class _Run:
         self.failure = None                          # why scipy's solver gave up, if it did
         self.snapshot = net.params.copy()           # parameters of the last epoch that ended well
         self.in_order = None if o["shuffle"] else np.arange(self.m, dtype=np.intp)
+        self.dropout = None                          # core.Dropout of the fit, if any
         self.t0 = time.perf_counter()
 
     def order(self):
@@ -211,6 +212,11 @@ class _Run:
         self.converged = True
         return False
 
+    def dropout_epoch(self):
+        """The masks of this epoch: the fit's epoch number is the generator's counter."""
+        if self.dropout is not None:
+            self.dropout.epoch = self.epoch
+
     def epoch_rate(self):
         if self.o["schedule"] == "invscaling":
             return self.o["learning_rate"] / (self.epoch + 1) ** self.o["power_t"]
@@ -236,6 +242,7 @@ def _run_online(run, n_epochs):
     layout, params = net._layout, net.params
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
+        run.dropout_epoch()
         rate = run.epoch_rate()
         total, done, status = run.data.online_epoch(run, layout, params, rate * run.scale,
                                                     1.0 - rate * run.reg)
@@ -256,14 +263,15 @@ def _run_minibatch(run, n_epochs, state):
         state.update(solver=o["solver"], t=0, m1=np.zeros_like(params),
                      m2=np.zeros_like(params))
     # the optimizer's settings, built once; its state, advanced in place (state's arrays)
-    rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"], o["beta_2"],
-                         o["epsilon"])
+    rule = core.StepRule(o["solver"], run.rate, o["momentum"], o["nesterov"], o["beta_1"],
+                         o["beta_2"], o["epsilon"], o["clip_norm"] or 0.0, o["weight_decay"])
     moments = core.StepState(state["m1"], state["m2"], state["t"])
     # a batch larger than the data is the whole data (as scikit-learn clips it): the compiled
     # call takes a C int, and batch_size >= 2**31 raised OverflowError there
     batch_size = max(1, min(int(o["batch_size"]), run.m))
     for _ in range(n_epochs):
         _check_unchanged(net, layout, params)
+        run.dropout_epoch()
         rule.rate = run.epoch_rate()
         total, done, status = run.data.minibatch_epoch(run, layout, rule, moments, params,
                                                        batch_size)
@@ -357,17 +365,68 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     of them (partial_fit); reset_optimizer=False, to carry momentum and Adam's moments over
     from the last call."""
     o = fit_options.resolve(options)
+    _check_for_solver(o)
     rng = v.check_random_state(o["random_state"])
     if not np.isfinite(net.params).all():
         raise ValueError("the network's parameters contain NaN or inf (written into params "
                          "or thetas by hand?); set finite values before fit")
 
+    rates = _dropout_rates(net, o)
     data, classes, kind, one_dimensional = _training_data(net, X, y, sample_weight, classes, o)
+    if rates is not None and not isinstance(data, sources.InMemory):
+        data.close() if hasattr(data, "close") else None
+        raise ValueError("dropout trains on data in memory only (not yet on blocks or Dask)")
+    if rates is not None and rates[0] > 0 and isinstance(data.X, _sparse.CSR):
+        raise ValueError("input_dropout of a sparse X is not supported (the first layer "
+                         "reads only its stored entries); dropout of the hidden layers is")
+    o["_dropout_rates"] = rates
     try:
         return _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng)
     finally:
         if hasattr(data, "close"):
             data.close()
+
+
+# the options of the mini-batch solvers' step alone (StepRule)
+MINIBATCH_ONLY = ("clip_norm", "weight_decay")
+
+
+def _dropout_rates(net, o):
+    """Dropout's rates, one a layer but the output (the input first), or None: no dropout.
+    Refused for the full-batch solvers, whose objective must be deterministic."""
+    hidden = net.layer_sizes[1:-1]
+    rates = o["dropout"]
+    if isinstance(rates, list):
+        if len(rates) != len(hidden):
+            raise ValueError(f"dropout has {len(rates)} rates; the network has "
+                             f"{len(hidden)} hidden layers (one rate each, or one for all)")
+    else:
+        rates = [rates] * len(hidden)
+    rates = [o["input_dropout"]] + rates
+    if not any(rates):
+        return None
+    if o["solver"] in FULL_BATCH:
+        raise ValueError(f"dropout and input_dropout apply to 'online', 'sgd' and 'adam', not "
+                         f"to {o['solver']!r}: a full-batch solver's objective must be "
+                         "deterministic (its line searches and steps compare costs)")
+    return rates
+
+
+def _check_for_solver(o):
+    """Refuse options the solver has no use for, rather than ignore them."""
+    given = [name for name in MINIBATCH_ONLY
+             if o[name] != fit_options.DEFAULTS[name]]
+    if not given or o["solver"] in ("sgd", "adam"):
+        return
+    names = " and ".join(given)
+    if o["solver"] in FULL_BATCH:
+        raise ValueError(f"{names} apply to the mini-batch solvers 'sgd' and 'adam', not to "
+                         f"{o['solver']!r}: a full-batch solver minimizes J itself (use lam "
+                         "for an L2 penalty)")
+    raise ValueError(f"{names} apply to the mini-batch solvers 'sgd' and 'adam', not to "
+                     "'online': its per-sample step is the derivation's (for plain SGD, "
+                     "decoupled decay is lam's decay; clip a sample's step by lowering "
+                     "learning_rate), or use solver='sgd' with batch_size=1")
 
 
 def _training_data(net, X, y, sample_weight, classes, o):
@@ -437,6 +496,12 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
 
     n = max_iter if (max_iter is not None and solver in FULL_BATCH) else epochs
     run = _Run(net, data, val, o, rng)
+    if o["_dropout_rates"] is not None:
+        # drawn only with dropout, so that fits without it keep their random streams (the
+        # estimators hand a RandomState, which has randint)
+        draw = getattr(rng, "integers", None) or rng.randint
+        run.dropout = core.Dropout(net._layout, o["_dropout_rates"],
+                                   int(draw(0, 2 ** 63, dtype=np.int64)))
     run.progress = _Progress(n, o["verbose"], solver)
     interrupted = False
     # Full-batch solvers split rows across threads: hold BLAS to one thread for the whole fit,

@@ -8,6 +8,7 @@
 #   gradient_block   its loss, and its gradient summed into a buffer (cost_grad and the
 #                    mini-batches of minibatch_epoch);
 #   online_sample    one sample's loss, and its update of Theta in place (online_epoch).
+# The last two take dropout's masks (Rows.drop: Drop) for training passes.
 # A block of one row runs matrix-vector products (the derivation's per-sample loop); larger
 # blocks run matrix products (products.pxi: our own loops on thin layers, else BLAS). The
 # functions here trust their arguments: the entry points (batch.pxi, loops.pxi) check every
@@ -333,6 +334,102 @@ cdef double _output_error(const Net* net, floating* Z, floating* H, const floati
     return total
 
 
+# ------------------------------------------------------------------------ dropout
+# Inverted dropout of a training pass (online and mini-batch epochs; never a prediction):
+# unit j of layer k (0: the input, 1 .. L-2: the hidden layers) of the sample with index n
+# is kept when the top 32 bits of mix64(row_key ^ j) are >= round-down(p_k 2^32), with
+# row_key = mix64(mix64(epoch_key ^ n) ^ k) and epoch_key = mix64(mix64(seed) ^ epoch):
+# a counter-based generator, so a mask depends on (seed, epoch, sample, layer, unit) alone,
+# never on threads, blocks or the order rows are visited in (reference.dropout_keep is the
+# same in NumPy). A kept unit's activation is divided by 1 - p_k, a dropped one is 0, and
+# the backward pass multiplies by the same factor.
+
+cdef extern from *:
+    """
+    #define CB_GOLDEN 0x9E3779B97F4A7C15ULL
+    #define CB_MIX1 0xBF58476D1CE4E5B9ULL
+    #define CB_MIX2 0x94D049BB133111EBULL
+    """
+    const unsigned long long CB_GOLDEN
+    const unsigned long long CB_MIX1
+    const unsigned long long CB_MIX2
+
+
+cdef inline unsigned long long mix64(unsigned long long x) noexcept nogil:
+    """SplitMix64's step: x plus its increment, through its output function."""
+    x = x + CB_GOLDEN
+    x = (x ^ (x >> 30)) * CB_MIX1
+    x = (x ^ (x >> 27)) * CB_MIX2
+    return x ^ (x >> 31)
+
+
+cdef inline unsigned long long drop_row_key(unsigned long long epoch_key, Py_ssize_t n,
+                                            int k) noexcept nogil:
+    return mix64(mix64(epoch_key ^ <unsigned long long>n) ^ <unsigned long long>k)
+
+
+cdef inline floating _kept_factor(unsigned long long key, int j, unsigned long long thr,
+                                  floating kept) noexcept nogil:
+    """Unit j's factor in the row of key: kept (1 / (1 - p)) or 0, a select (no branch)."""
+    cdef floating zero = 0
+    return kept if (mix64(key ^ <unsigned long long>j) >> 32) >= thr else zero
+
+
+cdef struct Drop:
+    unsigned long long epoch_key            # mix64(mix64(seed) ^ epoch)
+    const Py_ssize_t* ids                   # the sample index of the pass's row r: ids[r]
+    const unsigned long long* thresholds    # layer k's round-down(p_k 2^32); 0: no dropout
+    const double* scales                    # layer k's 1 / (1 - p_k)
+    const void* ws                          # the pass's workspace: a hidden layer's slot ...
+    void* gains                             # ... s in ws, its M g'(a) at gains + (s - ws)
+    void* input                             # mb_max x s_1: the input rows after dropout
+    void* scratch                           # a row of max(s_1, widest) factors
+
+
+cdef inline void _drop_layer(const Drop* d, int k, int mb, int s, floating* A, floating* G,
+                             int act) noexcept nogil:
+    """Layer k's dropout of the pass's first mb rows (d.ids): A (mb x s) *= M, M = 1/(1-p)
+    where the unit is kept, else 0; G (mb x s, NULL for the input) = M g'(a), from A before
+    it, the factor the backward pass multiplies delta by."""
+    cdef int i, j
+    cdef unsigned long long key, thr = d.thresholds[k]
+    cdef floating kept = <floating>d.scales[k]
+    cdef floating* M = <floating*>d.scratch
+    cdef floating* row
+    cdef floating* grow
+    for i in range(mb):
+        key = drop_row_key(d.epoch_key, d.ids[i], k)
+        row = A + <Py_ssize_t>i * s
+        for j in range(s):
+            M[j] = _kept_factor(key, j, thr, kept)
+        if G != NULL:
+            grow = G + <Py_ssize_t>i * s
+            for j in range(s):
+                grow[j] = M[j]
+            _mul_derivative(grow, row, s, act)
+        for j in range(s):
+            row[j] = row[j] * M[j]
+
+
+cdef inline const floating* _drop_input(const Drop* d, int mb, int s,
+                                        const floating* X) noexcept nogil:
+    """The block's input rows after dropout (d.input), or X itself without input dropout."""
+    cdef floating* out
+    if d == NULL or d.thresholds[0] == 0:
+        return X
+    out = <floating*>d.input
+    memcpy(out, X, <Py_ssize_t>mb * s * sizeof(floating))
+    _drop_layer(d, 0, mb, s, out, <floating*>NULL, IDENTITY)
+    return out
+
+
+cdef inline floating* _gain_of(const Drop* d, int k, const floating* slot) noexcept nogil:
+    """Hidden layer k's M g'(a) for its activations at slot, or NULL without its dropout."""
+    if d == NULL or d.thresholds[k] == 0:
+        return NULL
+    return <floating*>d.gains + (slot - <const floating*>d.ws)
+
+
 # ------------------------------------------------- the pieces every mode is built from
 
 cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
@@ -353,14 +450,15 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
                                       const int* strides, const floating* params,
                                       const floating* wt, int l0, const floating* a_in,
                                       floating* slot, int mb, int mb_max, floating* Z,
-                                      floating* bias) noexcept nogil:
+                                      floating* bias, const Drop* drop) noexcept nogil:
     """The forward pass through the layers' parameters from index l0 on (l0 = 0: all of
     them, a_in = X; online_sample starts at 1 after applying a pending update to the
     first): z(l+1) = [1 a(l)] Theta(l)^T, a(l+1) = g(z(l+1)), each hidden layer's
     activations into the workspace from `slot` on (mb_max rows a layer), the output
     layer's z(L) into Z (its g comes with the loss). The parameters with index l lie at
     params + offsets[l], rows strides[l] apart; wt holds the packed W^T of index l0 and
-    those after it, or is NULL. Returns where a(L) goes in the workspace."""
+    those after it, or is NULL. drop: the hidden layers' dropout (NULL: none). Returns
+    where a(L) goes in the workspace."""
     cdef int L = net.n_layers
     cdef int l, s_in, s_out, ldt
     cdef const floating* theta
@@ -375,6 +473,9 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
         _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
                        bias)
         if l < L - 2:
+            if drop != NULL and drop.thresholds[l + 1] != 0:
+                _drop_layer(drop, l + 1, mb, s_out, a_out, _gain_of(drop, l + 1, a_out),
+                            net.acts[l])
             a_in = a_out
             slot += <Py_ssize_t>mb_max * s_out
         if wt != NULL:
@@ -391,33 +492,37 @@ cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
                                       const int* strides, const floating* params,
                                       const floating* wt, floating* first, floating* ws,
                                       int mb, int mb_max, floating* Z,
-                                      floating* bias) noexcept nogil:
+                                      floating* bias, const Drop* drop) noexcept nogil:
     """The forward pass on from z(2) = [1 a(1)] Theta(1)^T less its bias, computed by the
     caller into `first` (_first_slot): its bias and g, then the layers after it (wt: the
-    packed W^T of layers 2 .. L - 1, or NULL). Returns where a(L) goes."""
+    packed W^T of layers 2 .. L - 1, or NULL; drop: as _forward_layers). Returns where
+    a(L) goes."""
     _bias_activate(first, mb, net.sizes[1], params + offsets[0], strides[0],
                    net.acts[0] if net.n_layers > 2 else IDENTITY, bias)
     if net.n_layers == 2:
         return ws
+    if drop != NULL and drop.thresholds[1] != 0:
+        _drop_layer(drop, 1, mb, net.sizes[1], first, _gain_of(drop, 1, first), net.acts[0])
     return _forward_layers(net, offsets, strides, params, wt, 1, first,
-                           ws + <Py_ssize_t>mb_max * net.sizes[1], mb, mb_max, Z, bias)
+                           ws + <Py_ssize_t>mb_max * net.sizes[1], mb, mb_max, Z, bias, drop)
 
 
 cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows* rows,
-                                  Py_ssize_t r0, int mb, const floating* params,
-                                  floating* ws, int mb_max, floating* Z,
-                                  floating* bias) noexcept nogil:
-    """The forward pass of the block of mb rows from r0 (_forward_layers): CSR rows run
-    their first layer's product over their stored entries (rows.w1t: W(1)^T)."""
+                                  Py_ssize_t r0, int mb, const floating* X,
+                                  const floating* params, floating* ws, int mb_max,
+                                  floating* Z, floating* bias, const Drop* drop) noexcept nogil:
+    """The forward pass of the block of mb rows from r0 (_forward_layers): dense rows from
+    X (the block's rows, after any input dropout), CSR rows running their first layer's
+    product over their stored entries (rows.w1t: W(1)^T)."""
     cdef floating* first
     if rows.indptr == NULL:
-        return _forward_layers(net, net.offsets, net.strides, params, wt, 0,
-                               <const floating*>dense_at(rows, r0, net.sizes[0], sizeof(floating)), ws, mb, mb_max, Z, bias)
+        return _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws, mb,
+                               mb_max, Z, bias, drop)
     first = _first_slot(net, ws, Z)
     csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
                            wt + <Py_ssize_t>net.sizes[0] * net.sizes[1] if wt != NULL else NULL,
-                           first, ws, mb, mb_max, Z, bias)
+                           first, ws, mb, mb_max, Z, bias, drop)
 
 
 cdef inline const floating* _output_input(const Net* net, const floating* X,
@@ -431,17 +536,23 @@ cdef inline const floating* _output_input(const Net* net, const floating* X,
 
 cdef inline void _delta_step(int mb, int s_in, int s_out, const floating* D,
                              const floating* theta, int ldt, bint own, const floating* a,
-                             int act, floating* Dn) noexcept nogil:
+                             int act, const floating* gain, floating* Dn) noexcept nogil:
     """delta(l) = delta(l+1) W * g'(a(l)) into Dn (mb x s_in), from D = delta(l+1)
     (mb x s_out) and W = Theta(l)'s weights (theta + 1, row stride ldt) before any update
-    to them; `own`: blocks run our products."""
+    to them; `own`: blocks run our products. gain: layer l's dropout factor M g'(a(l))
+    instead of g'(a(l)) (NULL: none)."""
+    cdef Py_ssize_t k
     if mb == 1:
         _matvec_t(s_out, s_in, theta + 1, ldt, D, Dn)                  # d = W^T d
     elif own and s_out <= OWN_MAX_UNITS:
         _gemm(mb, s_in, s_out, 1, D, s_out, 1, theta + 1, ldt, False, Dn, s_in, 0)
     else:
         gemm_nn(mb, s_in, s_out, 1, D, s_out, theta + 1, ldt, 0, Dn, s_in)    # Dn = D W
-    _mul_derivative(Dn, a, <Py_ssize_t>mb * s_in, act)
+    if gain == NULL:
+        _mul_derivative(Dn, a, <Py_ssize_t>mb * s_in, act)
+    else:
+        for k in range(<Py_ssize_t>mb * s_in):
+            Dn[k] = Dn[k] * gain[k]
 
 
 cdef inline void _accumulate_bias(int mb, int s_out, floating alpha, const floating* D,
@@ -487,13 +598,14 @@ cdef floating* _backward(const Net* net, const Py_ssize_t* offsets, const int* s
                         const floating* params, floating* target, floating* D, floating* Dn,
                         const floating* a_in, const floating* X, int mb, int mb_max,
                         bint own, floating alpha, floating decay, floating* bias,
-                        int l_end) noexcept nogil:
+                        int l_end, const Drop* drop) noexcept nogil:
     """Backpropagation from delta(L) in D down to the parameters with index l_end: for
     each l from L - 2 down, delta(l) = delta(l+1) W(l) g'(a(l)) from Theta(l) before its
     update (into Dn, D and Dn then swap), then target's Theta(l) += alpha delta(l+1)^T
     [1 a(l)] after its weights *= decay. params (read) and target (written: a gradient,
     or params themselves) share the layout offsets/strides; a_in is a(L-1), X a(1).
-    Returns delta(l_end + 1): l_end = 1 leaves the first layer's update to the caller."""
+    Returns delta(l_end + 1): l_end = 1 leaves the first layer's update to the caller.
+    drop: the forward pass's dropout, whose factors the deltas take (X: the input after it)."""
     cdef int l, s_in, s_out, ldt
     cdef floating* tmp
     for l in range(net.n_layers - 2, l_end - 1, -1):
@@ -502,7 +614,7 @@ cdef floating* _backward(const Net* net, const Py_ssize_t* offsets, const int* s
         ldt = strides[l]
         if l > 0:
             _delta_step(mb, s_in, s_out, D, params + offsets[l], ldt, own, a_in,
-                        net.acts[l - 1], Dn)
+                        net.acts[l - 1], _gain_of(drop, l, a_in), Dn)
         _accumulate_bias(mb, s_out, alpha, D, target + offsets[l], ldt, own, bias)
         _accumulate_weights(mb, s_in, s_out, alpha, decay, D, a_in, target + offsets[l], ldt,
                             own)
@@ -565,7 +677,9 @@ cdef void forward_block(const Net* net, const floating* wt, const Rows* rows,
                         floating* ws, int mb_max) noexcept nogil:
     """H (mb x s_L) = h(X) for the mb rows from row r0; wt from pack_transposed."""
     cdef floating* Z = _z_of(net, ws, mb_max)
-    _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z, _bias_of(net, ws, mb_max))
+    _forward_of(net, wt, rows, r0, mb,
+                <const floating*>dense_at(rows, r0, net.sizes[0], sizeof(floating)), params,
+                ws, mb_max, Z, _bias_of(net, ws, mb_max), NULL)
     _output_activate(net, Z, H, mb)
 
 
@@ -575,8 +689,10 @@ cdef double cost_block(const Net* net, const floating* wt, const Rows* rows, Py_
     """The weighted loss summed over the mb rows from row r0 (targets Y, weights w or
     NULL: the block's own)."""
     cdef floating* Z = _z_of(net, ws, mb_max)
-    cdef floating* H = _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z,
-                                   _bias_of(net, ws, mb_max))
+    cdef floating* H = _forward_of(net, wt, rows, r0, mb,
+                                   <const floating*>dense_at(rows, r0, net.sizes[0],
+                                                             sizeof(floating)),
+                                   params, ws, mb_max, Z, _bias_of(net, ws, mb_max), NULL)
     return _output_error(net, Z, H, Y, w, mb, _d_of(net, ws, mb_max))
 
 
@@ -586,17 +702,27 @@ cdef double gradient_block(const Net* net, const floating* wt, const Rows* rows,
                            int mb_max) noexcept nogil:
     """The weighted loss summed over the mb rows from row r0 (returned), and their
     gradient added to grad: grad(l) += delta(l+1)^T [1 a(l)] for every layer; for CSR
-    rows, the first layer's weights' into rows.g1t, transposed (add_transposed)."""
+    rows, the first layer's weights' into rows.g1t, transposed (add_transposed). With
+    rows.drop, the pass of the dropped network (its rows' masks: rows.drop.ids from r0)."""
     cdef bint sparse = rows.indptr != NULL
     cdef floating* Z = _z_of(net, ws, mb_max)
     cdef floating* D = _d_of(net, ws, mb_max)
     cdef floating* bias = _bias_of(net, ws, mb_max)
     cdef const floating* X = <const floating*>dense_at(rows, r0, net.sizes[0], sizeof(floating))
-    cdef floating* H = _forward_of(net, wt, rows, r0, mb, params, ws, mb_max, Z, bias)
+    cdef Drop block_drop
+    cdef const Drop* drop = NULL
+    if rows.drop != NULL:
+        block_drop = (<const Drop*>rows.drop)[0]
+        block_drop.ids = block_drop.ids + r0
+        drop = &block_drop
+        if not sparse:
+            X = _drop_input(drop, mb, net.sizes[0], X)
+    cdef floating* H = _forward_of(net, wt, rows, r0, mb, X, params, ws, mb_max, Z, bias,
+                                   drop)
     cdef double loss = _output_error(net, Z, H, Y, w, mb, D)
     D = _backward(net, net.offsets, net.strides, params, grad, D,
                   D + <Py_ssize_t>mb_max * net.widest, _output_input(net, X, H, mb_max), X,
-                  mb, mb_max, wt != NULL, 1, 1, bias, 1 if sparse else 0)
+                  mb, mb_max, wt != NULL, 1, 1, bias, 1 if sparse else 0, drop)
     if sparse:
         _accumulate_bias(mb, net.sizes[1], 1, D, grad, net.strides[0], wt != NULL, bias)
         if rows.d1 != NULL:             # kept for first_by_columns (rows in order: r0 is X's)
@@ -696,6 +822,9 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
     cdef floating* H
     cdef floating scale
     cdef double loss
+    cdef const Drop* drop = <const Drop*>rows.drop     # its ids: this sample's (online_epoch)
+    if drop != NULL and not sparse:
+        x = _drop_input(drop, 1, net.sizes[0], x)
 
     # forward; a pending first-layer update is applied as its product is computed
     if sparse:
@@ -707,17 +836,17 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
         _apply_pending_matvec(net, o, theta + o.offsets[0] + 1, o.strides[0], x, first)
     if sparse or o.pending.active:
         H = _finish_forward(net, o.offsets, o.strides, theta, <const floating*>NULL, first,
-                            ws, 1, 1, Z, bias)
+                            ws, 1, 1, Z, bias, drop)
     else:
         H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
-                            <const floating*>NULL, 0, x, ws, 1, 1, Z, bias)
+                            <const floating*>NULL, 0, x, ws, 1, 1, Z, bias, drop)
     loss = _output_error(net, Z, H, y, w, 1, D)
 
     # backward, from the output layer down; the first layer's weights last, when deferred
     # to the next forward pass or kept apart for CSR rows
     D = _backward(net, o.offsets, o.strides, theta, theta, D, D + net.widest,
                   _output_input(net, x, H, 1), x, 1, 1, False, alpha, decay, bias,
-                  1 if (sparse or o.defer) else 0)
+                  1 if (sparse or o.defer) else 0, drop)
     if sparse or o.defer:
         _accumulate_bias(1, s1, alpha, D, theta + o.offsets[0], o.strides[0], False, bias)
         if sparse:

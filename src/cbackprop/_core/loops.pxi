@@ -7,6 +7,8 @@
 #   Nesterov) or Adam update of the flat parameter vector with the regularization folded
 #   into it (one pass), as a StepRule says, advancing a StepState;
 # - rprop_update: one iRPROP- step from a full-batch gradient.
+# Either epoch takes a Dropout (kernels.pxi: Drop), its masks drawn per sample by a
+# counter-based generator: the same bits for any thread count or block size.
 #
 # Every loop looks for signals (Ctrl-C) every `check_every` samples (the caller picks
 # about a millisecond of work), in the main thread by taking the GIL briefly, and stops
@@ -156,6 +158,93 @@ cdef int _check_samples(Layout layout, Py_ssize_t m, Py_ssize_t y_rows,
     return 0
 
 
+# ------------------------------------------------------------------------ dropout
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class Dropout:
+    """Dropout(layout, rates, seed, epoch=0): the inverted dropout online_epoch and
+    minibatch_epoch apply when handed one (kernels.pxi: Drop). rates: one per layer but the
+    output, the input first, each in [0, 1) (0: that layer's units always kept); seed: an
+    int in [0, 2**64); epoch (settable): whose masks the next epoch draws."""
+    cdef readonly tuple rates
+    cdef readonly object seed
+    cdef public long long epoch
+    cdef readonly object thresholds, scales      # uint64 and float64 arrays, a layer each
+    cdef unsigned long long seed_value
+
+    def __init__(self, Layout layout, rates, seed, long long epoch=0):
+        rates = tuple(float(p) for p in rates)
+        if len(rates) != len(layout.sizes) - 1:
+            raise ValueError(f"Dropout: {len(layout.sizes) - 1} rates needed (the input and "
+                             f"each hidden layer); got {len(rates)}")
+        if not all(0 <= p < 1 for p in rates):
+            raise ValueError(f"Dropout: every rate must be in [0, 1); got {list(rates)}")
+        if not 0 <= seed < 2 ** 64:
+            raise ValueError(f"Dropout: seed must be in [0, 2**64); got {seed!r}")
+        self.rates, self.seed, self.seed_value, self.epoch = rates, seed, seed, epoch
+        # kept where the top 32 bits of a unit's hash are >= p 2^32, rounded down
+        self.thresholds = np.array([int(p * 2 ** 32) for p in rates], dtype=np.uint64)
+        self.scales = np.array([1 / (1 - p) for p in rates])
+
+    def __repr__(self):
+        return f"Dropout(rates={list(self.rates)}, seed={self.seed!r}, epoch={self.epoch})"
+
+
+cdef int _set_drop(Layout layout, Dropout dropout, Drop* d, floating[::1] ws,
+                   floating[::1] input, floating[::1] gains, floating[::1] scratch,
+                   bint sparse) except -1:
+    """d for one epoch of dropout: its key, the layers' thresholds, its buffers (input: a
+    block's dropped rows, gains: one factor per workspace activation, scratch: a row)."""
+    cdef const unsigned long long[::1] thresholds = dropout.thresholds
+    cdef const double[::1] scales = dropout.scales
+    if len(dropout.rates) != len(layout.sizes) - 1:
+        raise ValueError(f"dropout has {len(dropout.rates)} rates; the network needs "
+                         f"{len(layout.sizes) - 1}")
+    if sparse and dropout.rates[0] > 0:
+        raise ValueError("input dropout of sparse X is not supported (the first layer reads "
+                         "only its stored entries); dropout of hidden layers is")
+    d.epoch_key = mix64(mix64(dropout.seed_value) ^ <unsigned long long>dropout.epoch)
+    d.ids = NULL
+    d.thresholds = &thresholds[0]
+    d.scales = &scales[0]
+    d.ws = &ws[0]
+    d.gains = &gains[0]
+    d.input = &input[0]
+    d.scratch = &scratch[0]
+    return 0
+
+
+def _drop_arrays(Layout layout, Dropout dropout, int mb_max, dtype):
+    """The buffers _set_drop takes: (input, gains, scratch) for blocks of mb_max rows."""
+    s1 = layout.sizes[0]
+    return (np.zeros(mb_max * s1 if dropout.rates[0] > 0 else 1, dtype=dtype),
+            np.zeros(max(1, mb_max * layout.units), dtype=dtype),
+            np.zeros(max(s1, layout.widest), dtype=dtype))
+
+
+def dropout_keep(Dropout dropout, const Py_ssize_t[::1] ids, int layer, int n_units):
+    """The masks the epochs draw: (len(ids), n_units) uint8, 1 where unit j of `layer`
+    (0: the input) of sample ids[i] is kept in epoch dropout.epoch (for tests and the
+    trace; reference.dropout_keep is the NumPy twin)."""
+    if not 0 <= layer < len(dropout.rates):
+        raise ValueError(f"layer must be in 0..{len(dropout.rates) - 1}; got {layer}")
+    check_positive("n_units", n_units)
+    cdef const unsigned long long[::1] thresholds = dropout.thresholds
+    cdef unsigned long long thr = thresholds[layer]
+    cdef unsigned long long key = mix64(mix64(dropout.seed_value)
+                                        ^ <unsigned long long>dropout.epoch)
+    cdef unsigned char[:, ::1] out = np.zeros((ids.shape[0], n_units), dtype=np.uint8)
+    cdef Py_ssize_t i
+    cdef int j
+    cdef unsigned long long row
+    for i in range(ids.shape[0]):
+        row = drop_row_key(key, ids[i], layer)
+        for j in range(n_units):
+            out[i, j] = _kept_factor(row, j, thr, <double>1) != 0
+    return np.asarray(out)
+
+
 # ------------------------------------------------------------------ online epochs
 
 cdef void _copy_thetas(const Net* net, const floating* src, const Py_ssize_t* src_offsets,
@@ -173,14 +262,16 @@ cdef void _copy_thetas(const Net* net, const floating* src, const Py_ssize_t* sr
 
 def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
                  floating[::1] params, const Py_ssize_t[::1] order, double step,
-                 double decay, Py_ssize_t check_every, StopFlag stop=None):
+                 double decay, Py_ssize_t check_every, StopFlag stop=None,
+                 Dropout dropout=None):
     """For each sample i in order: Theta -= step * w_i dloss_i/dTheta after Theta_W *= decay.
 
     With J's per-sample gradient (m/W) w_i dloss_i + (lam/W) Theta (W = sum of weights),
     step = rate * m / W and decay = 1 - rate * lam / W (bias never decayed).
     stop: the fit's StopFlag (None: in the main thread, the main thread's fit's; besides
     it, request_stop's flag and, in the main thread, a signal handler that raises stop the
-    epoch). X: a C-order matrix of params' dtype, or CSR (rows.pxi).
+    epoch). X: a C-order matrix of params' dtype, or CSR (rows.pxi). dropout:
+    each sample's pass through its masks of dropout.epoch (None: the full network).
     Returns (sum of the samples' weighted losses before their update, samples done, status).
     """
     cdef const Net* net = &layout.net
@@ -205,10 +296,19 @@ def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1]
     # CSR rows: W(1) kept transposed, as scale * V (kernels.pxi: _sparse_first_update)
     cdef floating[::1] v1t = np.empty(net.sizes[0] * net.sizes[1] if sparse else 1,
                                       dtype=dtype)
+    cdef Drop drop
+    cdef bint input_drop = dropout is not None and dropout.rates[0] > 0
+    cdef floating[::1] drop_input, drop_gains, drop_scratch
+    if dropout is not None:
+        drop_input, drop_gains, drop_scratch = _drop_arrays(layout, dropout, 1, dtype)
+        _set_drop(layout, dropout, &drop, ws, drop_input, drop_gains, drop_scratch, sparse)
+        rows.drop = &drop
     cdef Online o
     o.offsets = &p_offsets[0]
     o.strides = &p_strides[0]
-    o.defer = CB_OWN_GEMM and not sparse    # defer each first-layer update to the next forward
+    # defer each first-layer update to the next forward (not with input dropout: the
+    # update's x, the dropped row, is gone by then)
+    o.defer = CB_OWN_GEMM and not sparse and not input_drop
     o.pending = Pending(False, &deferred[0], NULL, 1.0)
     o.v1t = &v1t[0] if sparse else NULL
     o.scale = 1
@@ -223,6 +323,7 @@ def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1]
             pack_first(net, &params[0], net.offsets, net.strides, 1, &v1t[0])
         for k in range(n):
             i = order[k]
+            drop.ids = &order[k]
             sample_loss = online_sample(net, &o, &rows, i, &Y[i, 0],
                                         wp + i if wp != NULL else NULL, theta,
                                         <floating>(-step), <floating>decay, &ws[0])
@@ -257,38 +358,51 @@ cdef struct Step:               # one SGD or Adam update's constants
     double rate                 # SGD: the learning rate; Adam: this step's lr_t
     double momentum
     double beta1, beta2, epsilon
+    double clip_norm            # 0: no clipping
+    double keep                 # 1 - learning rate * weight_decay: the weights' decoupled decay
 
 
 @cython.final
 @cython.auto_pickle(False)
 cdef class StepRule:
     """StepRule(solver, rate, momentum=0, nesterov=False, beta1=0.9, beta2=0.999,
-    epsilon=1e-8): how minibatch_epoch steps from a batch's gradient g.
+    epsilon=1e-8, clip_norm=0, weight_decay=0): how minibatch_epoch steps from a batch's
+    gradient g.
 
+      clip_norm > 0: g *= min(1, clip_norm / ||g||), ||g|| the 2-norm of the whole
+                     gradient (every Theta, biases and lam's term included);
       'sgd':  v = momentum v - rate g;  Theta += v  (nesterov: Theta += momentum v - rate g)
       'adam': moments m, v; Theta -= rate sqrt(1 - beta2^t) / (1 - beta1^t) m / (sqrt(v) + epsilon)
+      weight_decay: the weights (never the biases) first multiplied by
+                     1 - rate * weight_decay (AdamW's decoupled decay; g is taken before it).
 
     Built once per fit; `rate` may change between epochs (a learning-rate schedule).
     """
     cdef readonly str solver
     cdef public double rate
-    cdef readonly double momentum, beta1, beta2, epsilon
+    cdef readonly double momentum, beta1, beta2, epsilon, clip_norm, weight_decay
     cdef readonly bint nesterov
     cdef int code
 
     def __init__(self, str solver, double rate, double momentum=0.0, bint nesterov=False,
-                 double beta1=0.9, double beta2=0.999, double epsilon=1e-8):
+                 double beta1=0.9, double beta2=0.999, double epsilon=1e-8,
+                 double clip_norm=0.0, double weight_decay=0.0):
         if solver not in _SOLVER_CODES:
             raise ValueError(f"StepRule: solver must be one of {', '.join(_SOLVER_CODES)}; "
                              f"got {solver!r}")
+        if not (clip_norm >= 0 and weight_decay >= 0):
+            raise ValueError(f"StepRule: clip_norm and weight_decay must be >= 0; got "
+                             f"{clip_norm!r}, {weight_decay!r}")
         self.solver, self.code = solver, _SOLVER_CODES[solver]
         self.rate, self.momentum, self.nesterov = rate, momentum, nesterov
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.clip_norm, self.weight_decay = clip_norm, weight_decay
 
     def __repr__(self):
         return (f"StepRule({self.solver!r}, rate={self.rate!r}, momentum={self.momentum!r}, "
                 f"nesterov={self.nesterov!r}, beta1={self.beta1!r}, beta2={self.beta2!r}, "
-                f"epsilon={self.epsilon!r})")
+                f"epsilon={self.epsilon!r}, clip_norm={self.clip_norm!r}, "
+                f"weight_decay={self.weight_decay!r})")
 
 
 @cython.final
@@ -317,8 +431,10 @@ cdef inline floating _sqrt(floating x) noexcept nogil:
 
 
 cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floating* s2,
-                           Py_ssize_t n, floating inv, floating r, const Step* st) noexcept nogil:
-    """The update of n contiguous parameters from g = grad * inv + r * p (p before it)."""
+                           Py_ssize_t n, floating inv, floating r, floating keep,
+                           const Step* st) noexcept nogil:
+    """The update of n contiguous parameters from g = grad * inv + r * p (p before it), p
+    multiplied by keep (1 - rate * weight_decay: weights; 1: biases) before the step."""
     cdef Py_ssize_t k
     cdef floating g, v
     cdef floating lr = <floating>st.rate, mu = <floating>st.momentum
@@ -330,19 +446,42 @@ cdef inline void _step_run(floating* p, const floating* grad, floating* s1, floa
             g = grad[k] * inv + r * p[k]
             s1[k] = b1 * s1[k] + c1 * g
             s2[k] = b2 * s2[k] + c2 * g * g
-            p[k] -= lr * s1[k] / (_sqrt(s2[k]) + eps)
+            p[k] = keep * p[k] - lr * s1[k] / (_sqrt(s2[k]) + eps)
     elif st.nesterov:
         for k in range(n):
             g = grad[k] * inv + r * p[k]
             v = mu * s1[k] - lr * g
             s1[k] = v
-            p[k] += mu * v - lr * g
+            p[k] = keep * p[k] + (mu * v - lr * g)
     else:
         for k in range(n):
             g = grad[k] * inv + r * p[k]
             v = mu * s1[k] - lr * g
             s1[k] = v
-            p[k] += v
+            p[k] = keep * p[k] + v
+
+
+cdef inline double _grad_sumsq(const floating* p, const floating* grad, Py_ssize_t n,
+                               floating inv, floating r) noexcept nogil:
+    """sum g^2 in double of g = grad * inv + r * p (_step_run's g), over 16 partial sums."""
+    cdef double acc[16]
+    cdef double total = 0, g
+    cdef Py_ssize_t k = 0
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    while k + 16 <= n:
+        for u in range(16):
+            g = grad[k + u] * inv + r * p[k + u]
+            acc[u] += g * g
+        k += 16
+    while k < n:
+        g = grad[k] * inv + r * p[k]
+        total += g * g
+        k += 1
+    for u in range(16):
+        total += acc[u]
+    return total
 
 
 cdef struct FirstApart:
@@ -372,35 +511,79 @@ cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n
     if want_sums:
         first.sums[c] = _sumsq(w, n)
     _step_run(w, <floating*>first.g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo,
-              n, inv, r, st)
+              n, inv, r, <floating>st.keep, st)
     memset(<floating*>first.g + lo, 0, n * sizeof(floating))
+
+
+cdef inline void _first_norm_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
+                                  floating inv, floating r) noexcept nogil:
+    """Part c's share of the gradient's squared norm, into first.sums[c] (clip_norm)."""
+    cdef Py_ssize_t lo = c * FIRST_PART
+    first.sums[c] = _grad_sumsq(<floating*>first.w + lo, <floating*>first.g + lo,
+                                min(FIRST_PART, n1 - lo), inv, r)
+
+
+cdef double _grad_norm(const Net* net, const floating* params, const floating* grad,
+                       floating inv, floating r, const FirstApart* first) noexcept nogil:
+    """||g||, g = grad * inv + r * W (biases: grad * inv), the first layer's weights from
+    first when kept apart (their parts' sums added in order: the same bits for any nt)."""
+    cdef int l, j, ldt
+    cdef Py_ssize_t base, c, n_parts, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
+    cdef double total = 0
+    if r == 0 and first == NULL:
+        return sqrt(_grad_sumsq(params, grad, net.n_params, inv, 0))
+    for l in range(net.n_layers - 1):
+        ldt = net.strides[l]
+        for j in range(net.sizes[l + 1]):
+            base = net.offsets[l] + <Py_ssize_t>j * ldt
+            total += _grad_sumsq(params + base, grad + base, 1, inv, 0)
+            if not (l == 0 and first != NULL):
+                total += _grad_sumsq(params + base + 1, grad + base + 1, ldt - 1, inv, r)
+    if first != NULL:
+        n_parts = (n1 + FIRST_PART - 1) // FIRST_PART
+        if first.nt > 1 and n_parts > 1:
+            for c in prange(n_parts, num_threads=first.nt, schedule="static"):
+                _first_norm_part(first, c, n1, inv, r)
+        else:
+            for c in range(n_parts):
+                _first_norm_part(first, c, n1, inv, r)
+        for c in range(n_parts):
+            total += first.sums[c]
+    return sqrt(total)
 
 
 cdef double update(const Net* net, floating* params, const floating* grad, floating* s1,
                    floating* s2, double loss_norm, double reg, const Step* st,
                    const FirstApart* first) noexcept nogil:
     """One SGD or Adam step on g = grad / loss_norm + reg * W (bias column unregularized), in
-    a single pass over parameters, gradient and state. Returns reg/2 sum W^2, from W before
-    the step (the batch's regularization cost). first: W(1)'s weights kept apart (NULL:
-    none), whose gradient is zeroed after the step."""
+    a single pass over parameters, gradient and state (clip_norm: one pass before it for
+    ||g||, then g scaled). Returns reg/2 sum W^2, from W before the step (the batch's
+    regularization cost). first: W(1)'s weights kept apart (NULL: none), whose gradient is
+    zeroed after the step."""
     cdef int l, j, ldt, L = net.n_layers
     cdef Py_ssize_t base, c, n_parts, n1 = <Py_ssize_t>net.sizes[0] * net.sizes[1]
     cdef floating inv = <floating>(1.0 / loss_norm), r = <floating>reg
-    cdef double sumsq = 0
-    if reg == 0 and first == NULL:           # nothing to tell bias from weights: one flat run
-        _step_run(params, grad, s1, s2, net.n_params, inv, 0, st)
+    cdef floating keep = <floating>st.keep, one = 1
+    cdef double sumsq = 0, norm
+    if st.clip_norm > 0:
+        norm = _grad_norm(net, params, grad, inv, r, first)
+        if norm > st.clip_norm:              # scaling inv and r scales g
+            inv = <floating>(inv * (st.clip_norm / norm))
+            r = <floating>(r * (st.clip_norm / norm))
+    if reg == 0 and st.keep == 1 and first == NULL:   # no bias apart from weights: one flat run
+        _step_run(params, grad, s1, s2, net.n_params, inv, 0, one, st)
         return 0
     for l in range(L - 1):                   # Theta(l) row by row: the bias, then the weights
         ldt = net.strides[l]
         for j in range(net.sizes[l + 1]):
             base = net.offsets[l] + <Py_ssize_t>j * ldt
-            _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, st)
+            _step_run(params + base, grad + base, s1 + base, s2 + base, 1, inv, 0, one, st)
             if l == 0 and first != NULL:
                 continue
             if reg != 0:
                 sumsq += _sumsq(params + base + 1, ldt - 1)
             _step_run(params + base + 1, grad + base + 1, s1 + base + 1, s2 + base + 1,
-                      ldt - 1, inv, r, st)
+                      ldt - 1, inv, r, keep, st)
     if first != NULL:
         n_parts = (n1 + FIRST_PART - 1) // FIRST_PART
         if first.nt > 1 and n_parts > 1:
@@ -424,7 +607,8 @@ cdef int BATCH_BLOCK_ROWS = 256
 def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                     const floating[:, ::1] Y, const floating[::1] w, floating[::1] params,
                     const Py_ssize_t[::1] order, int batch_size, double scale, double reg,
-                    Py_ssize_t check_every, StopFlag stop=None, int n_threads=1):
+                    Py_ssize_t check_every, StopFlag stop=None, int n_threads=1,
+                    Dropout dropout=None):
     """One epoch of mini-batches of batch_size samples, in the given sample order.
 
     A batch's gradient is g = scale * (1/b) sum_i w_i dloss_i + reg * Theta (bias
@@ -433,7 +617,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     from and to `state`. stop: the fit's StopFlag, as online_epoch takes it. X: a C-order
     matrix of params' dtype (a batch's rows gathered into one buffer), or CSR (a batch
     reads its rows where they are, through `order`; n_threads share each step of its
-    first layer's weights, the rest of the batch runs on this thread).
+    first layer's weights, the rest of the batch runs on this thread). dropout: each
+    sample's pass through its masks of dropout.epoch (None: the full network).
     Returns (sum over batches of b * batch cost, samples done, status); state.t counts
     Adam's steps, including this epoch's.
     """
@@ -475,7 +660,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm
     cdef Step st = Step(rule.code, rule.nesterov, rule.rate, rule.momentum, rule.beta1,
-                        rule.beta2, rule.epsilon)
+                        rule.beta2, rule.epsilon, rule.clip_norm,
+                        1 - rule.rate * rule.weight_decay)
     cdef double rate = rule.rate
     cdef long long t = state.t
     cdef int status = DONE, why = GO_ON
@@ -489,6 +675,12 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
         batch.first_apart = True
     else:
         batch.dense = &Xb[0, 0]
+    cdef Drop drop
+    cdef floating[::1] drop_input, drop_gains, drop_scratch
+    if dropout is not None:
+        drop_input, drop_gains, drop_scratch = _drop_arrays(layout, dropout, mb_max, dtype)
+        _set_drop(layout, dropout, &drop, ws, drop_input, drop_gains, drop_scratch, sparse)
+        batch.drop = &drop
     start = 0
     with nogil:
         if sparse:
@@ -505,6 +697,7 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                 if weighted:
                     wb[k] = w[j]
             batch.m = nb
+            drop.ids = &order[start]            # the batch's rows are these samples
             if sparse:
                 batch.order = &order[start]
             wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)

@@ -21,6 +21,7 @@ cdef struct Rows:
     const int* c_rows           # column j's entries at c_ptr[j] .. c_ptr[j + 1] - 1, the
     const Py_ssize_t* c_ptr     # first layer's gradient from them and delta(2) of every
     void* d1                    # row, kept in d1 (m x s_2) by the blocks
+    const void* drop            # a training pass's dropout (kernels.pxi: Drop); NULL: none
 
 
 def is_csr(X):
@@ -67,6 +68,7 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
     rows.c_rows = NULL
     rows.c_ptr = NULL
     rows.d1 = NULL
+    rows.drop = NULL
     cdef const floating[::1] data
     cdef const int[::1] indices
     cdef const Py_ssize_t[::1] indptr

@@ -138,6 +138,10 @@ FIT_FLAGS = {            # option: (argparse type or choices, default, what the 
     "random_state": (int, 0, "default 0"),
     "class_weight": (("balanced",), SAME, "default none: every class weighs 1"),
     "label_smoothing": (float, SAME, None),
+    "clip_norm": (float, SAME, "default none: no clipping"),
+    "weight_decay": (float, SAME, None),
+    "dropout": (float, SAME, None),
+    "input_dropout": (float, SAME, None),
 }
 
 

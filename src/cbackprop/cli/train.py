@@ -179,6 +179,8 @@ def _train(args, data, client=None):
                 validation_data=(Xs[val], y_fit[val]) if val is not None else None,
                 early_stopping=args.early_stopping, verbose=not args.quiet,
                 class_weight=args.class_weight, label_smoothing=args.label_smoothing,
+                clip_norm=args.clip_norm, weight_decay=args.weight_decay,
+                dropout=args.dropout, input_dropout=args.input_dropout,
                 **({"client": client} if client is not None else {}))
     seconds = time.perf_counter() - t0
     for w in caught:

@@ -139,7 +139,9 @@ class _BaseBackprop(BaseEstimator):
             schedule=schedule if solver in SCHEDULED else "constant",
             momentum=momentum if solver == "sgd" else 0.9, nesterov=nesterov,
             verbose=self._progress_bar(), beta_1=self.beta_1, beta_2=self.beta_2,
-            epsilon=self.epsilon, power_t=power_t, max_fun=self.max_fun)
+            epsilon=self.epsilon, power_t=power_t, max_fun=self.max_fun,
+            clip_norm=self.clip_norm, weight_decay=self.weight_decay, dropout=self.dropout,
+            input_dropout=self.input_dropout)
         return hidden, init, dtype, early, fraction, options
 
     def _progress_bar(self):

@@ -108,6 +108,27 @@ _SHARED_PARAMS = """\
         fit (float32 stays float32, anything else becomes float64), as scikit-learn's MLP
         does. ``predict`` and ``predict_proba`` return the network's dtype.
 
+    clip_norm : float or None, default=None
+        cbackprop's: ``'sgd'`` and ``'adam'`` scale each batch's gradient (``alpha``'s term
+        included) by ``min(1, clip_norm / ||g||)``, ``||g||`` its global 2-norm over every
+        layer, biases included. Other solvers refuse it (``ValueError``).
+
+    weight_decay : float, default=0.0
+        cbackprop's: ``'sgd'`` and ``'adam'``'s decoupled weight decay (AdamW's rule): the
+        weights, never the biases, multiplied by ``1 - rate * weight_decay`` (the epoch's rate)
+        before each step, apart from the gradient (``alpha`` is an L2 term in the loss,
+        whose gradient Adam rescales). Other solvers refuse it (``ValueError``).
+
+    dropout : float or list of float, default=0.0
+        cbackprop's: inverted dropout of the hidden units while ``'online'``, ``'sgd'`` and
+        ``'adam'`` train (a rate in ``[0, 1)`` for every hidden layer, or one a layer);
+        masks from ``random_state`` (the same fit for any ``n_threads``). ``predict``,
+        ``score`` and the validation score use the whole network; ``loss_curve_`` is the
+        dropped network's loss. The full-batch solvers refuse it (``ValueError``).
+
+    input_dropout : float, default=0.0
+        cbackprop's: the same on the input features (dense ``X`` only).
+
     n_threads : int or None, default=None
         cbackprop's: threads the full-batch kernels split rows across. None: the usable
         cores (at most 8), capped by ``OMP_NUM_THREADS`` when set, which joblib sets in its

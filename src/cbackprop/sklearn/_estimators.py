@@ -65,7 +65,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  output="auto", loss="cross_entropy", init="glorot", dtype="auto",
-                 n_threads=None, class_weight=None):
+                 n_threads=None, class_weight=None, clip_norm=None, weight_decay=0.0,
+                 dropout=0.0, input_dropout=0.0):
         self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
@@ -252,7 +253,8 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 init="glorot", dtype="auto", n_threads=None):
+                 init="glorot", dtype="auto", n_threads=None, clip_norm=None,
+                 weight_decay=0.0, dropout=0.0, input_dropout=0.0):
         self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
