@@ -4,7 +4,8 @@
 Networks: digits (64 -> 30 -> 10, tanh, softmax; rows from scikit-learn's digits) and a wider
 one (784 -> 256 -> 10, uniform [0, 1) pixels), float32 (and digits in float64). Contenders,
 each checked to give the network's predict_proba before it is timed: cbackprop's
-predict_proba, its predictor (net.predictor(): predict_proba, and into out=), ONNX Runtime
+predict_proba, its predictor (net.predictor(): one thread, predict_proba, and into out=;
+from 1000 rows also n_threads=None, the threads forward plans), ONNX Runtime
 running our exported model (cbackprop.export.to_onnx) on one thread and on its default
 threads, scikit-learn's MLP predict_proba (net.to_sklearn()), PyTorch in inference mode
 where installed. A contender's figure is the median over rounds of a timed loop's mean
@@ -108,6 +109,9 @@ def contenders(net, X, dtype):
     found = {"cbackprop predict_proba": lambda: net.predict_proba(X),
              PREDICTOR: lambda: p.predict_proba(X),
              "cbackprop predictor out=": lambda: p.predict_proba(X, out=out)}
+    if len(X) >= 1000:              # threads pay only on large batches
+        pt = net.predictor(n_threads=None)
+        found["cbackprop predictor n_threads=None"] = lambda: pt.predict_proba(X)
     if ort is not None:
         for threads, label in ((1, "1 thread"), (0, "default threads")):
             s = ort_session(net, threads)

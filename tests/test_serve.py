@@ -126,15 +126,24 @@ def test_predictor_against_the_reference(dtype, rng):
                                atol=1e-6 if dtype == "float32" else 1e-13)
 
 
-def test_predictor_many_rows_take_the_threaded_path(rng):
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_predictor_many_rows(n_threads, rng):
     wide = cb.Network([300, 200, 5], output="softmax", random_state=0)
-    p = wide.predictor()
-    assert 1 <= p.serial_rows < 50
-    X = rng.normal(size=(50, 300))
-    np.testing.assert_allclose(p(X), wide.forward(X), rtol=1e-12)
-    out = np.empty((50, 5))
-    assert p.predict_proba(X, out=out) is out
-    np.testing.assert_allclose(out, wide.predict_proba(X), rtol=1e-12)
+    p = wide.predictor(n_threads=n_threads)
+    assert 1 <= p.serial_rows < 50                         # BLAS layers: few rows in place
+    X = rng.normal(size=(600, 300))
+    for rows in (X[:50], X):
+        np.testing.assert_allclose(p(rows), wide.forward(rows), rtol=1e-12)
+        out = np.empty((len(rows), 5))
+        assert p.predict_proba(rows, out=out) is out
+        np.testing.assert_allclose(out, wide.predict_proba(rows), rtol=1e-12)
+    thin = cb.Network([6, 9, 3], output="softmax", random_state=0)
+    assert thin.predictor().serial_rows > 10 ** 6          # our products: every row in place
+    assert thin.predictor(n_threads=None).serial_rows <= 256
+    Xt = rng.normal(size=(1000, 6))
+    np.testing.assert_allclose(thin.predictor()(Xt), thin.forward(Xt), rtol=1e-12)
+    with pytest.raises(ValueError, match="n_threads must be 1 or None"):
+        thin.predictor(n_threads=2)
 
 
 def test_predictor_holds_a_snapshot(rng):
@@ -225,3 +234,24 @@ def test_predictor_of_an_estimators_network(rng):
     p = est.network_.predictor()
     np.testing.assert_allclose(p.predict_proba(X), est.predict_proba(X), rtol=1e-12)
     np.testing.assert_array_equal(p.predict(X), est.predict(X))
+
+
+def test_forwards_one_row_path_reads_params_live(rng):
+    import copy
+    import pickle
+
+    net, X = fitted("softmax", "float64", rng)
+    before = net.predict_proba(X[0])                        # makes the one-row server
+    net.thetas[0][...] *= 0.5                               # in place: the next call sees it
+    after = net.predict_proba(X[0])
+    assert not np.allclose(after, before)
+    np.testing.assert_array_equal(net.forward(X[0]), net.forward(X[:1])[0])
+    np.testing.assert_allclose(net.forward(X[:1]), net.forward(X[:3])[:1], rtol=1e-12)
+    net.params = rng.normal(size=net.params.size)
+    np.testing.assert_allclose(net.forward(X[:1]), net.forward(X[:3])[:1], rtol=1e-12)
+    for twin in (net.copy(), pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(twin.forward(X[0]), net.forward(X[0]))
+    with pytest.raises(ValueError, match="7 features, the network expects 5"):
+        net.forward(np.zeros((1, 7)))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.forward(np.full((1, 5), np.nan))

@@ -165,6 +165,7 @@ class Network:
         self._layout = core.Layout(sizes, self.activation + [output], loss)
         self._layout_flops = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))  # flops_per_sample
         self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
+        self._row_server = None              # forward's one-row Predictor, made when first used
         self._thetas = [self._params[o:o + (sizes[l + 1] * (sizes[l] + 1))]
                         .reshape(sizes[l + 1], sizes[l] + 1)
                         for l, o in enumerate(self._layout.offsets)]
@@ -210,7 +211,7 @@ class Network:
         """Pickle and deepcopy: the flat parameters and the settings; the Theta views are
         rebuilt on load, so that they keep sharing memory with params."""
         state = self.__dict__.copy()
-        for derived in ("_thetas", "_layout"):
+        for derived in ("_thetas", "_layout", "_row_server"):
             state.pop(derived)
         return state
 
@@ -250,6 +251,11 @@ class Network:
         """The outputs h = a(L), shape (m, s_L); for one row given 1-D (n_inputs values),
         its outputs, 1-D. On a Dask X: a Dask array, computed in parallel over its
         partitions (as are predict's and predict_proba's)."""
+        if type(X) is np.ndarray and (X.ndim == 1 or X.ndim == 2 and X.shape[0] == 1):
+            # one row: checked and run by a Predictor on params itself, made once
+            if self._row_server is None:
+                self._row_server = self._predictor(self._params, 1, live=True)
+            return self._row_server(X)
         if _is_row(X):
             return self.forward(self._as_row(X))[0]
         if self._few_rows(X):                   # a serving loop's row: the shortest path
@@ -432,7 +438,7 @@ class Network:
             return self.predict_proba(self._as_row(X))[0]
         return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
 
-    def predictor(self):
+    def predictor(self, n_threads=1):
         """A callable for serving loops, faster than predict_proba on one or a few rows:
         ``p = net.predictor(); p(x)`` is ``forward(x)``, ``p.predict_proba(x, out=None)``
         and ``p.predict(x)`` as the network's, for 1-D rows and 2-D arrays alike.
@@ -444,13 +450,25 @@ class Network:
         converted as predict converts it, or refused with the same errors) and runs the
         rows. ``out=`` (a C-order array of the dtype and the result's shape) saves the one
         allocation left. Few rows run on the calling thread with the GIL held, so threads
-        may share a predictor; more rows run as forward runs them (across threads)."""
-        params = self._params.copy()
+        may share a predictor.
+
+        n_threads: 1 (the default, a server's usual setting: ONNX Runtime's
+        intra_op_num_threads=1) runs every call on the calling thread, BLAS held to one
+        thread too; None runs large batches as forward does, across ``net.n_threads``."""
+        if n_threads not in (1, None):
+            raise ValueError(f"n_threads must be 1 or None; got {n_threads!r}")
+        serial = max(1, min(BLOCK_ROWS, int(-(-WORK_A_THREAD // self._layout_flops)) - 1))
+        if n_threads == 1 and not self._layout.blocks_call_blas():
+            serial = 2 ** 62                 # our own products: any rows, in place
+        return self._predictor(self._params.copy(), serial, live=False, one_thread=n_threads == 1)
+
+    def _predictor(self, params, serial, live, one_thread=False):
+        """predictor()'s, or, live, the Predictor of forward's one-row path: on the
+        network's own params (read at each call, never packed), one row at a time."""
         layout = self._layout
         classes = None if self.classes_ is None else np.array(self.classes_, copy=True)
         coding = self.target_coding_
         output = self.output
-        serial = max(1, min(BLOCK_ROWS, int(-(-WORK_A_THREAD // self._layout_flops)) - 1))
 
         def convert(x):              # what the predictor's own checks do not take
             if _sparse.is_sparse(x):
@@ -460,8 +478,8 @@ class Network:
             return np.asarray(self._check_X(x))
 
         def many(X, out):
-            threads, block_rows = self._row_plan(X.shape[0], X)
-            with blas_single_threaded(threads > 1 and layout.blocks_call_blas()):
+            threads, block_rows = (1, BLOCK_ROWS) if one_thread else self._row_plan(X.shape[0], X)
+            with blas_single_threaded((threads > 1 or one_thread) and layout.blocks_call_blas()):
                 core.forward(layout, X, predictor.params, out, block_rows, threads)
 
         def decode(h):
@@ -476,7 +494,7 @@ class Network:
             proba = 1
         else:
             proba = 2 if output == "sigmoid" else 0
-        predictor = core.Predictor(layout, params, serial, convert, many, decode, proba)
+        predictor = core.Predictor(layout, params, serial, convert, many, decode, proba, live)
         return predictor
 
     def score(self, X, y):

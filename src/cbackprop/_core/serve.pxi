@@ -102,15 +102,22 @@ cdef class Predictor:
     cdef readonly Py_ssize_t serial_rows
 
     def __init__(self, Layout layout, params, Py_ssize_t serial_rows, convert, many, decode,
-                 int proba):
+                 int proba, bint live=False):
+        # live: params used in place, not copied (Network's own one-row path), so never
+        # packed: one row's product reads Theta itself, and serial_rows must be 1
         check_positive("serial_rows", serial_rows)
         if proba < PROBA_AS_IS or proba > PROBA_NONE:
             raise ValueError(f"proba must be 0 to 3; got {proba}")
-        self.params = np.array(params, copy=True, order="C")
-        if self.params.dtype not in (np.float32, np.float64) or self.params.ndim != 1:
-            raise TypeError("params must be a 1-D float32 or float64 array")
+        if live and serial_rows != 1:
+            raise ValueError("a live predictor runs one row at a time (serial_rows=1)")
+        self.params = params if live else np.array(params, copy=True, order="C")
+        if (type(self.params) is not cnp.ndarray or self.params.ndim != 1
+                or self.params.dtype not in (np.float32, np.float64)
+                or not self.params.flags.c_contiguous):
+            raise TypeError("params must be a C-contiguous 1-D float32 or float64 array")
         check_params(layout, "params", self.params.shape[0])
-        self.params.setflags(write=False)
+        if not live:
+            self.params.setflags(write=False)
         self.layout, self.dtype, self.serial_rows = layout, self.params.dtype, serial_rows
         self._double = self.dtype == np.float64
         self._type_num = cnp.NPY_FLOAT64 if self._double else cnp.NPY_FLOAT32
@@ -122,7 +129,9 @@ cdef class Predictor:
         self._p_ws = cnp.PyArray_DATA(<cnp.ndarray>self._ws)
         self._p_params = cnp.PyArray_DATA(<cnp.ndarray>self.params)
         # packed once: the snapshot never changes
-        if self._double:
+        if live:
+            self._p_wt = NULL
+        elif self._double:
             self._p_wt = pack_transposed(
                 &layout.net, <const double*>self._p_params,
                 <double*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False)
