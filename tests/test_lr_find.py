@@ -53,8 +53,11 @@ def test_lr_find_plot(data, tmp_path):
     X, y = data
     found = cb.lr_find(cb.Network([6, 4, 3], output="softmax", random_state=0), X, y,
                        steps=20, random_state=0)
-    fig = found.plot(path=tmp_path / "lr.png")
+    from cbackprop.plot import lr_curve
+    fig = lr_curve(found, path=tmp_path / "lr.png")
     assert (tmp_path / "lr.png").stat().st_size > 0 and fig.axes[0].get_xscale() == "log"
+    with pytest.raises(TypeError, match="lr_find's result"):
+        lr_curve({"rates": []})
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

@@ -14,28 +14,13 @@ from cbackprop.training import ConvergenceWarning, DivergenceError
 class LRFind:
     """rates and losses (each batch's loss as fit reports it, and their exponential
     moving average, bias-corrected) up to the step where the run stopped; suggestion:
-    the rate where the smoothed loss falls fastest against log(rate)."""
+    the rate where the smoothed loss falls fastest against log(rate). cbackprop.plot.lr_curve
+    draws it."""
     rates: np.ndarray
     losses: np.ndarray
     smoothed: np.ndarray
     suggestion: float
     diverged: bool
-
-    def plot(self, path=None, fig=None, figsize=(6.4, 4.0), dpi=100):
-        """The smoothed loss against the rate (log scale), the suggestion marked
-        (matplotlib: cbackprop[plot]). Returns the Figure."""
-        from cbackprop.plot import _figure, _finish
-        fig = _figure(fig, figsize, dpi)
-        ax = fig.add_subplot()
-        ax.plot(self.rates, self.losses, color="0.75", lw=1, label="batch loss")
-        ax.plot(self.rates, self.smoothed, lw=2, label="smoothed")
-        ax.axvline(self.suggestion, ls="--", color="C3",
-                   label=f"suggestion {self.suggestion:.2g}")
-        ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("loss")
-        ax.legend()
-        return _finish(fig, path)
 
 
 def lr_find(net, X, y, *, min_lr=1e-6, max_lr=1.0, steps=100, batch_size=32, solver="sgd",

@@ -21,7 +21,12 @@ def _is_row(X):
     """Whether X is one sample given 1-D: a 1-D NumPy array, list or tuple of numbers."""
     if isinstance(X, np.ndarray):
         return X.ndim == 1
-    return isinstance(X, (list, tuple)) and np.ndim(X) == 1
+    if not isinstance(X, (list, tuple)):
+        return False
+    try:
+        return np.ndim(X) == 1
+    except ValueError:               # ragged: _check_X says what is wrong with it
+        return False
 
 
 def _dense_only():

@@ -31,6 +31,7 @@ def cmd_lr_find(args):
         f"{np.min(found.smoothed):.4g} at {found.rates[int(np.argmin(found.smoothed))]:.3g}")
     out(f"suggested learning rate: {found.suggestion:.3g}")
     if args.plot:
-        found.plot(path=args.plot)
+        from cbackprop.plot import lr_curve
+        lr_curve(found, path=args.plot)
         out(f"wrote {args.plot}")
     return 0
