@@ -10,7 +10,8 @@ samples, width, batch, depth, blas_threads (sweeps.py), scale (bench_scale.py, i
 on a Dask LocalCluster vs in process, Spark MLlib's MLP, fit on a memmap), and units
 (bench_units.py, issue 16: online and Adam epochs for each hidden unit, against tanh),
 dropout (bench_dropout.py, issue 16: epochs with dropout, clip_norm, weight_decay, against
-none).
+none), and latency (bench_latency.py, issue 17: prediction at batch 1 to 100,000 against ONNX
+Runtime).
 Contenders: cbackprop float64/float32, cbackprop.reference (vectorized, per-sample loop, pure
 Python), scikit-learn, PyTorch (CPU, float32/float64) and FANN, where installed; each is checked
 to compute the same cost (or make the same updates) as cbackprop before it is timed. Contenders
@@ -32,6 +33,7 @@ import bench_dropout
 import bench_fann
 import bench_scale
 import bench_train as bt
+import bench_latency
 import bench_units
 import cbackprop as cb
 import sweeps
@@ -47,13 +49,15 @@ FULL = dict(rounds=7, cg_rounds=15, loop_rows=200, python_rows=10, check_rows=10
             thread_nets=8, thread_epochs=30, peer_nets=4, peer_epochs=5, units_epochs=20,
             units_rows=40000, dropout_epochs=20,
             **sweeps.FULL,
-            **bench_scale.FULL)
+            **bench_scale.FULL,
+            **bench_latency.FULL)
 QUICK = dict(rounds=2, cg_rounds=3, loop_rows=40, python_rows=2, check_rows=20,
              adam_epochs=5, synth_rows=4000, synth_rounds=2,
              memory_rows=[2000, 8000], memory_peers=False, thread_nets=4, thread_epochs=5,
              peer_nets=2, peer_epochs=2, units_epochs=2, units_rows=4000, dropout_epochs=2,
              **sweeps.QUICK,
-             **bench_scale.QUICK)
+             **bench_scale.QUICK,
+             **bench_latency.QUICK)
 ACC_SLACK = 0.01          # "equal accuracy": cbackprop within one point, or better
 
 
@@ -388,7 +392,8 @@ WORKLOADS = {"cost_gradient": cost_gradient, "online": online, "adam": adam,
              "synthetic": synthetic, "memory": memory, "python_threads": python_threads,
              **sweeps.SWEEPS, "scale": bench_scale.scale,
              "units": lambda cfg: bench_units.units(cfg, make_rows, goal),
-             "dropout": lambda cfg: bench_dropout.dropout(cfg, make_rows, goal)}
+             "dropout": lambda cfg: bench_dropout.dropout(cfg, make_rows, goal),
+             "latency": lambda cfg: bench_latency.latency(cfg, make_rows, goal)}
 
 
 def run_all(names, cfg):

@@ -921,7 +921,7 @@ def test_score_and_predict_reject_bad_input(rng):
     with pytest.raises(ValueError, match="X"):
         net.predict(X[:, :2])
     with pytest.raises(ValueError, match="X"):
-        net.predict_proba(X[0])
+        net.predict_proba(X[0, :2])           # one row (1-D) of the wrong width
     with pytest.raises((TypeError, ValueError), match="fit"):
         net.score(X, np.array(["a"] * len(y)))   # strings where ints were fitted
 

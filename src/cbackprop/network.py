@@ -17,6 +17,23 @@ BLOCK_ROWS = 256          # rows a block: the time hardly depends on it over a w
 WORK_A_THREAD = 4e6       # flops a thread must get before starting it pays (benchmarks/README.md)
 
 
+def _is_row(X):
+    """Whether X is one sample given 1-D: a 1-D NumPy array, list or tuple of numbers."""
+    if isinstance(X, np.ndarray):
+        return X.ndim == 1
+    if not isinstance(X, (list, tuple)):
+        return False
+    try:
+        return np.ndim(X) == 1
+    except ValueError:               # ragged: _check_X says what is wrong with it
+        return False
+
+
+def _dense_only():
+    raise TypeError("a predictor takes dense rows (NumPy arrays); for a scipy.sparse X "
+                    "use the network's predict or predict_proba")
+
+
 class Network:
     """A fully connected network in the course's notation.
 
@@ -153,6 +170,7 @@ class Network:
         self._layout = core.Layout(sizes, self.activation + [output], loss)
         self._layout_flops = 6 * sum(a * b for a, b in zip(sizes, sizes[1:]))  # flops_per_sample
         self._params = np.zeros(self._layout.n_params, dtype=self.dtype)
+        self._row_server = None              # forward's one-row Predictor, made when first used
         self._thetas = [self._params[o:o + (sizes[l + 1] * (sizes[l] + 1))]
                         .reshape(sizes[l + 1], sizes[l] + 1)
                         for l, o in enumerate(self._layout.offsets)]
@@ -198,7 +216,7 @@ class Network:
         """Pickle and deepcopy: the flat parameters and the settings; the Theta views are
         rebuilt on load, so that they keep sharing memory with params."""
         state = self.__dict__.copy()
-        for derived in ("_thetas", "_layout"):
+        for derived in ("_thetas", "_layout", "_row_server"):
             state.pop(derived)
         return state
 
@@ -235,8 +253,16 @@ class Network:
                            finite=finite)
 
     def forward(self, X):
-        """The outputs h = a(L), shape (m, s_L). On a Dask X: a Dask array, computed in
-        parallel over its partitions (as are predict's and predict_proba's)."""
+        """The outputs h = a(L), shape (m, s_L); for one row given 1-D (n_inputs values),
+        its outputs, 1-D. On a Dask X: a Dask array, computed in parallel over its
+        partitions (as are predict's and predict_proba's)."""
+        if type(X) is np.ndarray and (X.ndim == 1 or X.ndim == 2 and X.shape[0] == 1):
+            # one row: checked and run by a Predictor on params itself, made once
+            if self._row_server is None:
+                self._row_server = self._predictor(self._params, 1, live=True)
+            return self._row_server(X)
+        if _is_row(X):
+            return self.forward(self._as_row(X))[0]
         if self._few_rows(X):                   # a serving loop's row: the shortest path
             return core.forward(self._layout, X, self._params,
                                 np.empty((X.shape[0], self._layout.sizes[-1]), self.dtype),
@@ -248,6 +274,14 @@ class Network:
         threads, block_rows = self._row_plan(X.shape[0], X)
         with blas_single_threaded(threads > 1 and self._layout.blocks_call_blas()):
             return core.forward(self._layout, X, self._params, out, block_rows, threads)
+
+    def _as_row(self, x):
+        """One 1-D row as a 1 x n_inputs matrix: a view when it is already of the dtype and
+        C order (forward then checks it as any X), else converted and checked."""
+        if (type(x) is np.ndarray and x.dtype == self.dtype and x.flags.c_contiguous
+                and x.shape[0] == self._layout.sizes[0]):
+            return x.reshape(1, -1)
+        return v.as_vector("X", x, self.dtype, self._layout.sizes[0]).reshape(1, -1)
 
     def _few_rows(self, X):
         """Whether X can go to the compiled core as it is, on one thread: a C-contiguous,
@@ -391,15 +425,82 @@ class Network:
         values for identity and exp outputs. Before fit: class indices."""
         if not isinstance(X, np.ndarray) and cluster.is_dask(X):
             return cluster.map_rows(self, X, "predict")
+        if _is_row(X):                  # one row: its label (a scalar), or its row
+            return self._decode(self.forward(self._as_row(X)))[0]
+        return self._decode(self.forward(X))
+
+    def _decode(self, h):
         coding = self.target_coding_
-        return _targets.decode(self.forward(X), self.classes_, coding.kind, self.output,
+        return _targets.decode(h, self.classes_, coding.kind, self.output,
                                squeeze=coding.one_dimensional)
 
     def predict_proba(self, X):
-        """Class probabilities; rows sum to one for single-label classification."""
+        """Class probabilities; rows sum to one for single-label classification. One row
+        given 1-D: its probabilities, 1-D."""
         if not isinstance(X, np.ndarray) and cluster.is_dask(X):
             return cluster.map_rows(self, X, "predict_proba")
+        if _is_row(X):
+            return self.predict_proba(self._as_row(X))[0]
         return _targets.probabilities(self.forward(X), self.target_coding_.kind, self.output)
+
+    def predictor(self, n_threads=1):
+        """A callable for serving loops, faster than predict_proba on one or a few rows:
+        ``p = net.predictor(); p(x)`` is ``forward(x)``, ``p.predict_proba(x, out=None)``
+        and ``p.predict(x)`` as the network's, for 1-D rows and 2-D arrays alike.
+
+        It holds a snapshot of the parameters (and of classes_ and what the outputs mean)
+        taken now: a later fit or change to ``params`` does not reach it; make a new one.
+        Its workspace and the packed weights are made once, so a call checks x (a NumPy
+        array of the network's dtype, C order, the input width, finite; anything else is
+        converted as predict converts it, or refused with the same errors) and runs the
+        rows. ``out=`` (a C-order array of the dtype and the result's shape) saves the one
+        allocation left. Few rows run on the calling thread with the GIL held, so threads
+        may share a predictor.
+
+        n_threads: 1 (the default, a server's usual setting: ONNX Runtime's
+        intra_op_num_threads=1) runs every call on the calling thread, BLAS held to one
+        thread too; None runs large batches as forward does, across ``net.n_threads``."""
+        if n_threads not in (1, None):
+            raise ValueError(f"n_threads must be 1 or None; got {n_threads!r}")
+        serial = max(1, min(BLOCK_ROWS, int(-(-WORK_A_THREAD // self._layout_flops)) - 1))
+        if n_threads == 1 and not self._layout.blocks_call_blas():
+            serial = 2 ** 62                 # our own products: any rows, in place
+        return self._predictor(self._params.copy(), serial, live=False, one_thread=n_threads == 1)
+
+    def _predictor(self, params, serial, live, one_thread=False):
+        """predictor()'s, or, live, the Predictor of forward's one-row path: on the
+        network's own params (read at each call, never packed), one row at a time."""
+        layout = self._layout
+        classes = None if self.classes_ is None else np.array(self.classes_, copy=True)
+        coding = self.target_coding_
+        output = self.output
+
+        def convert(x):              # what the predictor's own checks do not take
+            if _sparse.is_sparse(x):
+                _dense_only()
+            if _is_row(x):
+                return np.asarray(self._as_row(x)[0])
+            return np.asarray(self._check_X(x))
+
+        def many(X, out):
+            threads, block_rows = (1, BLOCK_ROWS) if one_thread else self._row_plan(X.shape[0], X)
+            with blas_single_threaded((threads > 1 or one_thread) and layout.blocks_call_blas()):
+                core.forward(layout, X, predictor.params, out, block_rows, threads)
+
+        def decode(h):
+            return _targets.decode(h, classes, coding.kind, output,
+                                   squeeze=coding.one_dimensional)
+
+        if output in v.VALUE_OUTPUTS:
+            proba = 3
+        elif coding.kind == _targets.MATRIX:
+            proba = 0
+        elif self.layer_sizes[-1] == 1:
+            proba = 1
+        else:
+            proba = 2 if output == "sigmoid" else 0
+        predictor = core.Predictor(layout, params, serial, convert, many, decode, proba, live)
+        return predictor
 
     def score(self, X, y):
         """Accuracy for classification (exact rows for multi-label), R^2 for regression.

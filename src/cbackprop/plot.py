@@ -227,3 +227,21 @@ def confusion_matrix(y_true, y_pred, labels=None, normalize=False, path=None, fi
     ax.set_title(title or f"Confusion matrix (accuracy {accuracy:.1%})")
     fig.confusion = counts
     return _finish(fig, path)
+
+
+def lr_curve(found, path=None, fig=None, figsize=(6.4, 4.0), dpi=100):
+    """The learning-rate range test (cb.lr_find's result): the batches' losses and their
+    smoothed curve against the rate (log scale), the suggested rate marked."""
+    if not all(hasattr(found, a) for a in ("rates", "losses", "smoothed", "suggestion")):
+        raise TypeError(f"lr_curve needs cb.lr_find's result; got {type(found).__name__}")
+    fig = _figure(fig, figsize, dpi)
+    ax = fig.add_subplot()
+    ax.plot(found.rates, found.losses, color="0.75", lw=1, label="batch loss")
+    ax.plot(found.rates, found.smoothed, lw=2, label="smoothed")
+    ax.axvline(found.suggestion, ls="--", color="C3",
+               label=f"suggestion {found.suggestion:.2g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return _finish(fig, path)

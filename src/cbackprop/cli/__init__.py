@@ -6,6 +6,7 @@
     cbackprop evaluate MODEL DATA          scores on labelled data
     cbackprop inspect MODEL                what a model file holds
     cbackprop export MODEL --format onnx   an ONNX model or a C header (--format c)
+    cbackprop lr-find DATA --target COLUMN the learning-rate range test: a suggested rate
     cbackprop check                        the compiled gradients against the reference
     cbackprop bench                        a quick timing table against NumPy
 
@@ -14,7 +15,7 @@ reported as one line on stderr (``--debug`` shows the traceback).
 
 The modules, each importing only those listed after it and the library: parser (the
 options; it names the function each command runs), train, model (predict, evaluate,
-inspect), export, compare (check, bench), demo, data (data files), report (what is printed).
+inspect), export, lr_range (lr-find), compare (check, bench), demo, data (data files), report (what is printed).
 """
 import os
 import sys

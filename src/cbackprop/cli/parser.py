@@ -7,7 +7,7 @@ import re
 
 import cbackprop as cb
 from cbackprop import _validation as v, options
-from cbackprop.cli import compare, demo, export, model, train
+from cbackprop.cli import compare, demo, export, lr_range, model, train
 from cbackprop.cli.data import MAX_CLASSES_INFERRED
 from cbackprop.cli.report import PROG
 
@@ -30,6 +30,13 @@ def positive_int(text):
     value = _number(text, int)
     if value is None or value < 1:
         raise _refused("an integer >= 1", text)
+    return value
+
+
+def positive_float(text):
+    value = _number(text, float)
+    if value is None or not 0 < value < float("inf"):
+        raise _refused("a positive number", text)
     return value
 
 
@@ -300,6 +307,41 @@ def build_parser():
                                  "activation x output x loss on random shapes, in float64 and "
                                  "float32. Exit status 1 if any disagrees.")
     p.add_argument("--seed", type=int, default=0, help="seed of the random shapes (default 0)")
+
+    p = _add_command(commands, "lr-find", lr_range.cmd_lr_find, debug,
+                     help="the learning-rate range test on a data file; suggests a rate",
+                     description="A short run of mini-batches whose learning rate grows "
+                                 "exponentially from --min-lr to --max-lr, stopped when the "
+                                 "loss explodes (cbackprop.lr_find), on DATA read, scaled and "
+                                 "coded as train does. Prints the suggested rate: the steepest "
+                                 "descent of the smoothed loss.")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--target", metavar="COLUMN", help="the column to predict, as for train")
+    p.add_argument("--drop", metavar="COLUMNS", default=[], type=column_names,
+                   help="columns to leave out of the features, as for train")
+    p.add_argument("--task", choices=tuple(train.TASKS), default="auto",
+                   help="auto (default), classify or regress, as for train")
+    p.add_argument("--hidden", type=hidden_sizes, default=[25],
+                   help="hidden layer sizes (default 25)")
+    p.add_argument("--activation", default="sigmoid", type=hidden_activations,
+                   help="hidden activation (default sigmoid), as for train")
+    p.add_argument("--output", choices=("auto", "sigmoid", "softmax", "identity", "exp"),
+                   default="auto", help="output layer, as for train")
+    p.add_argument("--scale", choices=("standard", "minmax", "none"), default="standard",
+                   help="feature scaling (default standard)")
+    p.add_argument("--solver", choices=("sgd", "adam"), default="sgd",
+                   help="the mini-batch solver (default sgd)")
+    p.add_argument("--min-lr", type=positive_float, default=1e-6,
+                   help="the first rate (default 1e-6)")
+    p.add_argument("--max-lr", type=positive_float, default=1.0,
+                   help="the last rate (default 1)")
+    p.add_argument("--steps", type=positive_int, default=100,
+                   help="mini-batches, one a rate (default 100)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="rows a mini-batch (default 32)")
+    p.add_argument("--dtype", choices=v.DTYPES, default="float64")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--plot", metavar="PNG", help="write the loss curve here (matplotlib)")
 
     p = _add_command(commands, "bench", compare.cmd_bench, debug,
                      help="time the compiled core against the NumPy reference",

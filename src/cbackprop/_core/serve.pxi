@@ -1,0 +1,263 @@
+# Predictor: a network's forward pass for serving loops (issue 17), one or a few rows a
+# call. Everything a call of forward() makes or checks again each time (the workspace, the
+# packed W^T, the parameters' and the Layout's buffer checks, memoryviews) is made once,
+# so a call checks x (type, dtype, shape, order, finite) and runs the rows. The
+# parameters are a snapshot taken when it is built: a later change to the network's
+# params does not reach it. Rows beyond serial_rows go to `many` (Network's threaded
+# forward on the same snapshot).
+#
+# Few rows run with the GIL held: they take microseconds, and the GIL is then what lets
+# threads share one predictor (its workspace is one).
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef enum:                      # what predict_proba makes of h (_targets.probabilities)
+    PROBA_AS_IS = 0             # softmax, or a target matrix: h itself
+    PROBA_TWO = 1               # one sigmoid unit: [1 - h, h]
+    PROBA_NORMALIZED = 2        # one-vs-all sigmoid units: each row over its sum
+    PROBA_NONE = 3              # value outputs: no probabilities
+
+
+cdef bint _finite_rows(const floating* x, Py_ssize_t n) noexcept nogil:
+    """Whether x[0 .. n-1] are all finite (x - x is NaN for NaN and inf alike)."""
+    cdef Py_ssize_t k
+    cdef floating acc = 0
+    for k in range(n):
+        acc += x[k] - x[k]
+    return acc == 0
+
+
+cdef void _serve_rows(const Net* net, const floating* wt, const floating* X, Py_ssize_t m,
+                      const floating* params, floating* out, floating* ws,
+                      int mb_max) noexcept nogil:
+    """out (m x s_L) = h(X) on this thread, in blocks of mb_max rows (ws sized for them)."""
+    cdef Rows rows
+    cdef Py_ssize_t r0
+    cdef int K = net.sizes[net.n_layers - 1]
+    rows.dense = X
+    rows.data = NULL
+    rows.indices = NULL
+    rows.indptr = NULL
+    rows.order = NULL
+    rows.m = m
+    rows.w1t = NULL
+    rows.g1t = NULL
+    rows.first_apart = False
+    rows.c_data = NULL
+    rows.c_rows = NULL
+    rows.c_ptr = NULL
+    rows.d1 = NULL
+    r0 = 0
+    while r0 < m:
+        forward_block(net, wt, &rows, r0, <int>min(<Py_ssize_t>mb_max, m - r0), params,
+                      out + r0 * K, ws, mb_max)
+        r0 += mb_max
+
+
+cdef void _proba_in_place(floating* h, Py_ssize_t m, int K, int mode) noexcept nogil:
+    """_targets.probabilities on out, in place. PROBA_TWO: h (m x 1) was written to the
+    first m elements of the (m x 2) out; spread from the last row back, each row's two
+    places at or after its own."""
+    cdef Py_ssize_t i
+    cdef int k
+    cdef floating hv, s, one = 1
+    cdef floating tiny = 1.1754943508222875e-38 if floating is float else 2.2250738585072014e-308
+    if mode == PROBA_TWO:
+        i = m - 1
+        while i >= 0:
+            hv = h[i]
+            h[2 * i + 1] = hv
+            h[2 * i] = one - hv
+            i -= 1
+    elif mode == PROBA_NORMALIZED:
+        for i in range(m):
+            s = 0
+            for k in range(K):
+                s = s + h[i * K + k]
+            if s < tiny:
+                s = tiny
+            for k in range(K):
+                h[i * K + k] = h[i * K + k] / s
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class Predictor:
+    """Predictor(layout, params, serial_rows, convert, many, decode, proba): see
+    Network.predictor, which builds it. params is copied (the snapshot); convert(x) turns
+    anything the fast checks refuse into a valid 1-D or 2-D array or raises; many(X, out)
+    runs more than serial_rows rows; decode(h) gives predict's labels of a 2-D h; proba is
+    one of the PROBA_ codes."""
+    cdef Layout layout
+    cdef readonly object params
+    cdef object _ws, _wt_buf, _convert, _many, _decode
+    cdef const void* _p_params
+    cdef void* _p_ws
+    cdef const void* _p_wt
+    cdef readonly object dtype
+    cdef bint _double
+    cdef int _type_num, _n_in, _n_out, _mb_max, _proba
+    cdef readonly Py_ssize_t serial_rows
+
+    def __init__(self, Layout layout, params, Py_ssize_t serial_rows, convert, many, decode,
+                 int proba, bint live=False):
+        # live: params used in place, not copied (Network's own one-row path), so never
+        # packed: one row's product reads Theta itself, and serial_rows must be 1
+        check_positive("serial_rows", serial_rows)
+        if proba < PROBA_AS_IS or proba > PROBA_NONE:
+            raise ValueError(f"proba must be 0 to 3; got {proba}")
+        if live and serial_rows != 1:
+            raise ValueError("a live predictor runs one row at a time (serial_rows=1)")
+        self.params = params if live else np.array(params, copy=True, order="C")
+        if (type(self.params) is not cnp.ndarray or self.params.ndim != 1
+                or self.params.dtype not in (np.float32, np.float64)
+                or not self.params.flags.c_contiguous):
+            raise TypeError("params must be a C-contiguous 1-D float32 or float64 array")
+        check_params(layout, "params", self.params.shape[0])
+        if not live:
+            self.params.setflags(write=False)
+        self.layout, self.dtype, self.serial_rows = layout, self.params.dtype, serial_rows
+        self._double = self.dtype == np.float64
+        self._type_num = cnp.NPY_FLOAT64 if self._double else cnp.NPY_FLOAT32
+        self._n_in, self._n_out = layout.n_inputs, layout.n_outputs
+        self._mb_max = <int>min(serial_rows, 256)
+        self._convert, self._many, self._decode, self._proba = convert, many, decode, proba
+        self._ws = np.zeros(workspace_size(&layout.net, self._mb_max), dtype=self.dtype)
+        self._wt_buf = np.zeros(max(1, layout.net.n_weights), dtype=self.dtype)
+        self._p_ws = cnp.PyArray_DATA(<cnp.ndarray>self._ws)
+        self._p_params = cnp.PyArray_DATA(<cnp.ndarray>self.params)
+        # packed once: the snapshot never changes
+        if live:
+            self._p_wt = NULL
+        elif self._double:
+            self._p_wt = pack_transposed(
+                &layout.net, <const double*>self._p_params,
+                <double*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False)
+        else:
+            self._p_wt = pack_transposed(
+                &layout.net, <const float*>self._p_params,
+                <float*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False)
+
+    @property
+    def n_inputs(self):
+        return self._n_in
+
+    @property
+    def n_outputs(self):
+        return self._n_out
+
+    cdef inline bint _ready(self, object x):
+        """Whether x can be read as it is: an ndarray of the dtype, C order, one row of
+        n_inputs (1-D) or m >= 1 rows of them."""
+        cdef cnp.ndarray a
+        if type(x) is not cnp.ndarray:
+            return False
+        a = <cnp.ndarray>x
+        if cnp.PyArray_TYPE(a) != self._type_num or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            return False
+        if cnp.PyArray_NDIM(a) == 1:
+            return cnp.PyArray_DIMS(a)[0] == self._n_in
+        return (cnp.PyArray_NDIM(a) == 2 and cnp.PyArray_DIMS(a)[1] == self._n_in
+                and cnp.PyArray_DIMS(a)[0] >= 1)
+
+    cdef object _output(self, Py_ssize_t m, bint one_d, int width, object out):
+        """A new result array, or out checked: an ndarray of the dtype, C order, writeable,
+        shaped as the result."""
+        cdef cnp.npy_intp dims[2]
+        cdef cnp.ndarray o
+        cdef object shape, given
+        if out is None:
+            if one_d:
+                dims[0] = width
+                return cnp.PyArray_EMPTY(1, dims, self._type_num, 0)
+            dims[0] = m
+            dims[1] = width
+            return cnp.PyArray_EMPTY(2, dims, self._type_num, 0)
+        shape = (<object>width,) if one_d else (<object>m, <object>width)
+        if type(out) is not cnp.ndarray:
+            raise TypeError(f"out must be a NumPy array; got {type(out).__name__}")
+        o = <cnp.ndarray>out
+        given = out.shape
+        if (cnp.PyArray_TYPE(o) != self._type_num or not cnp.PyArray_IS_C_CONTIGUOUS(o)
+                or not cnp.PyArray_ISWRITEABLE(o) or given != shape):
+            raise ValueError(f"out must be a writeable C-contiguous {self.dtype.name} array "
+                             f"of shape {shape}; got {out.dtype.name} {given}"
+                             f"{'' if out.flags.c_contiguous else ', not C-contiguous'}"
+                             f"{'' if out.flags.writeable else ', read-only'}")
+        return out
+
+    cdef object _run(self, object x, object out, int width, int proba):
+        """h(x) into out (or a new array), with proba applied; x checked or converted."""
+        cdef cnp.ndarray a, o
+        cdef Py_ssize_t m
+        cdef bint one_d, ok
+        cdef char* xp
+        cdef char* op
+        cdef Py_ssize_t itemsize = 8 if self._double else 4
+        if not self._ready(x):
+            x = self._convert(x)
+            if not self._ready(x):              # convert's contract, kept even if broken
+                raise ValueError("X could not be converted to the predictor's rows")
+        a = <cnp.ndarray>x
+        one_d = cnp.PyArray_NDIM(a) == 1
+        m = 1 if one_d else cnp.PyArray_DIMS(a)[0]
+        o = <cnp.ndarray>self._output(m, one_d, width, out)
+        xp = <char*>cnp.PyArray_DATA(a)
+        op = <char*>cnp.PyArray_DATA(o)
+        if op < xp + m * self._n_in * itemsize and xp < op + m * width * itemsize:
+            raise ValueError("out must not overlap X")
+        if self._double:
+            ok = _finite_rows(<const double*>xp, m * self._n_in)
+        else:
+            ok = _finite_rows(<const float*>xp, m * self._n_in)
+        if not ok:
+            bad = "NaN" if np.isnan(a).any() else "inf"
+            raise ValueError(f"X contains {bad}; remove or impute those values first")
+        if m > self.serial_rows:
+            self._many(a, o if width == self._n_out else o.reshape(-1)[:m * self._n_out]
+                       .reshape(m, self._n_out))
+        elif self._double:
+            _serve_rows(&self.layout.net, <const double*>self._p_wt, <const double*>xp, m,
+                        <const double*>self._p_params, <double*>op, <double*>self._p_ws,
+                        self._mb_max)
+        else:
+            _serve_rows(&self.layout.net, <const float*>self._p_wt, <const float*>xp, m,
+                        <const float*>self._p_params, <float*>op, <float*>self._p_ws,
+                        self._mb_max)
+        if proba == PROBA_TWO or proba == PROBA_NORMALIZED:
+            if self._double:
+                _proba_in_place(<double*>op, m, self._n_out, proba)
+            else:
+                _proba_in_place(<float*>op, m, self._n_out, proba)
+        return o
+
+    def __call__(self, x, out=None):
+        """h = a(L) of x: one row (1-D, n_inputs) gives a 1-D result, rows (2-D) a 2-D one.
+        As Network.forward, with the snapshot's parameters."""
+        return self._run(x, out, self._n_out, PROBA_AS_IS)
+
+    def forward(self, x, out=None):
+        """The same as calling the predictor."""
+        return self._run(x, out, self._n_out, PROBA_AS_IS)
+
+    def predict_proba(self, x, out=None):
+        """As Network.predict_proba (1-D for one row); out: where to write it."""
+        if self._proba == PROBA_NONE:
+            raise ValueError("predict_proba is for classifiers; this network has value "
+                             "outputs")
+        return self._run(x, out, 2 if self._proba == PROBA_TWO else self._n_out,
+                         self._proba)
+
+    def predict(self, x):
+        """As Network.predict: for one row (1-D), its label (a scalar), or its row of 0/1
+        labels or values where predict gives rows."""
+        h = self._run(x, None, self._n_out, PROBA_AS_IS)
+        if cnp.PyArray_NDIM(<cnp.ndarray>h) == 1:
+            return self._decode(h.reshape(1, self._n_out))[0]
+        return self._decode(h)
+
+    def __repr__(self):
+        return (f"Predictor({list(self.layout.sizes)}, {self.dtype.name}, "
+                f"serial_rows={self.serial_rows})")

@@ -1,0 +1,257 @@
+"""One row given 1-D, and the predictor of serving loops (issue 17)."""
+import threading
+
+import numpy as np
+import pytest
+
+import cbackprop as cb
+import cbackprop.sklearn  # noqa: F401  (the estimators)
+
+pytestmark = pytest.mark.filterwarnings("ignore::cbackprop.training.ConvergenceWarning")
+TOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def fitted(kind, dtype, rng):
+    """A small network of each output kind, fitted for a couple of epochs."""
+    X = rng.normal(size=(60, 5))
+    if kind == "softmax":
+        net = cb.Network([5, 7, 3], activation="tanh", output="softmax", dtype=dtype,
+                         random_state=0)
+        y = np.array(["a", "b", "c"])[rng.integers(0, 3, 60)]
+    elif kind == "binary":
+        net = cb.Network([5, 7, 1], activation="relu", dtype=dtype, random_state=0)
+        y = rng.integers(0, 2, 60) * 3 + 1                 # labels 1 and 4
+    elif kind == "one_vs_all":
+        net = cb.Network([5, 7, 3], dtype=dtype, random_state=0)
+        y = rng.integers(0, 3, 60)
+    elif kind == "multilabel":
+        net = cb.Network([5, 7, 3], dtype=dtype, random_state=0)
+        y = rng.integers(0, 2, (60, 3)).astype(float)
+    elif kind == "regression":
+        net = cb.Network([5, 7, 2], activation="tanh", output="identity",
+                         loss="squared_error", dtype=dtype, random_state=0)
+        y = rng.normal(size=(60, 2))
+    elif kind == "regression_1d":
+        net = cb.Network([5, 7, 1], activation="tanh", output="identity",
+                         loss="squared_error", dtype=dtype, random_state=0)
+        y = rng.normal(size=60)
+    else:                                                   # counts: exp outputs
+        net = cb.Network([5, 7, 1], activation="identity", output="exp", loss="poisson",
+                         dtype=dtype, random_state=0)
+        y = rng.poisson(2.0, size=60).astype(float)
+    net.fit(X, y, solver="adam", epochs=2, random_state=0)
+    return net, X.astype(dtype)
+
+
+KINDS = ["softmax", "binary", "one_vs_all", "multilabel", "regression", "regression_1d", "exp"]
+CLASSIFIERS = ["softmax", "binary", "one_vs_all", "multilabel"]
+
+
+# ------------------------------------------------------------------------- 1-D rows
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_row_given_1d_is_the_row_of_the_2d_answer(kind, dtype, rng):
+    net, X = fitted(kind, dtype, rng)
+    x = X[3]
+    h = net.forward(x)
+    assert h.shape == (net.layer_sizes[-1],)
+    np.testing.assert_array_equal(h, net.forward(X[3:4])[0])
+    label = net.predict(x)
+    expected = net.predict(X[3:4])[0]
+    assert np.shape(label) == np.shape(expected)           # a scalar, or a row of labels
+    np.testing.assert_array_equal(label, expected)
+    if kind in CLASSIFIERS:
+        np.testing.assert_array_equal(net.predict_proba(x), net.predict_proba(X[3:4])[0])
+    # a list, or another dtype: converted
+    np.testing.assert_allclose(net.forward(list(X[3].astype(float))), h, rtol=TOL[dtype])
+    np.testing.assert_allclose(net.forward(np.round(X[3] * 10).astype(int)),
+                               net.forward(np.round(X[3:4] * 10).astype(int))[0],
+                               rtol=TOL[dtype])
+
+
+def test_one_row_given_1d_refused_clearly():
+    net = cb.Network([4, 3, 2], random_state=0)
+    with pytest.raises(ValueError, match="X must be 1-D with 4 elements; got shape \\(3,\\)"):
+        net.predict(np.zeros(3))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.predict_proba(np.array([0.0, np.nan, 1.0, 2.0]))
+    with pytest.raises(ValueError, match="X contains inf"):
+        net.forward([0.0, np.inf, 1.0, 2.0])
+    with pytest.raises(TypeError, match="must hold numbers"):
+        net.forward(np.array(["a", "b", "c", "d"]))
+
+
+def test_estimators_keep_scikit_learns_refusal_of_1d(rng):
+    X, y = rng.normal(size=(30, 4)), rng.integers(0, 2, 30)
+    est = cb.sklearn.BackpropClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(X, y)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        est.predict(X[0])
+
+
+# ------------------------------------------------------------------------ predictor
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_predictor_predicts_as_the_network(kind, dtype, rng):
+    net, X = fitted(kind, dtype, rng)
+    p = net.predictor()
+    for rows in (X[:1], X[:2], X[:7], X, X[4]):
+        np.testing.assert_allclose(p(rows), net.forward(rows), rtol=TOL[dtype],
+                                   atol=TOL[dtype])
+        np.testing.assert_array_equal(p.predict(rows), net.predict(rows))
+        assert np.shape(p.predict(rows)) == np.shape(net.predict(rows))
+        if kind in CLASSIFIERS:
+            proba = p.predict_proba(rows)
+            assert proba.dtype == net.dtype and proba.shape == net.predict_proba(rows).shape
+            np.testing.assert_allclose(proba, net.predict_proba(rows), rtol=TOL[dtype],
+                                       atol=TOL[dtype])
+            out = np.full(proba.shape, -1.0, dtype=dtype)
+            assert p.predict_proba(rows, out=out) is out
+            np.testing.assert_array_equal(out, proba)
+        else:
+            with pytest.raises(ValueError, match="predict_proba is for classifiers"):
+                p.predict_proba(rows)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predictor_against_the_reference(dtype, rng):
+    net = cb.Network([6, 9, 4, 3], activation=["relu", "tanh"], output="softmax",
+                     dtype=dtype, random_state=0)
+    X = rng.normal(size=(300, 6))
+    expected = cb.reference.forward(net.thetas, X, activation=["relu", "tanh"],
+                                    output="softmax")
+    got = net.predictor()(X.astype(dtype))                  # 300 rows: beyond serial_rows
+    np.testing.assert_allclose(got, expected, rtol=1e-4 if dtype == "float32" else 1e-10,
+                               atol=1e-6 if dtype == "float32" else 1e-13)
+
+
+@pytest.mark.parametrize("n_threads", [1, None])
+def test_predictor_many_rows(n_threads, rng):
+    wide = cb.Network([300, 200, 5], output="softmax", random_state=0)
+    p = wide.predictor(n_threads=n_threads)
+    assert 1 <= p.serial_rows < 50                         # BLAS layers: few rows in place
+    X = rng.normal(size=(600, 300))
+    for rows in (X[:50], X):
+        np.testing.assert_allclose(p(rows), wide.forward(rows), rtol=1e-12)
+        out = np.empty((len(rows), 5))
+        assert p.predict_proba(rows, out=out) is out
+        np.testing.assert_allclose(out, wide.predict_proba(rows), rtol=1e-12)
+    thin = cb.Network([6, 9, 3], output="softmax", random_state=0)
+    assert thin.predictor().serial_rows > 10 ** 6          # our products: every row in place
+    assert thin.predictor(n_threads=None).serial_rows <= 256
+    Xt = rng.normal(size=(1000, 6))
+    np.testing.assert_allclose(thin.predictor()(Xt), thin.forward(Xt), rtol=1e-12)
+    with pytest.raises(ValueError, match="n_threads must be 1 or None"):
+        thin.predictor(n_threads=2)
+
+
+def test_predictor_holds_a_snapshot(rng):
+    net, X = fitted("softmax", "float64", rng)
+    p = net.predictor()
+    before = p(X)
+    labels = p.predict(X)
+    net.params = net.params * 2.0
+    net.classes_ = np.array(["x", "y", "z"])
+    np.testing.assert_array_equal(p(X), before)            # the snapshot, not net.params
+    np.testing.assert_array_equal(p.predict(X), labels)
+    assert not np.allclose(net.forward(X), before)
+    np.testing.assert_allclose(net.predictor()(X), net.forward(X), rtol=1e-12)
+    assert not p.params.flags.writeable
+
+
+def test_predictor_refuses_or_converts_bad_input(rng):
+    net = cb.Network([4, 3, 2], output="softmax", random_state=0)
+    p = net.predictor()
+    X = rng.normal(size=(5, 4))
+    with pytest.raises(ValueError, match="X must be 1-D with 4 elements"):
+        p(np.zeros(3))
+    with pytest.raises(ValueError, match="3 features, the network expects 4"):
+        p(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="must be 2-D"):
+        p(np.zeros((2, 2, 4)))
+    with pytest.raises(ValueError, match="empty"):
+        p(np.zeros((0, 4)))
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X.copy()
+        Xb[2, 1] = bad
+        with pytest.raises(ValueError, match="X contains (NaN|inf)"):
+            p(Xb)
+        with pytest.raises(ValueError, match="X contains (NaN|inf)"):
+            p(Xb[2])
+        with pytest.raises(ValueError, match="X contains (NaN|inf)"):
+            p(Xb.astype(np.float32))                         # converted, then refused
+    with pytest.raises(TypeError, match="must hold numbers"):
+        p(np.array([["a"] * 4]))
+    with pytest.raises(TypeError, match="sparse"):
+        import scipy.sparse
+        p(scipy.sparse.csr_matrix(X))
+    # converted: other dtypes, Fortran order, strided views, lists
+    for given in (X.astype(np.float32), np.asfortranarray(X), X[::2], X.tolist(),
+                  X.astype(int), X[0].tolist()):
+        np.testing.assert_allclose(p(given), net.forward(given), rtol=1e-12)
+    # out= of the wrong kind
+    for out, what in ((np.empty((5, 2), np.float32), "float64"), (np.empty((5, 3)), r"\(5, 2\)"),
+                      (np.empty((2, 5)).T, "not C-contiguous"), (np.empty(2), r"\(5, 2\)")):
+        with pytest.raises(ValueError, match=what):
+            p(X, out=out)
+    ro = np.empty((5, 2))
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        p(X, out=ro)
+    with pytest.raises(TypeError, match="out must be a NumPy array"):
+        p(X, out=[[0, 0]] * 5)
+    with pytest.raises(ValueError, match="overlap"):
+        buf = np.zeros(20)
+        p(buf.reshape(5, 4), out=buf[:10].reshape(5, 2))
+
+
+def test_predictor_shared_between_threads(rng):
+    net, X = fitted("softmax", "float64", rng)
+    p = net.predictor()
+    expected = net.predict_proba(X)
+    failures = []
+
+    def serve(seed):
+        r = np.random.default_rng(seed)
+        for _ in range(300):
+            i = int(r.integers(0, len(X)))
+            k = int(r.integers(1, 5))
+            if not np.allclose(p.predict_proba(X[i:i + k]), expected[i:i + k], rtol=1e-12):
+                failures.append(i)
+
+    threads = [threading.Thread(target=serve, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+
+
+def test_predictor_of_an_estimators_network(rng):
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, 40)
+    est = cb.sklearn.BackpropClassifier(hidden_layer_sizes=(5,), max_iter=3).fit(X, y)
+    p = est.network_.predictor()
+    np.testing.assert_allclose(p.predict_proba(X), est.predict_proba(X), rtol=1e-12)
+    np.testing.assert_array_equal(p.predict(X), est.predict(X))
+
+
+def test_forwards_one_row_path_reads_params_live(rng):
+    import copy
+    import pickle
+
+    net, X = fitted("softmax", "float64", rng)
+    before = net.predict_proba(X[0])                        # makes the one-row server
+    net.thetas[0][...] *= 0.5                               # in place: the next call sees it
+    after = net.predict_proba(X[0])
+    assert not np.allclose(after, before)
+    np.testing.assert_array_equal(net.forward(X[0]), net.forward(X[:1])[0])
+    np.testing.assert_allclose(net.forward(X[:1]), net.forward(X[:3])[:1], rtol=1e-12)
+    net.params = rng.normal(size=net.params.size)
+    np.testing.assert_allclose(net.forward(X[:1]), net.forward(X[:3])[:1], rtol=1e-12)
+    for twin in (net.copy(), pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(twin.forward(X[0]), net.forward(X[0]))
+    with pytest.raises(ValueError, match="7 features, the network expects 5"):
+        net.forward(np.zeros((1, 7)))
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.forward(np.full((1, 5), np.nan))
