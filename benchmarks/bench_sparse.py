@@ -83,7 +83,7 @@ def _median(v):
     return statistics.median(v)
 
 
-def bench_fit(cfg, pause):
+def bench_fit(cfg, pause, solvers=None):
     from sklearn.neural_network import MLPClassifier
     X, y = tfidf_like(cfg["rows"], cfg["cols"], cfg["density"])
     X_train, X_test, y_train, y_test = _split(X, y)
@@ -92,6 +92,8 @@ def bench_fit(cfg, pause):
     print(f"\n== fit: {X.shape[0]} x {X.shape[1]} CSR, {X.nnz / X.shape[0]:.0f} entries a row "
           f"({100 * X.nnz / X.shape[0] / X.shape[1]:.2f}%), 10 classes, (64,) relu ==")
     for solver, budget in BUDGET.items():
+        if solvers and solver not in solvers:
+            continue
         def fit(cls, X_fit, y_fit):
             def one(r):
                 est = cls(**PARAMS, **budget, solver=solver, random_state=r)
@@ -174,6 +176,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, help="rounds of each workload")
     parser.add_argument("--pause", type=float, default=PAUSE, help="seconds between contenders")
     parser.add_argument("--only", choices=("fit", "crossover"), action="append")
+    parser.add_argument("--solver", choices=tuple(BUDGET), action="append",
+                        help="the fit workload for this solver only (repeatable)")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.rounds:
@@ -181,7 +185,7 @@ def main(argv=None):
     print_environment(environment())
     t0 = time.perf_counter()
     if not args.only or "fit" in args.only:
-        bench_fit(cfg, args.pause)
+        bench_fit(cfg, args.pause, args.solver)
     if not args.only or "crossover" in args.only:
         bench_crossover(cfg, args.pause)
     print(f"\n({time.perf_counter() - t0:.0f} s; load average now {os.getloadavg()[0]:.2f})")
