@@ -187,9 +187,9 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
     (g1t: a 32 x s_2 tile a thread)."""
     cdef Py_ssize_t n_blocks = (rows.m + mb_max - 1) // mb_max
     cdef Py_ssize_t n_g1t = <Py_ssize_t>net.sizes[0] * net.sizes[1] if g1t != NULL else 0
-    cdef Py_ssize_t c, k, P = net.n_params
+    cdef Py_ssize_t c, k, start, P = net.n_params
     cdef Py_ssize_t n_tiles = (net.sizes[0] + 31) // 32
-    cdef int i
+    cdef int i, j
     cdef double total = 0
     if n_chunks == 1:
         total = _chunk_of(net, wt, rows, Y, w, params, grad, ws, g1t, mb_max, 0, n_blocks)
@@ -206,7 +206,14 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
                               _chunk_start(c, n_blocks, n_chunks),
                               _chunk_start(c + 1, n_blocks, n_chunks))
     if grad != NULL:
-        for k in prange(P, num_threads=nt, schedule="static"):
+        # W(1)'s weights kept apart (first_by_columns writes them below) are left out
+        start = 0
+        if rows.first_apart:
+            start = net.offsets[1] if net.n_layers > 2 else P
+            for j in range(net.sizes[1]):
+                for i in range(1, n_chunks):
+                    grad[j * net.strides[0]] += tgrad[(i - 1) * P + j * net.strides[0]]
+        for k in prange(start, P, num_threads=nt, schedule="static"):
             for i in range(1, n_chunks):
                 grad[k] += tgrad[(i - 1) * P + k]
         if rows.d1 != NULL:
