@@ -414,6 +414,20 @@ def test_a_killed_worker_is_recomputed_and_the_fit_ends_the_same(monkeypatch, in
     np.testing.assert_allclose(net.params, ref.params, atol=1e-9, rtol=0)
 
 
+
+def test_partitions_held_by_no_worker_are_summed_wherever_the_scheduler_likes(client,
+                                                                               monkeypatch):
+    # between a worker's death and the recomputation of its partitions the scheduler names
+    # no holder for them; the sums' tasks then carry no worker restriction (distributed
+    # refuses allow_other_workers without workers=: the killed-worker test met it under load)
+    X, y = data()
+    ref = twin()
+    ref.fit(X, y, solver="lbfgs", max_iter=10)
+    monkeypatch.setattr(client, "who_has", lambda futures: {})
+    net = twin()
+    net.fit(*dask_data(X, y), solver="lbfgs", max_iter=10, client=client)
+    np.testing.assert_allclose(net.params, ref.params, atol=1e-9, rtol=0)
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

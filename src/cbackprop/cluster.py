@@ -289,9 +289,12 @@ class DaskData:
         for k, part in enumerate(self.parts):
             holders = held.get(part.key) or ("",)
             groups.setdefault(sorted(holders)[0], []).append(k)
+        # a partition held by no one (its worker died, the scheduler is recomputing it)
+        # goes wherever the scheduler likes: distributed refuses allow_other_workers alone
         tasks = [(ks, self.client.submit(_parts_sums, layout, [self.parts[k] for k in ks],
                                          params, want, pure=False,
-                                         workers=[w] if w else None, allow_other_workers=True))
+                                         **({"workers": [w], "allow_other_workers": True}
+                                            if w else {})))
                  for w, ks in groups.items()]
         results = self._wait([t for _, t in tasks], run)
         sums = [None] * len(self.parts)
