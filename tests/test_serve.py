@@ -130,7 +130,10 @@ def test_predictor_against_the_reference(dtype, rng):
 def test_predictor_many_rows(n_threads, rng):
     wide = cb.Network([300, 200, 5], output="softmax", random_state=0)
     p = wide.predictor(n_threads=n_threads)
-    assert 1 <= p.serial_rows < 50                         # BLAS layers: few rows in place
+    if n_threads == 1 and not wide._layout.forward_calls_blas():
+        assert p.serial_rows > 10 ** 6      # our products serve every width: rows in place
+    else:
+        assert 1 <= p.serial_rows < 50      # BLAS, or threads for large batches
     X = rng.normal(size=(600, 300))
     for rows in (X[:50], X):
         np.testing.assert_allclose(p(rows), wide.forward(rows), rtol=1e-12)
@@ -145,6 +148,31 @@ def test_predictor_many_rows(n_threads, rng):
     with pytest.raises(ValueError, match="n_threads must be 1 or None"):
         thin.predictor(n_threads=2)
 
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wide_layers_forward_through_our_products_as_through_blas(dtype, rng):
+    # forward passes run layers wider than training's OWN_MAX_UNITS through our products
+    # too (W^T packed once a call, or once a predictor); BLAS where they are off
+    from cbackprop._core import core
+    acts = ["relu", "tanh"]
+    net = cb.Network([50, 300, 140, 7], activation=acts, output="softmax", dtype=dtype,
+                     random_state=0)
+    X = rng.normal(size=(700, 50)).astype(dtype)
+    expected = cb.reference.forward(net.thetas, X, activation=acts, output="softmax")
+    tol = dict(rtol=1e-4, atol=1e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-13)
+    p = net.predictor()
+    for rows in (slice(0, 2), slice(0, 33), slice(None)):
+        np.testing.assert_allclose(p(X[rows]), expected[rows], **tol)
+        np.testing.assert_allclose(net.forward(X[rows]), expected[rows], **tol)
+    ours = net.forward(X)
+    previous = core.use_own_products(False)
+    try:
+        blas = net.forward(X)
+        np.testing.assert_allclose(net.predictor()(X), expected, **tol)
+    finally:
+        core.use_own_products(previous)
+    np.testing.assert_allclose(ours, blas, **tol)
 
 def test_predictor_holds_a_snapshot(rng):
     net, X = fitted("softmax", "float64", rng)

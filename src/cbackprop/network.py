@@ -272,7 +272,7 @@ class Network:
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._row_plan(X.shape[0], X)
-        with blas_single_threaded(threads > 1 and self._layout.blocks_call_blas()):
+        with blas_single_threaded(threads > 1 and self._layout.forward_calls_blas()):
             return core.forward(self._layout, X, self._params, out, block_rows, threads)
 
     def _as_row(self, x):
@@ -463,7 +463,7 @@ class Network:
         if n_threads not in (1, None):
             raise ValueError(f"n_threads must be 1 or None; got {n_threads!r}")
         serial = max(1, min(BLOCK_ROWS, int(-(-WORK_A_THREAD // self._layout_flops)) - 1))
-        if n_threads == 1 and not self._layout.blocks_call_blas():
+        if n_threads == 1 and not self._layout.forward_calls_blas():
             serial = 2 ** 62                 # our own products: any rows, in place
         return self._predictor(self._params.copy(), serial, live=False, one_thread=n_threads == 1)
 
@@ -484,7 +484,7 @@ class Network:
 
         def many(X, out):
             threads, block_rows = (1, BLOCK_ROWS) if one_thread else self._row_plan(X.shape[0], X)
-            with blas_single_threaded((threads > 1 or one_thread) and layout.blocks_call_blas()):
+            with blas_single_threaded((threads > 1 or one_thread) and layout.forward_calls_blas()):
                 core.forward(layout, X, predictor.params, out, block_rows, threads)
 
         def decode(h):

@@ -68,10 +68,12 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
     cdef const floating* wt
     rows.w1t = &wt_buf[0]
+    rows.packed_units = FORWARD_PACKED
     with nogil:
         if rows.indptr != NULL:
             pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
-        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, rows.indptr != NULL)
+        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, rows.indptr != NULL,
+                             rows.packed_units)
         if nt == 1:
             for b in range(n_blocks):
                 r0 = b * mb_max
@@ -276,7 +278,7 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     with nogil:
         if sparse:
             pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
-        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)
+        wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse, rows.packed_units)
         total = rows_cost_grad(net, wt, &rows, Yp, &w[0] if w.shape[0] > 0 else NULL,
                                &params[0], &grad[0] if want_grad else NULL, &tgrad[0],
                                &ws[0], ws_size, &g1t[0] if sparse and want_grad else NULL,

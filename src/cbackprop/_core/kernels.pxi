@@ -124,22 +124,34 @@ cdef inline floating _tanh(floating z) noexcept nogil:
 
 # ---------------------------------------------------------- elementwise layers
 
+cdef enum:
+    BIAS_ROWS = 16              # rows of b repeated in the bias scratch
+
+
 cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int ldt,
                          int act, floating* bias) noexcept nogil:
     """Z (mb x s) = g(Z + b) in place; b is column 0 of Theta (row stride ldt), first
-    copied into the contiguous scratch `bias` so that the row loops vectorize. g runs over
-    the block as one flat array: row by row, a short row (25 units) leaves a remainder of
-    elements that run one at a time through the exp, as slow as a whole vector each."""
-    cdef int i, j
-    cdef Py_ssize_t k, n = <Py_ssize_t>mb * s
-    cdef floating* row
+    copied into the contiguous scratch `bias`, BIAS_ROWS times over, so that b is added
+    to that many rows at a time as one flat loop (row by row, a short row of 30 units
+    leaves 14 elements that run one at a time). g runs over the block as one flat array
+    too: a remainder would run one element at a time through the exp, as slow as a
+    whole vector each."""
+    cdef int i, j, rows = min(mb, <int>BIAS_ROWS)
+    cdef Py_ssize_t k, n = <Py_ssize_t>mb * s, r0, span, chunk = <Py_ssize_t>rows * s
+    cdef floating* part
     cdef floating e, zero = 0, slope = <floating>LEAKY_SLOPE
     for j in range(s):
         bias[j] = theta[<Py_ssize_t>j * ldt]
-    for i in range(mb):
-        row = Z + <Py_ssize_t>i * s
+    for i in range(1, rows):
         for j in range(s):
-            row[j] = row[j] + bias[j]
+            bias[<Py_ssize_t>i * s + j] = bias[j]
+    r0 = 0
+    while r0 < n:
+        span = min(chunk, n - r0)
+        part = Z + r0
+        for k in range(span):
+            part[k] = part[k] + bias[k]
+        r0 += span
     if act == SIGMOID:
         for k in range(n):
             Z[k] = _sigmoid(Z[k])
@@ -218,14 +230,42 @@ cdef inline double _softmax_row(const floating* z, floating* h, int K,
     return norm
 
 
+cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept nogil:
+    """H = softmax of each of Z's mb rows of K, the forward pass's: the rows' z - max z
+    first, then their exp over the block as one flat loop, which vectorizes (row by row,
+    ten outputs run one at a time through the exp), then each row over its sum."""
+    cdef int i, c
+    cdef Py_ssize_t k
+    cdef const floating* z
+    cdef floating* h
+    cdef floating zmax
+    cdef double norm, inv
+    for i in range(mb):
+        z = Z + <Py_ssize_t>i * K
+        h = H + <Py_ssize_t>i * K
+        zmax = z[0]
+        for c in range(1, K):
+            zmax = z[c] if z[c] > zmax else zmax
+        for c in range(K):
+            h[c] = z[c] - zmax
+    for k in range(<Py_ssize_t>mb * K):
+        H[k] = _exp_neg(H[k])
+    for i in range(mb):
+        h = H + <Py_ssize_t>i * K
+        norm = 0
+        for c in range(K):
+            norm += h[c]
+        inv = 1 / norm
+        for c in range(K):
+            h[c] = <floating>(h[c] * inv)
+
+
 cdef void _output_activate(const Net* net, const floating* Z, floating* H,
                            int mb) noexcept nogil:
     """h = g_out(z) for the block's mb rows: the forward pass's end."""
     cdef int K = net.sizes[net.n_layers - 1]
     cdef int act = net.acts[net.n_layers - 2]
     cdef Py_ssize_t n = <Py_ssize_t>mb * K, k
-    cdef int i
-    cdef floating zmax
     if act == SIGMOID:
         for k in range(n):
             H[k] = _sigmoid(Z[k])
@@ -236,8 +276,7 @@ cdef void _output_activate(const Net* net, const floating* Z, floating* H,
         for k in range(n):
             H[k] = _exp(Z[k])
     else:
-        for i in range(mb):
-            _softmax_row(Z + <Py_ssize_t>i * K, H + <Py_ssize_t>i * K, K, &zmax)
+        _softmax_rows(Z, H, mb, K)
 
 
 cdef double _output_error(const Net* net, floating* Z, floating* H, const floating* Y,
@@ -434,13 +473,13 @@ cdef inline floating* _gain_of(const Drop* d, int k, const floating* slot) noexc
 
 cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
                                 const floating* theta, int ldt, const floating* wt,
-                                floating* z) noexcept nogil:
+                                int packed_units, floating* z) noexcept nogil:
     """z (mb x s_out) = a W^T, W = Theta's weights (theta + 1, row stride ldt): one row's
-    matrix-vector product; a block's through our products where wt holds W^T packed (and
-    the layer is thin enough for them), else BLAS."""
+    matrix-vector product; a block's through our products where wt holds W^T packed (the
+    layers of up to packed_units units: pack_transposed), else BLAS."""
     if mb == 1:
         _matvec(s_out, s_in, theta + 1, ldt, a, z)
-    elif wt != NULL and s_out <= OWN_MAX_UNITS:
+    elif wt != NULL and s_out <= packed_units:
         _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
     else:
         gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)
@@ -448,7 +487,8 @@ cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
 
 cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
                                       const int* strides, const floating* params,
-                                      const floating* wt, int l0, const floating* a_in,
+                                      const floating* wt, int packed_units, int l0,
+                                      const floating* a_in,
                                       floating* slot, int mb, int mb_max, floating* Z,
                                       floating* bias, const Drop* drop) noexcept nogil:
     """The forward pass through the layers' parameters from index l0 on (l0 = 0: all of
@@ -469,7 +509,7 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
         ldt = strides[l]
         theta = params + offsets[l]
         a_out = Z if l == L - 2 else slot
-        _layer_product(mb, s_in, s_out, a_in, theta, ldt, wt, a_out)
+        _layer_product(mb, s_in, s_out, a_in, theta, ldt, wt, packed_units, a_out)
         _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
                        bias)
         if l < L - 2:
@@ -490,8 +530,8 @@ cdef inline floating* _first_slot(const Net* net, floating* ws, floating* Z) noe
 
 cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
                                       const int* strides, const floating* params,
-                                      const floating* wt, floating* first, floating* ws,
-                                      int mb, int mb_max, floating* Z,
+                                      const floating* wt, int packed_units, floating* first,
+                                      floating* ws, int mb, int mb_max, floating* Z,
                                       floating* bias, const Drop* drop) noexcept nogil:
     """The forward pass on from z(2) = [1 a(1)] Theta(1)^T less its bias, computed by the
     caller into `first` (_first_slot): its bias and g, then the layers after it (wt: the
@@ -503,7 +543,7 @@ cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
         return ws
     if drop != NULL and drop.thresholds[1] != 0:
         _drop_layer(drop, 1, mb, net.sizes[1], first, _gain_of(drop, 1, first), net.acts[0])
-    return _forward_layers(net, offsets, strides, params, wt, 1, first,
+    return _forward_layers(net, offsets, strides, params, wt, packed_units, 1, first,
                            ws + <Py_ssize_t>mb_max * net.sizes[1], mb, mb_max, Z, bias, drop)
 
 
@@ -516,13 +556,13 @@ cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows
     product over their stored entries (rows.w1t: W(1)^T)."""
     cdef floating* first
     if rows.indptr == NULL:
-        return _forward_layers(net, net.offsets, net.strides, params, wt, 0, X, ws, mb,
-                               mb_max, Z, bias, drop)
+        return _forward_layers(net, net.offsets, net.strides, params, wt, rows.packed_units,
+                               0, X, ws, mb, mb_max, Z, bias, drop)
     first = _first_slot(net, ws, Z)
     csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
                            wt + <Py_ssize_t>net.sizes[0] * net.sizes[1] if wt != NULL else NULL,
-                           first, ws, mb, mb_max, Z, bias, drop)
+                           rows.packed_units, first, ws, mb, mb_max, Z, bias, drop)
 
 
 cdef inline const floating* _output_input(const Net* net, const floating* X,
@@ -631,10 +671,11 @@ cdef floating* _backward(const Net* net, const Py_ssize_t* offsets, const int* s
 # ------------------------------------------------------------------ the workspace
 
 cdef Py_ssize_t workspace_size(const Net* net, int mb_max) noexcept nogil:
-    """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and a row
-    of scratch for biases: a(2) .. a(L) | z(L) | D | Dn | bias (a(1) is X itself)."""
+    """Activations of layers 2..L, z(L), two delta buffers (mb_max rows each) and
+    BIAS_ROWS rows of scratch for biases: a(2) .. a(L) | z(L) | D | Dn | bias (a(1) is X
+    itself)."""
     return (mb_max * (net.units + net.sizes[net.n_layers - 1] + 2 * <Py_ssize_t>net.widest)
-            + net.widest)
+            + BIAS_ROWS * <Py_ssize_t>net.widest)
 
 cdef inline floating* _z_of(const Net* net, floating* ws, int mb_max) noexcept nogil:
     return ws + <Py_ssize_t>mb_max * net.units
@@ -646,14 +687,33 @@ cdef inline floating* _bias_of(const Net* net, floating* ws, int mb_max) noexcep
     return _d_of(net, ws, mb_max) + 2 * <Py_ssize_t>mb_max * net.widest
 
 
+cdef void _transpose(int rows, int cols, const floating* src, int lds,
+                     floating* dst) noexcept nogil:
+    """dst (cols x rows, contiguous) = src (rows x cols, row stride lds)^T, in square
+    tiles: both sides then touch few cache lines at a time (element by element along one
+    side, the other side's writes stride a whole row apart)."""
+    cdef int j0 = 0, k0, j, k, j1, k1, tile = 16
+    while j0 < rows:
+        j1 = min(j0 + tile, rows)
+        k0 = 0
+        while k0 < cols:
+            k1 = min(k0 + tile, cols)
+            for k in range(k0, k1):
+                for j in range(j0, j1):
+                    dst[<Py_ssize_t>k * rows + j] = src[<Py_ssize_t>j * lds + k]
+            k0 = k1
+        j0 = j1
+
+
 cdef const floating* pack_transposed(const Net* net, const floating* params, floating* wt,
-                                     int mb_max, bint sparse) noexcept nogil:
-    """W(l)^T of each layer our products serve, packed into wt (net.n_weights elements,
-    layer after layer) for blocks of rows: returns wt, or NULL when blocks call BLAS
-    instead (a build or setting without our products, or blocks of one row). sparse: CSR
+                                     int mb_max, bint sparse, int packed_units) noexcept nogil:
+    """W(l)^T of each layer of up to packed_units units (the layers our products serve:
+    Rows.packed_units), packed into wt (net.n_weights elements, layer after layer; the
+    others' places left as they are) for blocks of rows: returns wt, or NULL when blocks
+    call BLAS instead (a build or setting without our products, or blocks of one row). sparse: CSR
     rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
     place in wt is left as it is."""
-    cdef int l, j, k, s_in, s_out
+    cdef int l, s_in, s_out
     cdef const floating* w
     cdef floating* dst = wt
     if not _own_products or mb_max < 2:
@@ -662,10 +722,8 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
         s_in = net.sizes[l]
         s_out = net.sizes[l + 1]
         w = params + net.offsets[l] + 1
-        if s_out <= OWN_MAX_UNITS and not (l == 0 and sparse):                 # the layers _layer_product runs through ours
-            for j in range(s_out):
-                for k in range(s_in):
-                    dst[<Py_ssize_t>k * s_out + j] = w[<Py_ssize_t>j * net.strides[l] + k]
+        if s_out <= packed_units and not (l == 0 and sparse):
+            _transpose(s_out, s_in, w, net.strides[l], dst)
         dst += <Py_ssize_t>s_in * s_out
     return wt
 
@@ -835,11 +893,12 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
     elif o.pending.active:
         _apply_pending_matvec(net, o, theta + o.offsets[0] + 1, o.strides[0], x, first)
     if sparse or o.pending.active:
-        H = _finish_forward(net, o.offsets, o.strides, theta, <const floating*>NULL, first,
-                            ws, 1, 1, Z, bias, drop)
+        H = _finish_forward(net, o.offsets, o.strides, theta, <const floating*>NULL,
+                            OWN_MAX_UNITS, first, ws, 1, 1, Z, bias, drop)
     else:
         H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
-                            <const floating*>NULL, 0, x, ws, 1, 1, Z, bias, drop)
+                            <const floating*>NULL, OWN_MAX_UNITS, 0, x, ws, 1, 1, Z, bias,
+                            drop)
     loss = _output_error(net, Z, H, y, w, 1, D)
 
     # backward, from the output layer down; the first layer's weights last, when deferred

@@ -150,6 +150,11 @@ cdef class Layout:
                 return True
         return False
 
+    def forward_calls_blas(self):
+        """Whether forward passes over blocks of rows call BLAS: only on a build or setting
+        without our products, which serve every layer there (FORWARD_PACKED)."""
+        return not _own_products
+
     def per_sample_calls_blas(self):
         """Whether one sample's products call BLAS (layers too wide for our loops, or a
         build without them): fit holds BLAS to one thread only then."""

@@ -700,7 +700,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
             drop.ids = &order[start]            # the batch's rows are these samples
             if sparse:
                 batch.order = &order[start]
-            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse)
+            wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse,
+                                 batch.packed_units)
             batch_loss = rows_serial(net, wt, &batch, &Yb[0, 0], &wb[0], &params[0],
                                      &grad[0], &ws[0], mb_max)
             if not isfinite(batch_loss):     # stop before updating from a non-finite cost

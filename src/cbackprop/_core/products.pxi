@@ -67,6 +67,13 @@ cdef int GRADIENT_SLICE = 96
 # Theta runs there at any size (aligned stores, weight decay folded in).
 cdef int SMALL_LAYER = 4096
 
+# Forward passes (forward, predict, the Predictor) run every layer through our products,
+# however wide: no gradient product follows there, and a forward product through BLAS
+# packs X's block on every call (the gain, and the packing's cost, in benchmarks/README.md,
+# "Measurements behind the code's choices"). Training keeps OWN_MAX_UNITS: the W^T of a wide
+# layer costs more to pack every mini-batch than ours gains over BLAS's product.
+cdef int FORWARD_PACKED = 1 << 30
+
 
 cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef, long rs,
                        long ss, const floating* B, long ldb, bint accumulate, floating* C,

@@ -22,6 +22,29 @@ cdef struct Rows:
     const Py_ssize_t* c_ptr     # first layer's gradient from them and delta(2) of every
     void* d1                    # row, kept in d1 (m x s_2) by the blocks
     const void* drop            # a training pass's dropout (kernels.pxi: Drop); NULL: none
+    int packed_units            # layers of up to this many units have W^T in wt
+                                # (pack_transposed); wider ones call BLAS
+
+
+cdef inline Rows dense_rows(const void* X, Py_ssize_t m) noexcept nogil:
+    """Rows for m dense rows at X (C order), nothing else set: a training pass's."""
+    cdef Rows rows
+    rows.dense = X
+    rows.data = NULL
+    rows.indices = NULL
+    rows.indptr = NULL
+    rows.order = NULL
+    rows.m = m
+    rows.w1t = NULL
+    rows.g1t = NULL
+    rows.first_apart = False
+    rows.c_data = NULL
+    rows.c_rows = NULL
+    rows.c_ptr = NULL
+    rows.d1 = NULL
+    rows.drop = NULL
+    rows.packed_units = OWN_MAX_UNITS
+    return rows
 
 
 def is_csr(X):
@@ -59,16 +82,8 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
     """Rows for X: a C-order matrix of like's dtype, or a CSR object (is_csr) whose data
     has like's dtype, int32 indices and intp indptr. The pointers stay valid while X is
     alive (the caller holds it)."""
-    cdef Rows rows
+    cdef Rows rows = dense_rows(NULL, 0)
     cdef const floating[:, ::1] dense
-    rows.w1t = NULL
-    rows.g1t = NULL
-    rows.first_apart = False
-    rows.c_data = NULL
-    rows.c_rows = NULL
-    rows.c_ptr = NULL
-    rows.d1 = NULL
-    rows.drop = NULL
     cdef const floating[::1] data
     cdef const int[::1] indices
     cdef const Py_ssize_t[::1] indptr

@@ -33,22 +33,10 @@ cdef void _serve_rows(const Net* net, const floating* wt, const floating* X, Py_
                       const floating* params, floating* out, floating* ws,
                       int mb_max) noexcept nogil:
     """out (m x s_L) = h(X) on this thread, in blocks of mb_max rows (ws sized for them)."""
-    cdef Rows rows
+    cdef Rows rows = dense_rows(X, m)
     cdef Py_ssize_t r0
     cdef int K = net.sizes[net.n_layers - 1]
-    rows.dense = X
-    rows.data = NULL
-    rows.indices = NULL
-    rows.indptr = NULL
-    rows.order = NULL
-    rows.m = m
-    rows.w1t = NULL
-    rows.g1t = NULL
-    rows.first_apart = False
-    rows.c_data = NULL
-    rows.c_rows = NULL
-    rows.c_ptr = NULL
-    rows.d1 = NULL
+    rows.packed_units = FORWARD_PACKED
     r0 = 0
     while r0 < m:
         forward_block(net, wt, &rows, r0, <int>min(<Py_ssize_t>mb_max, m - r0), params,
@@ -134,11 +122,13 @@ cdef class Predictor:
         elif self._double:
             self._p_wt = pack_transposed(
                 &layout.net, <const double*>self._p_params,
-                <double*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False)
+                <double*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False,
+                FORWARD_PACKED)
         else:
             self._p_wt = pack_transposed(
                 &layout.net, <const float*>self._p_params,
-                <float*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False)
+                <float*>cnp.PyArray_DATA(<cnp.ndarray>self._wt_buf), self._mb_max, False,
+                FORWARD_PACKED)
 
     @property
     def n_inputs(self):
