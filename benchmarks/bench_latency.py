@@ -89,9 +89,12 @@ def ort_session(net, threads):
 
 
 def torch_model(net):
+    """The network as a torch Sequential of net's dtype (made in it: weights copied into
+    float32 layers would lose float64's digits)."""
     layers = []
     for l, theta in enumerate(net.thetas):
-        lin = torch.nn.Linear(theta.shape[1] - 1, theta.shape[0])
+        lin = torch.nn.Linear(theta.shape[1] - 1, theta.shape[0],
+                              dtype=getattr(torch, net.dtype.name))
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(np.array(theta[:, 1:])))
             lin.bias.copy_(torch.from_numpy(np.array(theta[:, 0])))
@@ -120,7 +123,7 @@ def contenders(net, X, dtype):
     skl = net.to_sklearn()
     found["scikit-learn"] = lambda: skl.predict_proba(X)
     if torch is not None:
-        model = torch_model(net).to(getattr(torch, dtype))
+        model = torch_model(net)
         tX = torch.from_numpy(X)
 
         def torch_call():

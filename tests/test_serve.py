@@ -162,6 +162,7 @@ def test_wide_layers_forward_through_our_products_as_through_blas(dtype, rng):
     expected = cb.reference.forward(net.thetas, X, activation=acts, output="softmax")
     tol = dict(rtol=1e-4, atol=1e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-13)
     p = net.predictor()
+    np.testing.assert_allclose(p(X[0]), expected[0], **tol)          # one row, W^T packed
     for rows in (slice(0, 2), slice(0, 33), slice(None)):
         np.testing.assert_allclose(p(X[rows]), expected[rows], **tol)
         np.testing.assert_allclose(net.forward(X[rows]), expected[rows], **tol)

@@ -477,9 +477,10 @@ cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
     """z (mb x s_out) = a W^T, W = Theta's weights (theta + 1, row stride ldt): one row's
     matrix-vector product; a block's through our products where wt holds W^T packed (the
     layers of up to packed_units units: pack_transposed), else BLAS."""
-    if mb == 1:
+    if mb == 1 and not (wt != NULL and OWN_MAX_UNITS < s_out <= packed_units):
         _matvec(s_out, s_in, theta + 1, ldt, a, z)
     elif wt != NULL and s_out <= packed_units:
+        # (one row of a wide layer too, where its W^T is packed: read in rows, not columns)
         _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
     else:
         gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)
