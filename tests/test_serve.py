@@ -175,6 +175,28 @@ def test_wide_layers_forward_through_our_products_as_through_blas(dtype, rng):
         core.use_own_products(previous)
     np.testing.assert_allclose(ours, blas, **tol)
 
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predictor_finds_every_non_finite_value_by_its_bits(dtype, rng):
+    # the predictor tests X's exponent bits (all set: inf or NaN, of any sign or payload)
+    net = cb.Network([37, 5, 3], output="softmax", dtype=dtype, random_state=0)
+    p = net.predictor()
+    X = rng.normal(size=(9, 37)).astype(dtype)
+    info = np.finfo(dtype)
+    edge = X.copy()
+    edge[0, :4] = [info.max, -info.max, info.tiny / 4, -0.0]          # finite: accepted
+    np.testing.assert_allclose(p(edge), net.forward(edge), rtol=1e-6)
+    quiet_nan = np.array([np.nan], dtype)
+    payload = quiet_nan.view(np.uint32 if dtype == "float32" else np.uint64) | 1
+    for bad in (np.nan, -np.nan, np.inf, -np.inf, payload.view(dtype)[0]):
+        for at in ((0, 0), (4, 17), (8, 36)):                          # first, inside, last
+            Xb = X.copy()
+            Xb[at] = bad
+            with pytest.raises(ValueError, match="X contains (NaN|inf)"):
+                p(Xb)
+            with pytest.raises(ValueError, match="X contains (NaN|inf)"):
+                p(Xb[at[0]])
+
 def test_predictor_holds_a_snapshot(rng):
     net, X = fitted("softmax", "float64", rng)
     p = net.predictor()
