@@ -188,8 +188,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         for multi-label y, each label's probability."""
         if cluster.is_dask(X):
             return self._on_dask(X, "predict_proba")
-        kind = self._decoding()[1].kind
-        return _targets.probabilities(self._forward(X), kind, self.network_.output)
+        h = self._forward(X)                    # first: NotFittedError before fit
+        return _targets.probabilities(h, self._decoding()[1].kind, self.network_.output)
 
     def predict_log_proba(self, X):
         """log(predict_proba(X))."""
