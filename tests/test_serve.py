@@ -306,3 +306,127 @@ def test_forwards_one_row_path_reads_params_live(rng):
         net.forward(np.zeros((1, 7)))
     with pytest.raises(ValueError, match="X contains NaN"):
         net.forward(np.full((1, 5), np.nan))
+
+
+# ------------------------------------------------------- predict_proba's one rule
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_predict_proba_and_the_predictor_apply_one_rule(kind, dtype, rng):
+    net, X = fitted(kind, dtype, rng)
+    p = net.predictor()
+    for rows in (X[:1], X[:7], X):
+        h = p(rows)
+        if kind not in CLASSIFIERS:
+            with pytest.raises(ValueError) as by_network:
+                net.predict_proba(rows)
+            with pytest.raises(ValueError) as by_predictor:
+                p.predict_proba(rows)
+            assert str(by_network.value) == str(by_predictor.value)
+            continue
+        # the same h gives the same bits, by either way
+        np.testing.assert_array_equal(
+            cb._targets.probabilities(h, net.target_coding_.kind, net.output),
+            p.predict_proba(rows))
+        expected = {"softmax": h, "multilabel": h, "binary": np.hstack([1 - h, h]),
+                    "one_vs_all": h / h.sum(axis=1, keepdims=True)}[kind]
+        np.testing.assert_array_equal(p.predict_proba(rows), expected)   # < 8 units: NumPy's
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_core_probabilities_reads_h_only(dtype, rng):
+    from cbackprop._core import core
+    Proba = core.Proba
+    h = rng.random((6, 8)).astype(dtype)
+    strided = np.asfortranarray(h)[:, ::2]                 # not contiguous, and read-only
+    strided.setflags(write=False)
+    kept = strided.copy()
+    got = core.probabilities(strided, Proba.PROBA_NORMALIZED)
+    np.testing.assert_array_equal(strided, kept)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, core.probabilities(kept.copy(), Proba.PROBA_NORMALIZED))
+    np.testing.assert_allclose(got.sum(axis=1), 1, rtol=1e-6)
+    one = h[:, 3:4]
+    two = core.probabilities(one, Proba.PROBA_TWO)
+    np.testing.assert_array_equal(two, np.hstack([1 - one, one]))
+    assert core.probabilities(h, Proba.PROBA_AS_IS) is h
+    zeros = core.probabilities(np.zeros((2, 3), dtype), Proba.PROBA_NORMALIZED)
+    assert np.all(zeros == 0)                              # the tiny floor: no 0 / 0
+    with pytest.raises(ValueError, match="predict_proba is for classifiers"):
+        core.probabilities(h, Proba.PROBA_NONE)
+    with pytest.raises(ValueError, match="Proba code"):
+        core.probabilities(h, 7)
+    with pytest.raises(ValueError, match="one output unit"):
+        core.probabilities(h, Proba.PROBA_TWO)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        core.probabilities(h.astype(np.float16), Proba.PROBA_NORMALIZED)
+
+
+# -------------------------------------------------------- the estimators' predictor
+
+def _estimator_cases(rng):
+    X = rng.normal(size=(50, 4))
+    C, R = cb.sklearn.BackpropClassifier, cb.sklearn.BackpropRegressor
+    small = dict(hidden_layer_sizes=(6,), max_iter=5, random_state=0)
+    yield C(**small), X, np.array(["no", "yes"])[rng.integers(0, 2, 50)]
+    yield C(**small), X, np.array(["a", "b", "c"])[rng.integers(0, 3, 50)]
+    yield C(output="sigmoid", **small), X, rng.integers(0, 3, 50) * 10
+    yield C(dtype="float32", **small), X, np.array(["a", "b", "c"])[rng.integers(0, 3, 50)]
+    yield C(**small), X, rng.integers(0, 2, (50, 3))       # multi-label
+    yield R(**small), X, rng.normal(size=50)
+    yield R(**small), X, rng.normal(size=(50, 3))
+    yield R(loss="poisson", **small), X, rng.poisson(2.0, size=50).astype(float)
+
+
+def test_estimators_predictor_answers_as_the_estimator(rng):
+    for est, X, y in _estimator_cases(rng):
+        est.fit(X, y)
+        p = est.predictor()
+        tol = 1e-5 if est.network_.dtype == np.float32 else 1e-12
+        for rows in (X[:1], X[:3], X, X.tolist(), np.asfortranarray(X), X.astype(np.float32)):
+            expected = est.predict(rows)
+            got = p.predict(rows)
+            assert got.shape == expected.shape and got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+            if hasattr(est, "predict_proba"):
+                np.testing.assert_allclose(p.predict_proba(rows), est.predict_proba(rows),
+                                           rtol=tol, atol=tol)
+            else:
+                with pytest.raises(ValueError, match="predict_proba is for classifiers"):
+                    p.predict_proba(rows)
+        # one row given 1-D: predict's answer for that row
+        np.testing.assert_array_equal(p.predict(X[2]), est.predict(X[2:3])[0])
+        # input predict refuses, refused the same way
+        for bad in (X[:, :3], np.full((2, 4), np.nan)):
+            with pytest.raises(ValueError) as by_estimator:
+                est.predict(bad)
+            with pytest.raises(ValueError) as by_predictor:
+                p.predict(bad)
+            assert str(by_predictor.value).split(";")[0] in str(by_estimator.value) \
+                or str(by_estimator.value).split(";")[0] in str(by_predictor.value)
+
+
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # the sparse X
+def test_estimators_predictor_feature_names_snapshot_and_not_fitted(rng):
+    pd = pytest.importorskip("pandas")
+    from sklearn.exceptions import NotFittedError
+    X = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    y = np.array(["u", "v", "w"])[rng.integers(0, 3, 40)]
+    est = cb.sklearn.BackpropClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)
+    with pytest.raises(NotFittedError):
+        est.predictor()
+    with pytest.raises(NotFittedError):
+        cb.sklearn.BackpropRegressor().predictor()
+    est.fit(X, y)
+    p = est.predictor()
+    np.testing.assert_array_equal(p.predict(X), est.predict(X))
+    with pytest.raises(ValueError, match="feature names"):
+        p.predict(X[["c", "b", "a"]])
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        import scipy.sparse
+        p.predict(scipy.sparse.csr_matrix(X.to_numpy()))
+    labels = p.predict(X)
+    est.set_params(max_iter=20).fit(X, np.where(y == "u", "v", y))
+    np.testing.assert_array_equal(p.predict(X), labels)    # the snapshot of the first fit
+    with pytest.raises(ValueError, match="n_threads must be 1 or None"):
+        est.predictor(n_threads=4)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cbackprop import _validation as v
+from cbackprop._core import core
+
+Proba = core.Proba
 
 LABELS = "labels"          # 1-D class labels, recoded one-hot (or 0/1 for one sigmoid unit)
 MATRIX = "matrix"          # a 2-D target matrix given as is: one-hot, multi-label 0/1, soft
@@ -189,17 +192,25 @@ def decode(h, classes, kind, output, squeeze):
     return classes[index] if classes is not None else index
 
 
-def probabilities(h, kind, output):
-    """Class probabilities: rows summing to one for single-label classifiers."""
+def proba_mode(kind, output, width):
+    """The Proba code (cbackprop._core's, serve.pxi) of predict_proba for outputs of this
+    kind, output activation and width: the one rule of Network.predict_proba, the
+    estimators' and every predictor's. Value outputs have none; a target matrix and
+    softmax rows are probabilities as they are; one sigmoid unit gives [1 - h, h];
+    one-vs-all sigmoid units (the course's) each row over its sum."""
     if output in v.VALUE_OUTPUTS:
-        raise ValueError(f"predict_proba is for classifiers; this network has {output} outputs")
+        return Proba.PROBA_NONE
     if kind == MATRIX:
-        return h
-    if h.shape[1] == 1:
-        return np.hstack([1 - h, h])
-    if output == "sigmoid":       # one-vs-all units (the course's): normalize each row
-        return h / np.maximum(h.sum(axis=1, keepdims=True), np.finfo(h.dtype).tiny)
-    return h
+        return Proba.PROBA_AS_IS
+    if width == 1:
+        return Proba.PROBA_TWO
+    return Proba.PROBA_NORMALIZED if output == "sigmoid" else Proba.PROBA_AS_IS
+
+
+def probabilities(h, kind, output):
+    """Class probabilities of the outputs h (2-D): rows summing to one for single-label
+    classifiers; computed by the compiled rule a predictor applies in place."""
+    return core.probabilities(h, proba_mode(kind, output, h.shape[1]))
 
 
 def validation_split(n, labels, fraction, rng):

@@ -460,22 +460,28 @@ class Network:
         n_threads: 1 (the default, a server's usual setting: ONNX Runtime's
         intra_op_num_threads=1) runs every call on the calling thread, BLAS held to one
         thread too; None runs large batches as forward does, across ``net.n_threads``."""
+        return self._snapshot_predictor(n_threads)
+
+    def _snapshot_predictor(self, n_threads, decoding=None, convert=None):
+        """predictor()'s. The scikit-learn estimators' pass their own decoding (classes,
+        TargetCoding) and convert(x) (their predict's checks of X); None: the network's."""
         if n_threads not in (1, None):
             raise ValueError(f"n_threads must be 1 or None; got {n_threads!r}")
         serial = max(1, min(BLOCK_ROWS, int(-(-WORK_A_THREAD // self._layout_flops)) - 1))
         if n_threads == 1 and not self._layout.forward_calls_blas():
             serial = 2 ** 62                 # our own products: any rows, in place
-        return self._predictor(self._params.copy(), serial, live=False, one_thread=n_threads == 1)
+        return self._predictor(self._params.copy(), serial, live=False,
+                               one_thread=n_threads == 1, decoding=decoding, convert=convert)
 
-    def _predictor(self, params, serial, live, one_thread=False):
-        """predictor()'s, or, live, the Predictor of forward's one-row path: on the
+    def _predictor(self, params, serial, live, one_thread=False, decoding=None, convert=None):
+        """_snapshot_predictor's, or, live, the Predictor of forward's one-row path: on the
         network's own params (read at each call, never packed), one row at a time."""
         layout = self._layout
-        classes = None if self.classes_ is None else np.array(self.classes_, copy=True)
-        coding = self.target_coding_
+        classes, coding = decoding or (self.classes_, self.target_coding_)
+        classes = None if classes is None else np.array(classes, copy=True)
         output = self.output
 
-        def convert(x):              # what the predictor's own checks do not take
+        def network_convert(x):      # what the predictor's own checks do not take
             if _sparse.is_sparse(x):
                 _dense_only()
             if _is_row(x):
@@ -491,15 +497,9 @@ class Network:
             return _targets.decode(h, classes, coding.kind, output,
                                    squeeze=coding.one_dimensional)
 
-        if output in v.VALUE_OUTPUTS:
-            proba = 3
-        elif coding.kind == _targets.MATRIX:
-            proba = 0
-        elif self.layer_sizes[-1] == 1:
-            proba = 1
-        else:
-            proba = 2 if output == "sigmoid" else 0
-        predictor = core.Predictor(layout, params, serial, convert, many, decode, proba, live)
+        proba = _targets.proba_mode(coding.kind, output, self.layer_sizes[-1])
+        predictor = core.Predictor(layout, params, serial, convert or network_convert, many,
+                                   decode, proba, live)
         return predictor
 
     def score(self, X, y):

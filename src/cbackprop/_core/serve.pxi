@@ -14,11 +14,24 @@ from libc.stdint cimport uint32_t, uint64_t
 
 cnp.import_array()
 
-cdef enum:                      # what predict_proba makes of h (_targets.probabilities)
+cpdef enum Proba:               # what predict_proba makes of h; _targets.proba_mode picks it
     PROBA_AS_IS = 0             # softmax, or a target matrix: h itself
     PROBA_TWO = 1               # one sigmoid unit: [1 - h, h]
     PROBA_NORMALIZED = 2        # one-vs-all sigmoid units: each row over its sum
     PROBA_NONE = 3              # value outputs: no probabilities
+
+
+cdef int _proba_mode(object mode) except -1:
+    """mode as a Proba code, or a clear error."""
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= PROBA_NONE:
+        raise ValueError(f"proba must be a Proba code, 0 to 3; got {mode!r}")
+    return <int>mode
+
+
+cdef object _no_proba():
+    """The one error of predict_proba on value outputs (Predictor's and probabilities')."""
+    return ValueError("predict_proba is for classifiers; this network has value outputs "
+                      "(identity or exp)")
 
 
 cdef bint _finite_rows(const floating* x, Py_ssize_t n) noexcept nogil:
@@ -58,7 +71,7 @@ cdef void _serve_rows(const Net* net, const floating* wt, const floating* X, Py_
 
 
 cdef void _proba_in_place(floating* h, Py_ssize_t m, int K, int mode) noexcept nogil:
-    """_targets.probabilities on out, in place. PROBA_TWO: h (m x 1) was written to the
+    """The probabilities of h (m x K, C order), in place. PROBA_TWO: h (m x 1) was written to the
     first m elements of the (m x 2) out; spread from the last row back, each row's two
     places at or after its own."""
     cdef Py_ssize_t i
@@ -83,6 +96,38 @@ cdef void _proba_in_place(floating* h, Py_ssize_t m, int K, int mode) noexcept n
                 h[i * K + k] = h[i * K + k] / s
 
 
+def probabilities(h, mode):
+    """_targets.probabilities: the Proba rule (mode) applied to h (m x s_L, float32 or
+    float64), as a predictor's predict_proba applies it. PROBA_AS_IS gives h itself; the
+    others a new C-order array of h's dtype (h, which may be a strided or read-only view,
+    is only read)."""
+    cdef int code = _proba_mode(mode)
+    cdef cnp.ndarray out
+    cdef Py_ssize_t m
+    cdef int K
+    if code == PROBA_NONE:
+        raise _no_proba()
+    if type(h) is not cnp.ndarray or h.ndim != 2 or h.dtype not in (np.float32, np.float64):
+        raise TypeError("h must be a 2-D float32 or float64 NumPy array; got "
+                        + (f"{h.dtype.name} of shape {h.shape}" if type(h) is cnp.ndarray
+                           else type(h).__name__))
+    if code == PROBA_AS_IS:
+        return h
+    m, K = h.shape
+    if code == PROBA_TWO:
+        if K != 1:
+            raise ValueError(f"PROBA_TWO is for one output unit; h has {K}")
+        out = np.empty((m, 2), dtype=h.dtype)
+        out.reshape(-1)[:m] = h[:, 0]           # where _proba_in_place expects h
+    else:
+        out = np.array(h, order="C", copy=True)
+    if out.dtype == np.float64:
+        _proba_in_place(<double*>cnp.PyArray_DATA(out), m, K, code)
+    else:
+        _proba_in_place(<float*>cnp.PyArray_DATA(out), m, K, code)
+    return out
+
+
 @cython.final
 @cython.auto_pickle(False)
 cdef class Predictor:
@@ -90,7 +135,7 @@ cdef class Predictor:
     Network.predictor, which builds it. params is copied (the snapshot); convert(x) turns
     anything the fast checks refuse into a valid 1-D or 2-D array or raises; many(X, out)
     runs more than serial_rows rows; decode(h) gives predict's labels of a 2-D h; proba is
-    one of the PROBA_ codes."""
+    its Proba code (_targets.proba_mode)."""
     cdef Layout layout
     cdef readonly object params
     cdef object _ws, _wt_buf, _convert, _many, _decode
@@ -107,8 +152,7 @@ cdef class Predictor:
         # live: params used in place, not copied (Network's own one-row path), so never
         # packed: one row's product reads Theta itself, and serial_rows must be 1
         check_positive("serial_rows", serial_rows)
-        if proba < PROBA_AS_IS or proba > PROBA_NONE:
-            raise ValueError(f"proba must be 0 to 3; got {proba}")
+        _proba_mode(proba)
         if live and serial_rows != 1:
             raise ValueError("a live predictor runs one row at a time (serial_rows=1)")
         self.params = params if live else np.array(params, copy=True, order="C")
@@ -248,8 +292,7 @@ cdef class Predictor:
     def predict_proba(self, x, out=None):
         """As Network.predict_proba (1-D for one row); out: where to write it."""
         if self._proba == PROBA_NONE:
-            raise ValueError("predict_proba is for classifiers; this network has value "
-                             "outputs")
+            raise _no_proba()
         return self._run(x, out, 2 if self._proba == PROBA_TWO else self._n_out,
                          self._proba)
 

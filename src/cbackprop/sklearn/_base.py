@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 import numpy as np
 
-from cbackprop import cluster, modelfile, training, _validation as v
+from cbackprop import cluster, modelfile, training, _targets, _validation as v
 from cbackprop._core.threads import default_threads
 from cbackprop.interop import SK_HIDDEN, SK_OUTPUT
 from cbackprop.network import Network
@@ -441,6 +441,42 @@ class _BaseBackprop(BaseEstimator):
                            accept_sparse=SPARSE)
         self.network_.n_threads = self._n_threads()
         return self.network_.forward(X)
+
+    def _decode(self, h):
+        """predict's answer from the network's outputs h (the subclass's _decoding)."""
+        classes, coding = self._decoding()
+        return _targets.decode(h, classes, coding.kind, self.network_.output,
+                               coding.one_dimensional)
+
+    def predictor(self, n_threads=1):
+        """A callable for serving loops, faster than ``predict`` on one or a few rows: the
+        network's (``Network.predictor``) answering as this estimator does. ``p.predict(X)``
+        is ``predict(X)`` (the labels of ``classes_``; a 1-D result for one regression
+        target), ``p.predict_proba(X, out=None)`` is the classifier's ``predict_proba``,
+        ``p(X)`` (or ``p.forward(X)``) the network's outputs.
+
+        X that is not a ready NumPy array (C order, the network's dtype) is checked and
+        converted as ``predict`` does it (feature names and count, dtype); sparse X is
+        refused. A ready array is taken as it is, without scikit-learn's warning about
+        missing feature names. Unlike ``predict``, one row may be given 1-D: a label
+        (scalar) or a 1-D row of probabilities comes back.
+
+        It holds a snapshot of the parameters and ``classes_``: a later fit does not reach
+        it. n_threads: 1 (the default) runs every call on the calling thread; None runs
+        large batches across the estimator's ``n_threads``. Raises NotFittedError before
+        fit."""
+        check_is_fitted(self)
+        net = self.network_
+        net.n_threads = self._n_threads()
+        dtype = net.dtype
+
+        def convert(x):              # predict's checks; a 1-D row checked as a 1-row X
+            row = np.ndim(x) == 1
+            X = _validate_data(self, np.reshape(x, (1, -1)) if row else x, reset=False,
+                               dtype=dtype, order="C")
+            return X[0] if row else X
+
+        return net._snapshot_predictor(n_threads, self._decoding(), convert)
 
     def _partial_fit_available(self):
         """partial_fit exists for the stochastic solvers, as in scikit-learn."""

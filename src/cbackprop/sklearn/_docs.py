@@ -195,6 +195,11 @@ _SHARED_NOTES = """\
     Sparse ``X`` (scipy.sparse, as scikit-learn's MLP takes it) trains and predicts without
     being densified: the first layer runs over the stored entries only.
 
+    cbackprop's: ``predictor(n_threads=1)`` gives a callable for serving loops, set up once
+    (a snapshot of the parameters and ``classes_``), whose ``predict`` (and the
+    classifier's ``predict_proba``) answer as the estimator's do, in microseconds a row;
+    dense ``X`` only, and one row may be given 1-D.
+
     Other differences: with ``'lbfgs'`` a cost that is not finite at the start raises too (scikit-learn warns
     "ABNORMAL" and keeps its initial weights); Ctrl-C stops fit with a warning and keeps the
     weights reached."""

@@ -188,9 +188,8 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         for multi-label y, each label's probability."""
         if cluster.is_dask(X):
             return self._on_dask(X, "predict_proba")
-        h = self._forward(X)
-        kind = _targets.MATRIX if self._multilabel else _targets.LABELS
-        return _targets.probabilities(h, kind, self.network_.output)
+        h = self._forward(X)                    # first: NotFittedError before fit
+        return _targets.probabilities(h, self._decoding()[1].kind, self.network_.output)
 
     def predict_log_proba(self, X):
         """log(predict_proba(X))."""
@@ -207,10 +206,14 @@ class BackpropClassifier(ClassifierMixin, _BaseBackprop):
         tie at exactly 0.5 goes to the second class (or label on); otherwise the argmax."""
         if cluster.is_dask(X):
             return self._on_dask(X, "predict")
-        h = self._forward(X)
-        kind = _targets.MATRIX if self._multilabel else _targets.LABELS
-        classes = None if self._multilabel else self.classes_
-        return _targets.decode(h, classes, kind, self.network_.output, False)
+        return self._decode(self._forward(X))
+
+    def _decoding(self):
+        """(classes, TargetCoding) of predict and predict_proba: the network is trained on
+        class indices, the labels are classes_ (none for multi-label indicator rows)."""
+        if self._multilabel:
+            return None, _targets.TargetCoding(_targets.MATRIX, one_dimensional=False)
+        return self.classes_, _targets.TargetCoding(_targets.LABELS, one_dimensional=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -279,8 +282,12 @@ class BackpropRegressor(RegressorMixin, _BaseBackprop):
         """Predicted values, shape (n_samples,) for one output, else (n_samples, n_outputs)."""
         if cluster.is_dask(X):
             return self._on_dask(X, "predict")
-        h = self._forward(X)
-        return h[:, 0] if h.shape[1] == 1 else h
+        return self._decode(self._forward(X))
+
+    def _decoding(self):
+        """(classes, TargetCoding) of predict: values, 1-D for one target."""
+        return None, _targets.TargetCoding(_targets.REGRESSION,
+                                           one_dimensional=self.n_outputs_ == 1)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
