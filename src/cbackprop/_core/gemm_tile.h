@@ -9,11 +9,14 @@
  */
 
 /* One tile: C[r, 0:nv W] (+)= alpha sum_s coef[r rs + s ss] B[s ldb + 0:nv W] for r < nr.
- * The last vector of the tile is masked (`last`): it may pass the end of a row of B or C.
- * Called with constant nr and nv, so that the loops unroll and acc stays in registers. */
+ * With `masked`, the last vector of the tile is masked (`last`): it may pass the end of a
+ * row of B or C. Called with constant nr, nv and masked, so that the loops unroll and acc
+ * stays in registers (and, unmasked, AVX2's mask, a vector register, is not kept: 12
+ * accumulators, 3 vectors of B and the broadcast fill its 16). */
 static inline __attribute__((always_inline)) void
-CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, long rs,
-               long ss, const CB_T *B, long ldb, int accumulate, CB_T *C, long ldc, CB_M last)
+CB_FN(cb_tile)(const int nr, const int nv, const int masked, int S, CB_T alpha,
+               const CB_T *coef, long rs, long ss, const CB_T *B, long ldb, int accumulate,
+               CB_T *C, long ldc, CB_M last)
 {
     CB_V acc[CB_RT][CB_VT], b[CB_VT];
 #pragma GCC unroll 8
@@ -26,7 +29,8 @@ CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, 
 #pragma GCC unroll 8
         for (int v = 0; v < nv - 1; v++)
             b[v] = CB_LOADU(bs + v * CB_W);
-        b[nv - 1] = CB_LOADM(bs + (nv - 1) * CB_W, last);
+        b[nv - 1] = masked ? CB_LOADM(bs + (nv - 1) * CB_W, last)
+                           : CB_LOADU(bs + (nv - 1) * CB_W);
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
             CB_V a = CB_SET1(as[r * rs]);
@@ -46,8 +50,13 @@ CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, 
             CB_STOREU(c + v * CB_W, x);
         }
         CB_V x = CB_MUL(al, acc[r][nv - 1]);
-        if (accumulate) x = CB_ADD(x, CB_LOADM(c + (nv - 1) * CB_W, last));
-        CB_STOREM(c + (nv - 1) * CB_W, last, x);
+        if (masked) {
+            if (accumulate) x = CB_ADD(x, CB_LOADM(c + (nv - 1) * CB_W, last));
+            CB_STOREM(c + (nv - 1) * CB_W, last, x);
+        } else {
+            if (accumulate) x = CB_ADD(x, CB_LOADU(c + (nv - 1) * CB_W));
+            CB_STOREU(c + (nv - 1) * CB_W, x);
+        }
     }
 }
 
@@ -59,7 +68,12 @@ CB_FN(cb_tile)(const int nr, const int nv, int S, CB_T alpha, const CB_T *coef, 
 static __attribute__((noinline)) void CB_FN(cb_tile_##NR##_##NV)(                     \
         int S, CB_T alpha, const CB_T *coef, long rs, long ss, const CB_T *B, long ldb,  \
         int accumulate, CB_T *C, long ldc, CB_M last) {                                \
-    CB_FN(cb_tile)(NR, NV, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc, last);  \
+    CB_FN(cb_tile)(NR, NV, 1, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc, last); \
+}                                                                                      \
+static __attribute__((noinline)) void CB_FN(cb_tile_##NR##_##NV##_full)(              \
+        int S, CB_T alpha, const CB_T *coef, long rs, long ss, const CB_T *B, long ldb,  \
+        int accumulate, CB_T *C, long ldc, CB_M last) {                                \
+    CB_FN(cb_tile)(NR, NV, 0, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc, last); \
 }
 #define CB_TILE_FNS(NR) CB_TILE_FN(NR, 1) CB_TILE_FN(NR, 2) CB_TILE_FN(NR, 3) CB_TILE_FN4(NR)
 #if CB_VT > 3
@@ -79,7 +93,8 @@ CB_TILE_FNS(6)
 #define CB_TILE_ARGS ns, alpha, co + (long)r0 * rs, rs, ss, Bc, ldb, acc, \
                      Cc + (long)r0 * ldc, ldc, last
 #define CB_TILE_CALL(NR, NV) CB_TILE_CALL_(NR, NV)       /* expands CB_RT, CB_VT first */
-#define CB_TILE_CALL_(NR, NV) CB_FN(cb_tile_##NR##_##NV)(CB_TILE_ARGS)
+#define CB_TILE_CALL_(NR, NV) \
+    (full ? CB_FN(cb_tile_##NR##_##NV##_full) : CB_FN(cb_tile_##NR##_##NV))(CB_TILE_ARGS)
 #define CB_TILE_NV(NR)                                                       \
     switch (nv) {                                                            \
     case 1: CB_TILE_CALL(NR, 1); break;                                      \
@@ -105,7 +120,7 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
     if (s_block <= 0 || s_block > S) s_block = S;
     for (int c0 = 0; c0 < N; c0 += CB_VT * CB_W) {
         int ncol = N - c0 < CB_VT * CB_W ? N - c0 : CB_VT * CB_W;
-        int nv = (ncol + CB_W - 1) / CB_W;
+        int nv = (ncol + CB_W - 1) / CB_W, full = ncol == nv * CB_W;
         CB_M last = CB_MASK(ncol - (nv - 1) * CB_W);
         CB_T *Cc = C + c0;
         for (int s0 = 0; s0 < S; s0 += s_block) {
