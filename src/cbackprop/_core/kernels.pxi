@@ -233,13 +233,14 @@ cdef inline double _softmax_row(const floating* z, floating* h, int K,
 cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept nogil:
     """H = softmax of each of Z's mb rows of K, the forward pass's: the rows' z - max z
     first, then their exp over the block as one flat loop, which vectorizes (row by row,
-    ten outputs run one at a time through the exp), then each row over its sum."""
+    ten outputs run one at a time through the exp), then each row over its sum: the
+    same operations as _softmax_row's, so the same bits."""
     cdef int i, c
     cdef Py_ssize_t k
     cdef const floating* z
     cdef floating* h
     cdef floating zmax
-    cdef double norm, inv
+    cdef double norm
     for i in range(mb):
         z = Z + <Py_ssize_t>i * K
         h = H + <Py_ssize_t>i * K
@@ -255,9 +256,8 @@ cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept 
         norm = 0
         for c in range(K):
             norm += h[c]
-        inv = 1 / norm
         for c in range(K):
-            h[c] = <floating>(h[c] * inv)
+            h[c] = <floating>(h[c] / norm)
 
 
 cdef void _output_activate(const Net* net, const floating* Z, floating* H,
@@ -477,10 +477,10 @@ cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
     """z (mb x s_out) = a W^T, W = Theta's weights (theta + 1, row stride ldt): one row's
     matrix-vector product; a block's through our products where wt holds W^T packed (the
     layers of up to packed_units units: pack_transposed), else BLAS."""
-    if mb == 1 and not (wt != NULL and OWN_MAX_UNITS < s_out <= packed_units):
+    cdef bint packed = wt != NULL and s_out <= packed_units
+    if mb == 1 and not (packed and s_out > OWN_MAX_UNITS):
         _matvec(s_out, s_in, theta + 1, ldt, a, z)
-    elif wt != NULL and s_out <= packed_units:
-        # (one row of a wide layer too, where its W^T is packed: read in rows, not columns)
+    elif packed:            # one row of a wide layer too: its packed W^T is read in rows
         _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
     else:
         gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)

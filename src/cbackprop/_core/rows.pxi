@@ -27,7 +27,8 @@ cdef struct Rows:
 
 
 cdef inline Rows dense_rows(const void* X, Py_ssize_t m) noexcept nogil:
-    """Rows for m dense rows at X (C order), nothing else set: a training pass's."""
+    """Rows for m dense rows at X (C order), every other field empty; packed_units is
+    training's (forward passes set FORWARD_PACKED)."""
     cdef Rows rows
     rows.dense = X
     rows.data = NULL
