@@ -149,31 +149,87 @@ def write_all(folder, env, cfg, results, command):
 # ----------------------------------------------------------------------------------- README
 
 HEADLINE = ("cost_gradient", "online", "adam", "synthetic")
+BUILDS = ("avx512", "avx2", "baseline")      # the README's columns, in this order
 
 
-def readme_section(env, results, command):
-    """The README's Speed section: headline rows, the goals, the chart."""
-    rows = [r for w in HEADLINE for r in results.get(w, {}).get("rows", [])]
-    cells = [[r["workload"], r["contender"], fmt(r["median"]), r["unit"],
-              "-" if r["ratio"] is None else f"{r['ratio']:.2f}x",
-              "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"] for r in rows]
-    goals = [g for res in results.values() for g in res.get("goals", [])]
-    load = " ".join(f"{x:.2f}" for x in env["load"])
+def build_of(env):
+    """The cbackprop build a run used ("avx512", "avx2" or "baseline")."""
+    return env["cbackprop_build"].split()[0]
+
+
+def readme_runs(folder, cpu):
+    """The saved --readme runs (readme-BUILD.json in folder), one a build, of this CPU only
+    (another machine's figures are not comparable), in BUILDS order."""
+    runs = []
+    for build in BUILDS:
+        path = os.path.join(folder, f"readme-{build}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            if saved["environment"]["cpu"] == cpu:
+                runs.append(saved)
+    return runs
+
+
+def _by_build(runs, items, key):
+    """{key(item): {build: item}} over every run's items(run), in first-seen order."""
+    table = {}
+    for run in runs:
+        for item in items(run):
+            table.setdefault(key(item), {})[build_of(run["environment"])] = item
+    return table
+
+
+def readme_section(runs):
+    """The README's Speed section from one saved run a build (readme_runs): the headline
+    rows and the goals, with a column of figures for each build."""
+    builds = [build_of(r["environment"]) for r in runs]
+    rows = _by_build(runs, lambda r: [x for w in HEADLINE
+                                      for x in r["results"].get(w, {}).get("rows", [])],
+                     lambda x: (x["workload"], x["contender"], x["unit"]))
+    cells = []
+    for (workload, contender, unit), per in rows.items():
+        acc = next((x["accuracy"] for x in per.values() if x["accuracy"] is not None), None)
+        cells.append([workload, contender, unit] + [
+            c for b in builds for c in (
+                (fmt(per[b]["median"]), "-" if per[b]["ratio"] is None
+                 else f"{per[b]['ratio']:.2f}x") if b in per else ("", ""))]
+            + ["-" if acc is None else f"{acc:.3f}"])
+    goals = _by_build(runs, lambda r: [g for res in r["results"].values()
+                                       for g in res.get("goals", [])],
+                      lambda g: (g["workload"], g["goal"]))
+    gcells = [[w, goal] + [c for b in builds for c in (
+        (per[b]["value"], _met(per[b])) if b in per else ("not run", ""))]
+        for (w, goal), per in goals.items()]
+    env0 = runs[0]["environment"]
+    when = "; ".join(f"the {b} build {r['environment']['date'][:16].replace('T', ' ')}, load "
+                     + " ".join(f"{x:.2f}" for x in r["environment"]["load"])
+                     for b, r in zip(builds, runs))
+    commands = [("" if b == "avx512" else f"CBACKPROP_CPU={b} ") + r["command"]
+                for b, r in zip(builds, runs)]
     return "\n".join([
         README_START,
-        textwrap.fill(f"Measured {env['date'][:10]} on {env['cpu']} ({env['cores']} cores, a "
-                      f"shared and noisy machine: load average {load} at the start), every "
-                      "contender in the same run, interleaved, medians:", 100),
-        "", "```bash", command, "```", "",
-        markdown_table(["workload", "contender", "median", "unit", "times cbackprop", "accuracy"],
-                       cells, right=("median", "times cbackprop", "accuracy")), "",
-        textwrap.fill("`times cbackprop`: the contender's median over cbackprop's of the same "
-                      "dtype. The goals of issue 6:", 100), "",
-        markdown_table(["workload", "goal", "measured", "met"],
-                       [[g["workload"], g["goal"], g["value"], _met(g)] for g in goals]), "",
+        textwrap.fill(f"Measured on {env0['cpu']} ({env0['cores']} cores, a shared and noisy "
+                      f"machine) for each compiled build of cbackprop ({when}), every "
+                      "contender in the same run, interleaved, medians. Processors with "
+                      "AVX-512 run the avx512 build, most others avx2 (`CBACKPROP_CPU` "
+                      "forces one):", 100),
+        "", "```bash", *commands, "```", "",
+        markdown_table(["workload", "contender", "unit"]
+                       + [c for b in builds for c in (f"{b} median", f"{b} ratio")]
+                       + ["accuracy"], cells,
+                       right=tuple(c for b in builds for c in (f"{b} median",
+                                                                f"{b} ratio"))
+                       + ("accuracy",)), "",
+        textwrap.fill("`ratio`: the contender's median over cbackprop's of the same "
+                      "dtype and build (the peers do not change with cbackprop's build). The "
+                      "goals, for each build:", 100), "",
+        markdown_table(["workload", "goal"] + [c for b in builds for c in (b, f"{b} met")],
+                       gcells), "",
         "![benchmarks](benchmarks/results/latest.png)", "",
         textwrap.fill("Every table, sweep and check, with the BLAS kernels and versions: "
-                      "[benchmarks/results/latest.md](benchmarks/results/latest.md); how to run "
+                      "[benchmarks/results/latest.md](benchmarks/results/latest.md) (the "
+                      "last full run) and `benchmarks/results/readme-BUILD.json`; how to run "
                       "the suite: [benchmarks/README.md](benchmarks/README.md).", 100),
         README_END])
 
@@ -321,7 +377,8 @@ def main(argv=None):
     env, results, command = saved["environment"], saved["results"], saved["command"]
     render(os.path.dirname(os.path.abspath(args.json)), env, results, command)
     if args.readme:
-        update_readme(os.path.join(here, "..", "README.md"), readme_section(env, results, command))
+        runs = readme_runs(os.path.join(here, "results"), env["cpu"])
+        update_readme(os.path.join(here, "..", "README.md"), readme_section(runs))
 
 
 if __name__ == "__main__":

@@ -430,7 +430,9 @@ def parse_args(argv):
                    help="write latest.md, latest.json and latest.png here (default: "
                         "benchmarks/results for a full run of everything; nowhere otherwise)")
     p.add_argument("--readme", action="store_true",
-                   help="also rewrite the Speed section of README.md with these results")
+                   help="also save these results as results/readme-BUILD.json and rewrite README.md's "
+                        "Speed section from every build's saved run on this CPU (run it once a "
+                        "build: CBACKPROP_CPU=avx2 ... --readme)")
     return p.parse_args(argv)
 
 
@@ -464,8 +466,13 @@ def main(argv=None):
         _report.write_all(out, env, cfg, results, command)
         print(f"wrote {out}/latest.md, latest.json, latest.png")
     if args.readme:
-        _report.update_readme(README, _report.readme_section(env, results, command))
-        print(f"rewrote the Speed section of {README}")
+        # this build's figures beside the other builds' last --readme runs on this CPU
+        _report.write_json(os.path.join(RESULTS, f"readme-{_report.build_of(env)}.json"),
+                           env, cfg, results, command)
+        runs = _report.readme_runs(RESULTS, env["cpu"])
+        _report.update_readme(README, _report.readme_section(runs))
+        print(f"rewrote the Speed section of {README} ("
+              + ", ".join(_report.build_of(r["environment"]) for r in runs) + " builds)")
 
 
 if __name__ == "__main__":
