@@ -32,7 +32,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
     sgnd = dp * (dx / abs(dx))
     if fp > fx:             # higher value: the minimum is bracketed
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
+        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
         gamma = s * np.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
         gamma = -gamma if stp < stx else gamma
         r = ((gamma - dx) + theta) / (((gamma - dx) + gamma) + dp)
@@ -42,7 +42,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
         brackt = True
     elif sgnd < 0.0:        # derivatives of opposite signs: bracketed
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
+        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
         gamma = s * np.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
         gamma = -gamma if stp > stx else gamma
         r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dx)
@@ -52,7 +52,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
         brackt = True
     elif abs(dp) < abs(dx):  # same sign, the derivative's magnitude decreases
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = max(abs(theta), abs(dx), abs(dp))
+        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
         gamma = s * np.sqrt(np.fmax(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
         gamma = -gamma if stp > stx else gamma
         r = ((gamma - dp) + theta) / ((gamma + (dx - dp)) + gamma)
@@ -70,7 +70,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
             stpf = np.fmax(stpmin, np.fmin(stpmax, stpf))
     elif brackt:            # same sign, no decrease: the cubic through (sty, stp)
         theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-        s = max(abs(theta), abs(dy), abs(dp))
+        s = np.fmax(abs(theta), np.fmax(abs(dy), abs(dp)))
         gamma = s * np.sqrt((theta / s) ** 2 - (dy / s) * (dp / s))
         gamma = -gamma if stp > sty else gamma
         r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy)
@@ -136,17 +136,41 @@ class _LineSearch:
         return self.stp, False
 
 
+def _norm(d):
+    """||d||_2 without overflow or underflow in d'd (BLAS dnrm2 scales too)."""
+    dtd = float(d @ d)
+    if 1e-290 < dtd < np.inf or dtd == 0.0:
+        return float(np.sqrt(dtd))
+    scale = float(np.max(np.abs(d)))
+    return scale * float(np.sqrt((d / scale) @ (d / scale))) if 0 < scale < np.inf else scale
+
+
 def _sup_norm(g):
     """L-BFGS-B's projgr without bounds: max |g_i| from 0, NaNs skipped (fmax)."""
     return float(np.fmax(np.fmax(0.0, np.fmax.reduce(g)), -np.fmin.reduce(g)))
 
 
-def minimize(fun, x0, *, maxiter=15000, maxfun=15000, gtol=1e-5,
-             ftol=2.2204460492503131e-09, maxcor=10, maxls=20, callback=None):
-    """minimize(fun, x0, jac=True, method="L-BFGS-B", options=...) without bounds: fun(x)
-    returns (f, g) and must not keep x (a read-only view of our buffer); callback gets an
-    object with x and fun at each iteration and may raise StopIteration. Returns an object
-    with x, fun, jac, nit, nfev, status, success and message, as scipy's."""
+def minimize(fun, x0, *, callback=None, **options):
+    """minimize(fun, x0, jac=True, method="L-BFGS-B", options=...) without bounds; options:
+    maxiter, maxfun, gtol, ftol, maxcor, maxls (scipy's defaults). fun(x) returns (f, g) and
+    must not keep x (a read-only view of our buffer); callback gets an object with x and fun
+    at each iteration and may raise StopIteration. Returns an object with x, fun, jac, nit,
+    nfev, status, success and message, as scipy's."""
+    caller = np.geterr()
+
+    def as_caller(f):       # fun and callback under the caller's floating-point settings
+        def call(arg):
+            with np.errstate(**caller):
+                return f(arg)
+        return call
+
+    # our own arithmetic warns of nothing, as L-BFGS-B's C does not (overflow in x'x ...)
+    with np.errstate(all="ignore"):
+        return _minimize(as_caller(fun), x0, callback and as_caller(callback), **options)
+
+
+def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
+              ftol=2.2204460492503131e-09, maxcor=10, maxls=20):
     m = maxcor
     tol = ftol / EPS * EPS              # factr * epsmch, as scipy rounds it
     x = np.array(x0, dtype=np.float64).ravel()
@@ -160,11 +184,13 @@ def minimize(fun, x0, *, maxiter=15000, maxfun=15000, gtol=1e-5,
     nfev, nit = 0, 0
 
     def evaluate(at, into):
-        nonlocal nfev
+        nonlocal nfev, last
         f, g = fun(_read_only(at))
-        nfev += 1
+        nfev, last = nfev + 1, float(f)
         np.copyto(into, g)
-        return float(f)
+        return last
+
+    last = None
 
     f = evaluate(x, W[0])
     if _sup_norm(W[0]) <= gtol:
@@ -174,8 +200,12 @@ def minimize(fun, x0, *, maxiter=15000, maxfun=15000, gtol=1e-5,
     while True:
         k = len(order)
         rows = W[:1 + 2 * k]
-        if k == 0:                      # steepest descent: L-BFGS-B's d = (x - g) - x
-            np.subtract(x, W[0], out=d)
+        if k == 0:
+            # steepest descent as L-BFGS-B's Cauchy point gives it: d = (x - t g) - x with
+            # t = g'g / g'g, NaN when g'g overflows (then so is d, and the search fails)
+            gg = np.float64(W[0] @ W[0])
+            np.multiply(W[0], -(gg / gg), out=d)
+            d += x
             d -= x
             c = np.zeros(1)
             c[0] = -1.0
@@ -194,10 +224,11 @@ def minimize(fun, x0, *, maxiter=15000, maxfun=15000, gtol=1e-5,
             np.dot(c, rows, out=d)
             v_old = v
         gd = float(d @ W[0])
-        dtd = float(d @ d)
-        stp = float(np.fmin(1.0 / np.sqrt(dtd), STPMAX)) if nit == 0 else 1.0
+        dnorm = _norm(d)
+        dtd = dnorm * dnorm
+        stp = float(np.fmin(1.0 / dnorm, STPMAX)) if nit == 0 else 1.0
         fold, gdold = f, gd
-        ok = gd < 0.0                   # else no line search: as a failed one
+        ok = not gd >= 0.0              # else no line search: as a failed one (NaN searches)
         if ok:
             search = _LineSearch(f, gd, stp, STPMAX)
             for _ in range(maxls):
@@ -214,7 +245,8 @@ def minimize(fun, x0, *, maxiter=15000, maxfun=15000, gtol=1e-5,
             ok = done
         if not ok:
             if k == 0:                  # steepest descent failed too
-                return _result(x, f, W[0], nit, nfev, _limit(nit, nfev, maxiter, maxfun),
+                # scipy's result has the x and g restored, but the last value evaluated
+                return _result(x, last, W[0], nit, nfev, _limit(nit, nfev, maxiter, maxfun),
                                "", "ABNORMAL")
             order, theta, pending = [], 1.0, None   # forget the pairs, retry from x
             continue
