@@ -20,7 +20,16 @@ import numpy as np
 EPS = np.finfo(np.float64).eps
 STPMAX = 1e10                       # L-BFGS-B's largest step when nothing is bounded
 FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1   # its line search's constants
-STOPPED = "`callback` raised `StopIteration`."      # minimize's message then
+PGTOL = "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
+FACTR = "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"
+
+
+def _gamma(theta, a, b, negate, clip=False):
+    """The cubic's discriminant root, scaled by s against overflow, as dcstep has it."""
+    s = np.fmax(abs(theta), np.fmax(abs(a), abs(b)))
+    square = (theta / s) ** 2 - (a / s) * (b / s)
+    gamma = s * np.sqrt(np.fmax(0.0, square) if clip else square)
+    return -gamma if negate else gamma
 
 
 def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
@@ -32,9 +41,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
     sgnd = dp * (dx / abs(dx))
     if fp > fx:             # higher value: the minimum is bracketed
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
-        gamma = s * np.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
-        gamma = -gamma if stp < stx else gamma
+        gamma = _gamma(theta, dx, dp, stp < stx)
         r = ((gamma - dx) + theta) / (((gamma - dx) + gamma) + dp)
         stpc = stx + r * (stp - stx)
         stpq = stx + ((dx / ((fx - fp) / (stp - stx) + dx)) / 2.0) * (stp - stx)
@@ -42,9 +49,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
         brackt = True
     elif sgnd < 0.0:        # derivatives of opposite signs: bracketed
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
-        gamma = s * np.sqrt((theta / s) ** 2 - (dx / s) * (dp / s))
-        gamma = -gamma if stp > stx else gamma
+        gamma = _gamma(theta, dx, dp, stp > stx)
         r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dx)
         stpc = stp + r * (stx - stp)
         stpq = stp + (dp / (dp - dx)) * (stx - stp)
@@ -52,9 +57,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
         brackt = True
     elif abs(dp) < abs(dx):  # same sign, the derivative's magnitude decreases
         theta = 3.0 * (fx - fp) / (stp - stx) + dx + dp
-        s = np.fmax(abs(theta), np.fmax(abs(dx), abs(dp)))
-        gamma = s * np.sqrt(np.fmax(0.0, (theta / s) ** 2 - (dx / s) * (dp / s)))
-        gamma = -gamma if stp > stx else gamma
+        gamma = _gamma(theta, dx, dp, stp > stx, clip=True)
         r = ((gamma - dp) + theta) / ((gamma + (dx - dp)) + gamma)
         if r < 0.0 and gamma != 0.0:
             stpc = stp + r * (stx - stp)
@@ -70,9 +73,7 @@ def _dcstep(stx, fx, dx, sty, fy, dy, stp, fp, dp, brackt, stpmin, stpmax):
             stpf = np.fmax(stpmin, np.fmin(stpmax, stpf))
     elif brackt:            # same sign, no decrease: the cubic through (sty, stp)
         theta = 3.0 * (fp - fy) / (sty - stp) + dy + dp
-        s = np.fmax(abs(theta), np.fmax(abs(dy), abs(dp)))
-        gamma = s * np.sqrt((theta / s) ** 2 - (dy / s) * (dp / s))
-        gamma = -gamma if stp > sty else gamma
+        gamma = _gamma(theta, dy, dp, stp > sty)
         r = ((gamma - dp) + theta) / (((gamma - dp) + gamma) + dy)
         stpf = stp + r * (sty - stp)
     else:
@@ -190,11 +191,14 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
         np.copyto(into, g)
         return last
 
+    def limit():                        # scipy's status when not converged: 1 a limit, else 2
+        return 1 if nfev > maxfun or nit >= maxiter else 2
+
     last = None
 
     f = evaluate(x, W[0])
     if _sup_norm(W[0]) <= gtol:
-        return _result(x, f, W[0], 0, nfev, 4, "NORM OF PROJECTED GRADIENT <= PGTOL")
+        return _result(x, f, W[0], 0, nfev, PGTOL, 0)
     pending = None                      # the newest pair's y, whose products need v
     v_old = None
     while True:
@@ -246,8 +250,7 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
         if not ok:
             if k == 0:                  # steepest descent failed too
                 # scipy's result has the x and g restored, but the last value evaluated
-                return _result(x, last, W[0], nit, nfev, _limit(nit, nfev, maxiter, maxfun),
-                               "", "ABNORMAL")
+                return _result(x, last, W[0], nit, nfev, "ABNORMAL: ", limit())
             order, theta, pending = [], 1.0, None   # forget the pairs, retry from x
             continue
         x, xt, f = xt, x, ft
@@ -260,18 +263,15 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
             except StopIteration:
                 halt = True
         if halt or nit >= maxiter or nfev > maxfun:
+            if halt:                    # minimize's words for it, over L-BFGS-B's
+                return _result(x, f, gt, nit, nfev, "`callback` raised `StopIteration`.", 99)
             what = ("TOTAL NO. OF ITERATIONS REACHED LIMIT" if nit >= maxiter else
-                    "TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT" if nfev > maxfun else
-                    "CALLBACK REQUESTED HALT")
-            res = _result(x, f, gt, nit, nfev, _limit(nit, nfev, maxiter, maxfun), what,
-                          "STOP")
-            if halt:
-                res.success, res.status, res.message = False, 99, STOPPED
-            return res
+                    "TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT")
+            return _result(x, f, gt, nit, nfev, "STOP: " + what, limit())
         if sbgnrm <= gtol:
-            return _result(x, f, gt, nit, nfev, 4, "NORM OF PROJECTED GRADIENT <= PGTOL")
+            return _result(x, f, gt, nit, nfev, PGTOL, 0)
         if fold - f <= tol * max(abs(fold), abs(f), 1.0):
-            return _result(x, f, gt, nit, nfev, 4, "RELATIVE REDUCTION OF F <= FACTR*EPSMCH")
+            return _result(x, f, gt, nit, nfev, FACTR, 0)
         dr = (gd - gdold) if stp == 1.0 else (gd - gdold) * stp
         if dr > EPS * (-gdold if stp == 1.0 else -gdold * stp):     # else skip the update
             j = (order[-1] + 1) % m if order else 0
@@ -313,13 +313,6 @@ def _read_only(a):
     return view
 
 
-def _limit(nit, nfev, maxiter, maxfun):
-    # scipy's warnflag when L-BFGS-B did not converge: 1 a limit was reached, else 2
-    return 1 if nfev > maxfun or nit >= maxiter else 2
-
-
-def _result(x, f, g, nit, nfev, status, what, kind="CONVERGENCE"):
-    # scipy's warnflag: 0 converged, 1 a limit, 2 anything else
-    status = 0 if status == 4 else status
+def _result(x, f, g, nit, nfev, message, status):
     return SimpleNamespace(x=x, fun=f, jac=g.copy(), nit=nit, nfev=nfev, status=status,
-                           success=status == 0, message=f"{kind}: {what}")
+                           success=status == 0, message=message)
