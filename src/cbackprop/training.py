@@ -7,7 +7,8 @@ solvers themselves only produce one epoch (or iteration) at a time:
 
 - online, sgd, adam: a whole epoch is one compiled call (cbackprop._core.core);
 - rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
-- lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
+- lbfgs: cbackprop._lbfgs (scipy's L-BFGS-B path, unbounded), cg: scipy.optimize.minimize
+  (jac=True), on the flat parameter vector.
 """
 import math
 import time
