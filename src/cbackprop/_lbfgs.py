@@ -172,6 +172,8 @@ def minimize(fun, x0, *, callback=None, **options):
 
 def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
               ftol=2.2204460492503131e-09, maxcor=10, maxls=20):
+    if maxls <= 0 or maxcor <= 0:
+        raise ValueError("maxls and maxcor must be positive")
     m = maxcor
     tol = ftol / EPS * EPS              # factr * epsmch, as scipy rounds it
     x = np.array(x0, dtype=np.float64).ravel()
