@@ -7,7 +7,8 @@ solvers themselves only produce one epoch (or iteration) at a time:
 
 - online, sgd, adam: a whole epoch is one compiled call (cbackprop._core.core);
 - rprop: a full-batch gradient from the compiled core, then a compiled iRPROP- step;
-- lbfgs, cg: scipy.optimize.minimize(jac=True) on the flat parameter vector.
+- lbfgs: cbackprop._lbfgs (scipy's L-BFGS-B path, unbounded), cg: scipy.optimize.minimize
+  (jac=True), on the flat parameter vector.
 """
 import math
 import time
@@ -15,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from cbackprop import (_sparse, _targets, _validation as v, _weighting, cluster,
+from cbackprop import (_lbfgs, _sparse, _targets, _validation as v, _weighting, cluster,
                        options as fit_options, sources)
 from cbackprop._core import core
 from cbackprop._core.interrupt import graceful_interrupt
@@ -306,36 +307,40 @@ def _run_rprop(run, n_iter):
 
 
 def _run_scipy(run, n_iter):
-    from scipy.optimize import minimize
-
+    """L-BFGS: cbackprop._lbfgs, scipy's L-BFGS-B path without its cost at large n; CG:
+    scipy's."""
     layout, params = run.net._layout, run.net.params
     grad = np.zeros_like(params)
     evaluations = [0]
+    lbfgs = run.o["solver"] == "lbfgs"
 
     def fun(x):
         params[...] = x
         cost = _full_cost_grad(run, layout, params, grad)
-        g = grad.astype(np.float64)
         evaluations[0] += 1
         # at the starting point a cost or gradient that is not finite is divergence (scipy
         # would return at once, with no iteration); later, at a line search's trial point,
-        # scipy backs off from it, and the accepted iterates are checked by end_epoch
-        if evaluations[0] == 1 and (not math.isfinite(cost) or not np.isfinite(g).all()
+        # the search backs off from it, and the accepted iterates are checked by end_epoch
+        if evaluations[0] == 1 and (not math.isfinite(cost) or not np.isfinite(grad).all()
                                     or run.lam_absurd()):
             run.diverged(cost, f"became {cost} or its gradient was not finite at the start")
-        return cost, g
+        # _lbfgs copies the gradient into its own float64 buffer; scipy's CG keeps it
+        return cost, (grad if lbfgs else grad.astype(np.float64))
 
     def callback(intermediate_result):
         params[...] = intermediate_result.x
         if not run.end_epoch(intermediate_result.fun):
             raise StopIteration
 
-    method = "L-BFGS-B" if run.o["solver"] == "lbfgs" else "CG"
-    options = {"maxiter": n_iter, "gtol": run.o["tol"]}
-    if method == "L-BFGS-B":
-        options["maxfun"] = run.o["max_fun"]
-    result = minimize(fun, params.astype(np.float64), jac=True, method=method,
-                      callback=callback, options=options)
+    method = "L-BFGS-B" if lbfgs else "CG"
+    if lbfgs:
+        result = _lbfgs.minimize(fun, params.astype(np.float64), maxiter=n_iter,
+                                 maxfun=run.o["max_fun"], gtol=run.o["tol"], callback=callback)
+    else:
+        from scipy.optimize import minimize
+
+        result = minimize(fun, params.astype(np.float64), jac=True, method=method,
+                          callback=callback, options={"maxiter": n_iter, "gtol": run.o["tol"]})
     if np.isfinite(result.x).all():
         params[...] = result.x
     run.converged = result.success or run.converged

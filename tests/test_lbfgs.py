@@ -1,0 +1,216 @@
+"""cbackprop._lbfgs against scipy.optimize.minimize(method="L-BFGS-B") without bounds: the
+same iterates, counts, messages and statuses.
+
+Iterates agree to rounding, not bit for bit (the step comes from the two-loop recursion,
+L-BFGS-B's from its compact matrix): on an ill-conditioned problem rounding grows along
+the path as it does between two scipy runs whose gradients round differently, so the long
+runs (the wide-spectrum quadratic, Rosenbrock in 50 dimensions) are compared over their
+first 25 iterations, the short ones to the end. The line-search failures (a wrong gradient)
+end exactly as scipy's: "ABNORMAL: ", status 2, the same evaluations, x and fun."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize as scipy_minimize, rosen, rosen_der
+
+import cbackprop as cb
+from cbackprop import _lbfgs, training
+
+RNG = np.random.default_rng(0)
+_Q, _ = np.linalg.qr(RNG.standard_normal((60, 60)))
+A = _Q @ np.diag(np.logspace(0, 4, 60)) @ _Q.T          # condition number 1e4
+B = RNG.standard_normal(60)
+XL = RNG.standard_normal((200, 10))
+YL = XL @ RNG.standard_normal(10) + 0.5 * RNG.standard_normal(200) > 0
+
+
+def quadratic(x):
+    return 0.5 * x @ A @ x - B @ x, A @ x - B
+
+
+def rosenbrock(x):
+    return rosen(x), rosen_der(x)
+
+
+def logistic(w):
+    z = XL @ w
+    return (np.sum(np.logaddexp(0, z) - YL * z) + 0.01 * w @ w,
+            XL.T @ (1 / (1 + np.exp(-z)) - YL) + 0.02 * w)
+
+
+def nonconvex(x):
+    return (np.sum(np.sin(3 * x) + 0.1 * x ** 2 + 0.05 * x ** 4),
+            3 * np.cos(3 * x) + 0.2 * x + 0.2 * x ** 3)
+
+
+def wrong_slope(x):             # a gradient that points uphill: no descent direction
+    f, g = quadratic(x)
+    return f, -0.5 * g + 0.1
+
+
+def noisy_gradient(x):          # right at first, then too wrong for the line search
+    return rosen(x), rosen_der(x) + 10 * np.sin(50 * x)
+
+
+PROBLEMS = {
+    "quadratic": (quadratic, np.zeros(60), {"maxiter": 25}),
+    "rosenbrock2": (rosenbrock, np.array([-1.2, 1.0]), {}),
+    "rosenbrock50": (rosenbrock, np.full(50, -1.0) + 0.1 * RNG.standard_normal(50),
+                     {"maxiter": 25}),
+    "logistic": (logistic, np.zeros(10), {}),
+    "nonconvex": (nonconvex, RNG.standard_normal(20), {}),
+    "maxiter": (quadratic, np.zeros(60), {"maxiter": 15}),
+    "maxfun": (quadratic, np.zeros(60), {"maxfun": 17}),
+    "gtol": (logistic, np.zeros(10), {"gtol": 1e-2}),
+    "ftol": (rosenbrock, np.array([-1.2, 1.0]), {"ftol": 1e-6}),
+    "converged_at_start": (rosenbrock, np.ones(5), {}),
+    "wrong_slope": (wrong_slope, np.zeros(60), {}),
+    "noisy_gradient": (noisy_gradient, np.full(10, 0.5), {}),
+}
+
+
+def _both(fun, x0, options, callback=None):
+    """(result, iterates, evaluations) of scipy's L-BFGS-B and of ours; callback(seen,
+    intermediate_result), seen the iterates so far."""
+    runs = []
+    for ours in (False, True):
+        seen, count = [], [0]
+
+        def counted(x):
+            count[0] += 1
+            return fun(x)
+
+        def record(intermediate_result):
+            seen.append(np.array(intermediate_result.x))
+            if callback is not None:
+                callback(seen, intermediate_result)
+
+        if ours:
+            res = _lbfgs.minimize(counted, x0.copy(), callback=record, **options)
+        else:
+            res = scipy_minimize(counted, x0.copy(), jac=True, method="L-BFGS-B",
+                                 callback=record, options=options)
+        runs.append((res, seen, count[0]))
+    return runs
+
+
+def _relative(a, b):
+    return np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-300)
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_same_path_as_scipy(name):
+    fun, x0, options = PROBLEMS[name]
+    (theirs, their_xs, their_calls), (ours, our_xs, our_calls) = _both(fun, x0, options)
+    assert (ours.nit, ours.nfev, our_calls) == (theirs.nit, theirs.nfev, their_calls)
+    assert (ours.message, ours.status, ours.success) == (theirs.message, theirs.status,
+                                                         theirs.success)
+    assert len(our_xs) == len(their_xs) == ours.nit
+    for a, b in zip(their_xs, our_xs):
+        assert _relative(a, b) < 1e-10
+    assert _relative(theirs.x, ours.x) < 1e-10
+    assert ours.fun == pytest.approx(theirs.fun, rel=1e-10, abs=1e-16)   # f* = 0: absolute
+    np.testing.assert_allclose(ours.jac, theirs.jac, rtol=1e-8, atol=1e-12)
+    assert ours.x.dtype == np.float64
+
+
+def test_line_search_failure_ends_as_scipy():
+    """The restart with steepest descent, then its failure: scipy's result keeps the last
+    iterate's x and gradient but the last value it evaluated (NaN here)."""
+    (theirs, _, _), (ours, _, _) = _both(noisy_gradient, np.full(10, 0.5), {})
+    assert ours.message == theirs.message == "ABNORMAL: " and ours.status == 2
+    assert ours.nit == theirs.nit > 0 and ours.nfev == theirs.nfev
+    np.testing.assert_allclose(ours.x, theirs.x, rtol=1e-10)
+    (theirs, _, _), (ours, _, _) = _both(wrong_slope, np.zeros(60), {})
+    assert ours.nit == theirs.nit == 0 and ours.nfev == theirs.nfev == 21
+    np.testing.assert_array_equal(ours.x, theirs.x)
+    assert ours.fun == theirs.fun
+
+
+def test_overflowing_gradient_fails_as_scipy():
+    """g'g overflows: L-BFGS-B's Cauchy step is NaN, its search fails after maxls trials."""
+    def huge(x):
+        return 1e300 * float(np.sum(x ** 2)), 2e300 * x
+    (theirs, _, _), (ours, _, _) = _both(huge, np.ones(30), {})
+    assert (ours.message, ours.status, ours.nit, ours.nfev) == (
+        theirs.message, theirs.status, theirs.nit, theirs.nfev) == ("ABNORMAL: ", 2, 0, 21)
+    np.testing.assert_array_equal(ours.x, theirs.x)
+
+
+@pytest.mark.parametrize("at", [1, 4])
+def test_callback_stop_iteration(at):
+    def stop(seen, intermediate_result):
+        if len(seen) == at:
+            raise StopIteration
+    (theirs, their_xs, _), (ours, our_xs, _) = _both(rosenbrock, np.array([-1.2, 1.0]), {},
+                                                     callback=stop)
+    assert (ours.message, ours.status, ours.success, ours.nit) == (
+        theirs.message, theirs.status, False, at)
+    assert ours.status == 99 and "StopIteration" in ours.message
+    np.testing.assert_allclose(ours.x, our_xs[-1], rtol=0)
+    assert _relative(theirs.x, ours.x) < 1e-12
+
+
+def test_float32_start_and_read_only_x():
+    seen = []
+
+    def fun(x):
+        seen.append(x.dtype)
+        with pytest.raises(ValueError):
+            x[0] = 0.0                  # the iterate is ours: fun gets a read-only view
+        f, g = rosenbrock(x)
+        return f, g.astype(np.float32)   # a float32 gradient is taken as float64
+    res = _lbfgs.minimize(fun, np.array([-1.2, 1.0], dtype=np.float32), maxiter=5)
+    assert res.x.dtype == np.float64 and set(seen) == {np.dtype(np.float64)}
+    assert res.nit == 5 and res.status == 1
+
+
+def test_no_floating_point_warnings_of_its_own():
+    def huge(x):
+        return 1e300 * float(np.sum(x ** 2)), 2e300 * x
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise"):          # the caller's settings stay the caller's
+            _lbfgs.minimize(huge, np.ones(30))
+            with pytest.raises(FloatingPointError):
+                _lbfgs.minimize(lambda x: (float(np.exp(x[0] * 1e3)), x), np.ones(2))
+
+
+def _scipy_backed(fun, x0, *, callback, maxiter, maxfun, gtol):
+    """training's call as it was before _lbfgs: scipy's L-BFGS-B."""
+    return scipy_minimize(lambda x: tuple(v if i == 0 else np.asarray(v, np.float64)
+                                          for i, v in enumerate(fun(x))),
+                          x0, jac=True, method="L-BFGS-B", callback=callback,
+                          options={"maxiter": maxiter, "maxfun": maxfun, "gtol": gtol})
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_network_fit_as_with_scipy(monkeypatch, dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 5))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+    fits = []
+    for backend in ("ours", "scipy"):
+        if backend == "scipy":
+            monkeypatch.setattr(training._lbfgs, "minimize", _scipy_backed)
+        net = cb.Network([5, 6, 2], random_state=0, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", cb.ConvergenceWarning)
+            net.fit(X, y, solver="lbfgs", max_iter=30)
+        fits.append((net.params.copy(), net.n_iter_, list(net.history_["loss"])))
+    (ours, our_n, our_loss), (theirs, their_n, their_loss) = fits
+    assert our_n == their_n == 30
+    tol = 1e-10 if dtype == "float64" else 1e-5
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=tol * max(1, np.abs(theirs).max()))
+    np.testing.assert_allclose(our_loss, their_loss, rtol=tol)
+
+
+def test_network_fit_stopped_by_its_callback_keeps_a_usable_model():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 0] > 0).astype(int)
+    net = cb.Network([4, 5, 2], random_state=0)
+    net.fit(X, y, solver="lbfgs", max_iter=50, callback=lambda n, epoch, logs: epoch < 3)
+    assert net.n_iter_ == 3 and len(net.history_["loss"]) == 3
+    assert np.isfinite(net.params).all()
+    assert net.predict(X).shape == (80,)
