@@ -85,8 +85,9 @@ FIT_OPTIONS = (
     FitOption("solver", "adam", _choice(v.SOLVERS),
               "'online': the derivation's stochastic gradient descent, Theta updated after "
               "every sample; 'sgd': mini-batches with momentum (Nesterov's by default); "
-              "'adam': mini-batches with Adam; 'lbfgs', 'cg': scipy.optimize.minimize on the "
-              "full batch (the course's fmincg role); 'rprop': full-batch iRPROP-.",
+              "'adam': mini-batches with Adam; 'lbfgs': L-BFGS on the full batch (scipy's "
+              "L-BFGS-B path, cbackprop._lbfgs), 'cg': scipy's conjugate gradients (the "
+              "course's fmincg role); 'rprop': full-batch iRPROP-.",
               "online (per-sample SGD), sgd, adam (mini-batches), lbfgs, cg, rprop (full batch)"),
     FitOption("lam", 0.0, lambda name, value: v.check_lam(value, name),
               "the course's lambda: J + (lam / 2m) sum of the squared weights (bias excluded); "
