@@ -480,3 +480,28 @@ def test_all_finite_finds_nan_and_inf_anywhere(dtype):
             assert not v.all_finite(b)
     assert v.all_finite(np.full(1000, np.finfo(dtype).max / 2, dtype))
     assert v.all_finite(np.empty(0, dtype))
+    # the compiled test of the exponent bits: every position of a short array (vector
+    # body and tail), NaN with its sign bit set, a strided view, and values at the edges
+    info = np.finfo(dtype)
+    edges = np.array([info.max, -info.max, info.tiny, info.smallest_subnormal, -0.0, 0], dtype)
+    assert v.all_finite(edges)
+    for n in range(1, 40):
+        for index in range(n):
+            b = np.zeros(n, dtype)
+            b[index] = -np.nan if index % 2 else np.inf
+            assert not v.all_finite(b)
+    strided = np.ones((50, 6), dtype)
+    strided[17, 4] = np.nan
+    assert v.all_finite(strided[:, ::3]) and not v.all_finite(strided[:, 1::3])
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble, ">f8", ">f4"])
+def test_all_finite_other_float_dtypes(dtype):
+    """dtypes the compiled test does not take (half, long double, the other byte order)
+    are checked by NumPy instead, with the same answers."""
+    a = np.ones(70_000, dtype)
+    assert v.all_finite(a)
+    for bad in (np.nan, np.inf):
+        b = a.copy()
+        b[66_000] = bad
+        assert not v.all_finite(b)

@@ -163,15 +163,17 @@ static inline void cb_gemm_f(int R, int N, int S, float alpha, const float *coef
 static inline void cb_colsum_d(int S, int N, const double *B, long ldb, double *out) {}
 static inline void cb_colsum_f(int S, int N, const float *B, long ldb, float *out) {}
 static inline void cb_matvec_rows_d(int m, int n, const double *W, long ld, const double *x,
-                                    double *y) {}
+                                    double *y, const double *b, long ldb) {}
 static inline void cb_matvec_rows_f(int m, int n, const float *W, long ld, const float *x,
-                                    float *y) {}
+                                    float *y, const float *b, long ldb) {}
 static inline void cb_update_matvec_rows_d(int m, int n, double *W, long ld, const double *x,
                                            double *y, double alpha, const double *dp,
-                                           const double *xp, double decay) {}
+                                           const double *xp, double decay, const double *b,
+                                           long ldb) {}
 static inline void cb_update_matvec_rows_f(int m, int n, float *W, long ld, const float *x,
                                            float *y, float alpha, const float *dp,
-                                           const float *xp, float decay) {}
+                                           const float *xp, float decay, const float *b,
+                                           long ldb) {}
 static inline void cb_update_rows_d(int m, int n, double alpha, const double *d, const double *x,
                                     double *G, long ld, double decay) {}
 static inline void cb_update_rows_f(int m, int n, float alpha, const float *d, const float *x,

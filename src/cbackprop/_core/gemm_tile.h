@@ -174,42 +174,40 @@ static void CB_FN(cb_colsum)(int S, int N, const CB_T *B, long ldb, CB_T *out)
     }
 }
 
-/* y[j] = W[j, 0:n] . x for j < m (row stride ld): one sample's forward product on a small
- * layer, CB_RT rows at a time so that x is loaded once for them and their sums run as
- * independent chains, each reduced across lanes at the end. */
+/* y[j] = W[j, 0:n] . x (+ b[j * ldb] unless b is NULL) for j < m (row stride ld): one
+ * sample's forward product on a small layer, CB_RT rows at a time so that x is loaded
+ * once for them and their sums run as independent chains, each reduced across lanes at
+ * the end. The bias (Theta's column 0, W[j, -1]) is added here, as the block loop would
+ * after the product, so that the next loop does not read y as vectors right after these
+ * scalar stores (a store-to-load forwarding stall on each vector). */
 static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB_T *x,
-                                  CB_T *y)
+                                  CB_T *y, const CB_T *b, long ldb)
 {
     CB_M tail = CB_MASK(n % CB_W ? n % CB_W : CB_W);
     int nfull = n - (n % CB_W ? n % CB_W : CB_W);         /* the last vector is masked */
     for (int j0 = 0; j0 < m; j0 += CB_RT) {
         int nr = m - j0 < CB_RT ? m - j0 : CB_RT;
-        const CB_T *w = W + (long)j0 * ld;
+        /* a last block of fewer rows repeats its last row in the others' places, whose
+         * sums are dropped: its rows' chains still run side by side */
+        const CB_T *w[CB_RT];
         CB_V acc[CB_RT], xv;
-        for (int r = 0; r < CB_RT; r++) acc[r] = CB_ZERO();
-        if (nr == CB_RT) {
-            for (int i = 0; i < nfull; i += CB_W) {
-                xv = CB_LOADU(x + i);
-#pragma GCC unroll 8
-                for (int r = 0; r < CB_RT; r++)
-                    acc[r] = CB_FMA(CB_LOADU(w + r * ld + i), xv, acc[r]);
-            }
-            xv = CB_LOADM(x + nfull, tail);
-#pragma GCC unroll 8
-            for (int r = 0; r < CB_RT; r++)
-                acc[r] = CB_FMA(CB_LOADM(w + r * ld + nfull, tail), xv, acc[r]);
-#pragma GCC unroll 8
-            for (int r = 0; r < CB_RT; r++)
-                y[j0 + r] = CB_HSUM(acc[r]);
-        } else {
-            for (int r = 0; r < nr; r++) {
-                for (int i = 0; i < nfull; i += CB_W)
-                    acc[r] = CB_FMA(CB_LOADU(w + r * ld + i), CB_LOADU(x + i), acc[r]);
-                acc[r] = CB_FMA(CB_LOADM(w + r * ld + nfull, tail), CB_LOADM(x + nfull, tail),
-                                acc[r]);
-                y[j0 + r] = CB_HSUM(acc[r]);
-            }
+        CB_T out[CB_RT];
+        for (int r = 0; r < CB_RT; r++) {
+            w[r] = W + (long)(j0 + (r < nr ? r : nr - 1)) * ld;
+            acc[r] = CB_ZERO();
         }
+        for (int i = 0; i < nfull; i += CB_W) {
+            xv = CB_LOADU(x + i);
+#pragma GCC unroll 8
+            for (int r = 0; r < CB_RT; r++)
+                acc[r] = CB_FMA(CB_LOADU(w[r] + i), xv, acc[r]);
+        }
+        xv = CB_LOADM(x + nfull, tail);
+#pragma GCC unroll 8
+        for (int r = 0; r < CB_RT; r++)
+            out[r] = CB_HSUM(CB_FMA(CB_LOADM(w[r] + nfull, tail), xv, acc[r]));
+        for (int r = 0; r < nr; r++)
+            y[j0 + r] = b ? out[r] + b[(long)(j0 + r) * ldb] : out[r];
     }
 }
 
@@ -224,7 +222,8 @@ static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, con
     for (int r0 = 0; r0 < R; r0 += CB_RT) {
         int nr = R - r0 < CB_RT ? R - r0 : CB_RT;
         for (int t = 0; t < T; t++) {
-            CB_FN(cb_matvec_rows)(nr, S, X + (long)r0 * ldx, ldx, Wr + (long)t * ldw, y);
+            CB_FN(cb_matvec_rows)(nr, S, X + (long)r0 * ldx, ldx, Wr + (long)t * ldw, y,
+                                  0, 0);
             for (int r = 0; r < nr; r++)
                 C[(long)(r0 + r) * ldc + t] = y[r];
         }
@@ -234,12 +233,13 @@ static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, con
 /* The previous sample's update of the first layer and this sample's product with it in
  * one pass over W, which is read and written once instead of read twice:
  *     W[j, :] = decay W[j, :] + alpha dp[j] xp      (as cb_update_rows rounds it)
- *     y[j] = W[j, :] . x                              (with the updated row)
+ *     y[j] = W[j, :] . x (+ b[j * ldb])               (with the updated row)
  * Online training defers each sample's first-layer update to the next sample's forward
  * pass (kernels.pxi, Pending): nothing reads that layer's weights in between. */
 static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const CB_T *x,
                                          CB_T *y, CB_T alpha, const CB_T *dp,
-                                         const CB_T *xp, CB_T decay)
+                                         const CB_T *xp, CB_T decay, const CB_T *b,
+                                         long ldb)
 {
     const CB_V dv = CB_SET1(decay);
     int nfull = n - n % CB_W;                  /* the rest element by element */
@@ -254,15 +254,26 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
             av[r] = CB_SET1(adj[r]);
         }
         if (nr == CB_RT) {
-            for (int i = 0; i < nfull; i += CB_W) {
-                CB_V xv = CB_LOADU(x + i), pv = CB_LOADU(xp + i);
+            if (decay == 1)         /* no weight decay: 1 w is w, one multiply fewer */
+                for (int i = 0; i < nfull; i += CB_W) {
+                    CB_V xv = CB_LOADU(x + i), pv = CB_LOADU(xp + i);
 #pragma GCC unroll 8
-                for (int r = 0; r < CB_RT; r++) {
-                    CB_V wv = CB_FMA(av[r], pv, CB_MUL(dv, CB_LOADU(w + r * ld + i)));
-                    CB_STOREU(w + r * ld + i, wv);
-                    acc[r] = CB_FMA(wv, xv, acc[r]);
+                    for (int r = 0; r < CB_RT; r++) {
+                        CB_V wv = CB_FMA(av[r], pv, CB_LOADU(w + r * ld + i));
+                        CB_STOREU(w + r * ld + i, wv);
+                        acc[r] = CB_FMA(wv, xv, acc[r]);
+                    }
                 }
-            }
+            else
+                for (int i = 0; i < nfull; i += CB_W) {
+                    CB_V xv = CB_LOADU(x + i), pv = CB_LOADU(xp + i);
+#pragma GCC unroll 8
+                    for (int r = 0; r < CB_RT; r++) {
+                        CB_V wv = CB_FMA(av[r], pv, CB_MUL(dv, CB_LOADU(w + r * ld + i)));
+                        CB_STOREU(w + r * ld + i, wv);
+                        acc[r] = CB_FMA(wv, xv, acc[r]);
+                    }
+                }
         } else {
             for (int r = 0; r < nr; r++)
                 for (int i = 0; i < nfull; i += CB_W) {
@@ -278,6 +289,8 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
                 rest[r] = CB_FMA1(row[i], x[i], rest[r]);
             }
             y[j0 + r] = CB_HSUM(acc[r]) + rest[r];
+            if (b)
+                y[j0 + r] += b[(long)(j0 + r) * ldb];
         }
     }
 }
@@ -299,8 +312,12 @@ static void CB_FN(cb_update_rows)(int m, int n, CB_T alpha, const CB_T *d, const
         int head = (int)(((64u - ((uintptr_t)y & 63u)) & 63u) / sizeof(CB_T)), i = 0;
         head = head < n ? head : n;
         for (; i < head; i++) y[i] = CB_FMA1(adj, x[i], decay * y[i]);
-        for (; i + CB_W <= n; i += CB_W)
-            CB_STOREA(y + i, CB_FMA(av, CB_LOADU(x + i), CB_MUL(dv, CB_LOADA(y + i))));
+        if (decay == 1)             /* 1 y is y: the same bits, one multiply fewer */
+            for (; i + CB_W <= n; i += CB_W)
+                CB_STOREA(y + i, CB_FMA(av, CB_LOADU(x + i), CB_LOADA(y + i)));
+        else
+            for (; i + CB_W <= n; i += CB_W)
+                CB_STOREA(y + i, CB_FMA(av, CB_LOADU(x + i), CB_MUL(dv, CB_LOADA(y + i))));
         for (; i < n; i++) y[i] = CB_FMA1(adj, x[i], decay * y[i]);
     }
 }

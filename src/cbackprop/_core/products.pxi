@@ -23,13 +23,16 @@ cdef extern from "gemm.h" nogil:
                        long ldw, float* C, long ldc)
     void cb_colsum_d(int S, int N, const double* B, long ldb, double* out)
     void cb_colsum_f(int S, int N, const float* B, long ldb, float* out)
-    void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y)
-    void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y)
+    void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y,
+                          const double* b, long ldb)
+    void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y,
+                          const float* b, long ldb)
     void cb_update_matvec_rows_d(int m, int n, double* W, long ld, const double* x, double* y,
                                  double alpha, const double* dp, const double* xp,
-                                 double decay)
+                                 double decay, const double* b, long ldb)
     void cb_update_matvec_rows_f(int m, int n, float* W, long ld, const float* x, float* y,
-                                 float alpha, const float* dp, const float* xp, float decay)
+                                 float alpha, const float* dp, const float* xp, float decay,
+                                 const float* b, long ldb)
     void cb_update_rows_d(int m, int n, double alpha, const double* d, const double* x,
                           double* G, long ld, double decay)
     void cb_update_rows_f(int m, int n, float alpha, const float* d, const float* x,
@@ -106,15 +109,18 @@ cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A
         cb_dot_rows_d(mb, tail, s_in, A, s_in, W + <Py_ssize_t>(s_out - tail) * ldw, ldw,
                       Z + s_out - tail, s_out)
 
-cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
-                         floating* y) noexcept nogil:
-    """y (M) = W (M x N, row stride ld) @ x."""
+cdef inline bint _matvec(int M, int N, const floating* W, int ld, const floating* x,
+                         floating* y, const floating* b) noexcept nogil:
+    """y (M) = W (M x N, row stride ld) @ x, plus b (row stride ld, as Theta's column 0)
+    where our loops run it: returns whether b was added."""
     if not CB_OWN_GEMM or <long long>M * N > SMALL_LAYER:
         gemv_n(M, N, 1, W, ld, x, 0, y)
-    elif floating is float:
-        cb_matvec_rows_f(M, N, W, ld, x, y)
+        return False
+    if floating is float:
+        cb_matvec_rows_f(M, N, W, ld, x, y, b, ld)
     else:
-        cb_matvec_rows_d(M, N, W, ld, x, y)
+        cb_matvec_rows_d(M, N, W, ld, x, y, b, ld)
+    return True
 
 cdef inline void _matvec_t(int M, int N, const floating* W, int ld, const floating* d,
                            floating* y) noexcept nogil:
@@ -152,9 +158,10 @@ cdef inline void _colsum(int S, int N, const floating* B, long ldb,
 
 cdef inline void _update_matvec_rows(int m, int n, floating* W, int ld, const floating* x,
                                      floating* y, const floating* dp, const floating* xp,
-                                     floating decay) noexcept nogil:
-    """W = decay W + dp xp^T, then y = W x, in one pass over W (gemm.h)."""
+                                     floating decay, const floating* b) noexcept nogil:
+    """W = decay W + dp xp^T, then y = W x + b (b: row stride ld, as Theta's column 0), in
+    one pass over W (gemm.h)."""
     if floating is float:
-        cb_update_matvec_rows_f(m, n, W, ld, x, y, 1, dp, xp, decay)
+        cb_update_matvec_rows_f(m, n, W, ld, x, y, 1, dp, xp, decay, b, ld)
     else:
-        cb_update_matvec_rows_d(m, n, W, ld, x, y, 1, dp, xp, decay)
+        cb_update_matvec_rows_d(m, n, W, ld, x, y, 1, dp, xp, decay, b, ld)
