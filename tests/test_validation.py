@@ -505,3 +505,21 @@ def test_all_finite_other_float_dtypes(dtype):
         b = a.copy()
         b[66_000] = bad
         assert not v.all_finite(b)
+
+
+def test_lazy_generator_draws_as_default_rng():
+    """fit's generator of an int seed is made on first use and draws what
+    np.random.default_rng would; bad seeds are refused at once, not at the first draw."""
+    lazy = v.check_random_state(7, lazy=True)
+    assert isinstance(lazy, v.LazyGenerator)
+    expected = np.random.default_rng(7)
+    np.testing.assert_array_equal(lazy.permutation(50), expected.permutation(50))
+    assert lazy.integers(0, 2 ** 63, dtype=np.int64) == expected.integers(0, 2 ** 63,
+                                                                          dtype=np.int64)
+    assert v.check_random_state(None, lazy=True).permutation(5).shape == (5,)
+    given = np.random.RandomState(0)
+    assert v.check_random_state(given, lazy=True) is given
+    with pytest.raises(ValueError, match="random_state"):
+        v.check_random_state(-1, lazy=True)
+    with pytest.raises(TypeError, match="random_state"):
+        v.check_random_state("seed", lazy=True)

@@ -162,7 +162,7 @@ class _Run:
     def end_epoch(self, loss):
         """Record an epoch; False when training should stop."""
         params, history = self.net.params, self.history
-        if not math.isfinite(loss) or not np.isfinite(params).all():
+        if not math.isfinite(loss) or not v.all_finite(params):
             self.diverged(loss)
         if self.out_of_range(params):
             self.diverged(loss, f"was {loss:.4g} but the parameters left the finite range "
@@ -371,8 +371,8 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     from the last call."""
     o = fit_options.resolve(options)
     _check_for_solver(o)
-    rng = v.check_random_state(o["random_state"])
-    if not np.isfinite(net.params).all():
+    rng = v.check_random_state(o["random_state"], lazy=True)
+    if not v.all_finite(net.params):
         raise ValueError("the network's parameters contain NaN or inf (written into params "
                          "or thetas by hand?); set finite values before fit")
 
