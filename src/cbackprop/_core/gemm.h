@@ -31,11 +31,36 @@
 #include <math.h>
 #include <stdint.h>
 
+/* out[r] = the sum of acc[r]'s lanes, r < CB_RT, one vector at a time */
+#define CB_HSUM_EACH(acc, out) \
+    do { for (int r_ = 0; r_ < CB_RT; r_++) (out)[r_] = CB_HSUM((acc)[r_]); } while (0)
+
 #if defined(__AVX512F__)
 #define CB_RT 6
 #define CB_VT 4
 #define CB_LANES_D 8                /* elements a vector, for the callers' choices */
 #define CB_LANES_F 16
+
+/* The sums of CB_RT (6) vectors' lanes at once, rounded as _mm512_reduce_add_pd rounds
+ * each (lanes i + 4, then i + 2, then the pair), in fewer shuffles, which Intel's cores
+ * run on one port: one sample's matrix-vector products end in these reductions. */
+static inline void cb_hsum_rt_d(const __m512d *a, double *out) {
+    const __m512d z = _mm512_setzero_pd();
+    __m512d t01 = _mm512_add_pd(_mm512_shuffle_f64x2(a[0], a[1], 0x44),
+                                _mm512_shuffle_f64x2(a[0], a[1], 0xee));
+    __m512d t23 = _mm512_add_pd(_mm512_shuffle_f64x2(a[2], a[3], 0x44),
+                                _mm512_shuffle_f64x2(a[2], a[3], 0xee));
+    __m512d t45 = _mm512_add_pd(_mm512_shuffle_f64x2(a[4], a[5], 0x44),
+                                _mm512_shuffle_f64x2(a[4], a[5], 0xee));
+    __m512d u03 = _mm512_add_pd(_mm512_shuffle_f64x2(t01, t23, 0x88),
+                                _mm512_shuffle_f64x2(t01, t23, 0xdd));
+    __m512d u45 = _mm512_add_pd(_mm512_shuffle_f64x2(t45, z, 0x88),
+                                _mm512_shuffle_f64x2(t45, z, 0xdd));
+    double v[8];        /* lanes: sums 0 4 1 5 2 - 3 - */
+    _mm512_storeu_pd(v, _mm512_add_pd(_mm512_unpacklo_pd(u03, u45),
+                                      _mm512_unpackhi_pd(u03, u45)));
+    out[0] = v[0]; out[1] = v[2]; out[2] = v[4]; out[3] = v[6]; out[4] = v[1]; out[5] = v[3];
+}
 
 #define CB_T double
 #define CB_V __m512d
@@ -55,6 +80,7 @@
 #define CB_ADD(a, b) _mm512_add_pd(a, b)
 #define CB_MASK(n) ((__mmask8)((1u << (n)) - 1u))
 #define CB_HSUM(v) _mm512_reduce_add_pd(v)
+#define CB_HSUM_RT(acc, out) cb_hsum_rt_d(acc, out)
 #define CB_FMA1(a, b, c) fma(a, b, c)
 #include "gemm_tile.h"
 
@@ -76,6 +102,7 @@
 #define CB_ADD(a, b) _mm512_add_ps(a, b)
 #define CB_MASK(n) ((__mmask16)((1u << (n)) - 1u))
 #define CB_HSUM(v) _mm512_reduce_add_ps(v)
+#define CB_HSUM_RT(acc, out) CB_HSUM_EACH(acc, out)
 #define CB_FMA1(a, b, c) fmaf(a, b, c)
 #include "gemm_tile.h"
 
@@ -95,6 +122,18 @@ static inline __m256i cb_mask_lanes(int n, int lanes) {
 static inline double cb_hsum_d(__m256d v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* cb_hsum_d of CB_RT (4) vectors at once, rounded alike, in fewer shuffles */
+static inline void cb_hsum_rt_d(const __m256d *a, double *out) {
+    __m256d t01 = _mm256_add_pd(_mm256_permute2f128_pd(a[0], a[1], 0x20),
+                                _mm256_permute2f128_pd(a[0], a[1], 0x31));
+    __m256d t23 = _mm256_add_pd(_mm256_permute2f128_pd(a[2], a[3], 0x20),
+                                _mm256_permute2f128_pd(a[2], a[3], 0x31));
+    double v[4];        /* lanes: sums 0 2 1 3 */
+    _mm256_storeu_pd(v, _mm256_add_pd(_mm256_unpacklo_pd(t01, t23),
+                                      _mm256_unpackhi_pd(t01, t23)));
+    out[0] = v[0]; out[1] = v[2]; out[2] = v[1]; out[3] = v[3];
 }
 
 static inline float cb_hsum_f(__m256 v) {
@@ -121,6 +160,7 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_ADD(a, b) _mm256_add_pd(a, b)
 #define CB_MASK(n) cb_mask_lanes(n, 4)
 #define CB_HSUM(v) cb_hsum_d(v)
+#define CB_HSUM_RT(acc, out) cb_hsum_rt_d(acc, out)
 #define CB_FMA1(a, b, c) fma(a, b, c)
 #include "gemm_tile.h"
 
@@ -142,6 +182,7 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_ADD(a, b) _mm256_add_ps(a, b)
 #define CB_MASK(n) cb_mask_lanes(n, 8)
 #define CB_HSUM(v) cb_hsum_f(v)
+#define CB_HSUM_RT(acc, out) CB_HSUM_EACH(acc, out)
 #define CB_FMA1(a, b, c) fmaf(a, b, c)
 #include "gemm_tile.h"
 #endif

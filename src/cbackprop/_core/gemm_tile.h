@@ -205,7 +205,8 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
         xv = CB_LOADM(x + nfull, tail);
 #pragma GCC unroll 8
         for (int r = 0; r < CB_RT; r++)
-            out[r] = CB_HSUM(CB_FMA(CB_LOADM(w[r] + nfull, tail), xv, acc[r]));
+            acc[r] = CB_FMA(CB_LOADM(w[r] + nfull, tail), xv, acc[r]);
+        CB_HSUM_RT(acc, out);
         for (int r = 0; r < nr; r++)
             y[j0 + r] = b ? out[r] + b[(long)(j0 + r) * ldb] : out[r];
     }
@@ -245,7 +246,7 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
     int nfull = n - n % CB_W;                  /* the rest element by element */
     for (int j0 = 0; j0 < m; j0 += CB_RT) {
         int nr = m - j0 < CB_RT ? m - j0 : CB_RT;
-        CB_T *w = W + (long)j0 * ld, adj[CB_RT], rest[CB_RT];
+        CB_T *w = W + (long)j0 * ld, adj[CB_RT], rest[CB_RT], sums[CB_RT];
         CB_V acc[CB_RT], av[CB_RT];
         for (int r = 0; r < CB_RT; r++) {
             acc[r] = CB_ZERO();
@@ -282,13 +283,14 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
                     acc[r] = CB_FMA(wv, CB_LOADU(x + i), acc[r]);
                 }
         }
+        CB_HSUM_RT(acc, sums);
         for (int r = 0; r < nr; r++) {
             CB_T *row = w + r * ld;
             for (int i = nfull; i < n; i++) {
                 row[i] = CB_FMA1(adj[r], xp[i], decay * row[i]);
                 rest[r] = CB_FMA1(row[i], x[i], rest[r]);
             }
-            y[j0 + r] = CB_HSUM(acc[r]) + rest[r];
+            y[j0 + r] = sums[r] + rest[r];
             if (b)
                 y[j0 + r] += b[(long)(j0 + r) * ldb];
         }
@@ -318,7 +320,11 @@ static void CB_FN(cb_update_rows)(int m, int n, CB_T alpha, const CB_T *d, const
         else
             for (; i + CB_W <= n; i += CB_W)
                 CB_STOREA(y + i, CB_FMA(av, CB_LOADU(x + i), CB_MUL(dv, CB_LOADA(y + i))));
-        for (; i < n; i++) y[i] = CB_FMA1(adj, x[i], decay * y[i]);
+        if (i < n) {                /* the last few as one masked vector, rounded alike */
+            CB_M tail = CB_MASK(n - i);
+            CB_STOREM(y + i, tail, CB_FMA(av, CB_LOADM(x + i, tail),
+                                          CB_MUL(dv, CB_LOADM(y + i, tail))));
+        }
     }
 }
 /* the per-type definitions, so that the next instance can make its own */
@@ -340,4 +346,5 @@ static void CB_FN(cb_update_rows)(int m, int n, CB_T alpha, const CB_T *d, const
 #undef CB_ADD
 #undef CB_MASK
 #undef CB_HSUM
+#undef CB_HSUM_RT
 #undef CB_FMA1
