@@ -177,9 +177,10 @@ static void CB_FN(cb_colsum)(int S, int N, const CB_T *B, long ldb, CB_T *out)
 /* y[j] = W[j, 0:n] . x (+ b[j * ldb] unless b is NULL) for j < m (row stride ld): one
  * sample's forward product on a small layer, CB_RT rows at a time so that x is loaded
  * once for them and their sums run as independent chains, each reduced across lanes at
- * the end. The bias (Theta's column 0, W[j, -1]) is added here, as the block loop would
- * after the product, so that the next loop does not read y as vectors right after these
- * scalar stores (a store-to-load forwarding stall on each vector). */
+ * the end, all CB_RT together (CB_HSUM_RT). A last block of fewer rows repeats its last
+ * row in the others' places, so that its chains still run side by side. The bias
+ * (Theta's column 0, W[j, -1]) is added here, rounded as the block loop would add it
+ * after the product: one row skips that loop's copy of the bias. */
 static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB_T *x,
                                   CB_T *y, const CB_T *b, long ldb)
 {
@@ -187,8 +188,7 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
     int nfull = n - (n % CB_W ? n % CB_W : CB_W);         /* the last vector is masked */
     for (int j0 = 0; j0 < m; j0 += CB_RT) {
         int nr = m - j0 < CB_RT ? m - j0 : CB_RT;
-        /* a last block of fewer rows repeats its last row in the others' places, whose
-         * sums are dropped: its rows' chains still run side by side */
+        /* rows past nr repeat row nr - 1; their sums are dropped */
         const CB_T *w[CB_RT];
         CB_V acc[CB_RT], xv;
         CB_T out[CB_RT];
