@@ -115,8 +115,11 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
                            long ss, const CB_T *B, long ldb, int accumulate, CB_T *C,
                            long ldc, int s_block)
 {
-    /* tiles of even height (25 rows: 5 x 5, not 6 6 6 6 1, whose last reuses little) */
-    int tiles = (R + CB_RT - 1) / CB_RT, height = (R + tiles - 1) / tiles;
+    /* tiles of even height, differing by one row at most (25 rows: 5 x 5 and, on AVX2,
+     * 4 4 4 4 3 3 3, not 6 6 6 6 1 or 4 4 4 4 4 4 1, whose last reuses little and runs
+     * too few chains to hide the FMAs' latency) */
+    if (R <= 0) return;
+    int tiles = (R + CB_RT - 1) / CB_RT, base = R / tiles, taller = R % tiles;
     if (s_block <= 0 || s_block > S) s_block = S;
     for (int c0 = 0; c0 < N; c0 += CB_VT * CB_W) {
         int ncol = N - c0 < CB_VT * CB_W ? N - c0 : CB_VT * CB_W;
@@ -126,8 +129,8 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
         for (int s0 = 0; s0 < S; s0 += s_block) {
             int ns = S - s0 < s_block ? S - s0 : s_block, acc = accumulate || s0 > 0;
             const CB_T *Bc = B + (long)s0 * ldb + c0, *co = coef + (long)s0 * ss;
-            for (int r0 = 0; r0 < R; r0 += height) {
-                int nr = R - r0 < height ? R - r0 : height;
+            for (int t = 0, r0 = 0, nr = 0; t < tiles; t++, r0 += nr) {
+                nr = base + (t < taller);
                 switch (nr) {
                 case 1: CB_TILE_NV(1) break;
                 case 2: CB_TILE_NV(2) break;
