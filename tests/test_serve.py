@@ -1,4 +1,6 @@
 """One row given 1-D, and the predictor of serving loops (issue 17)."""
+import mmap
+import sys
 import threading
 
 import numpy as np
@@ -124,6 +126,35 @@ def test_predictor_against_the_reference(dtype, rng):
     got = net.predictor()(X.astype(dtype))                  # 300 rows: beyond serial_rows
     np.testing.assert_allclose(got, expected, rtol=1e-4 if dtype == "float32" else 1e-10,
                                atol=1e-6 if dtype == "float32" else 1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_wide_predictor_on_its_huge_page_buffer(dtype, rng):
+    """A wide layer's packed W^T (800 KB or more) lies in a buffer of its own from a 2 MB
+    boundary (serve.pxi, _huge_page_zeros): the predictor still answers as the reference,
+    on one row, a few and a block."""
+    net = cb.Network([784, 256, 10], output="softmax", dtype=dtype, random_state=0)
+    predictor = net.predictor()
+    for rows in (1, 7, 32, 300):
+        X = rng.random((rows, 784))
+        expected = cb.reference.forward(net.thetas, X, output="softmax")
+        np.testing.assert_allclose(predictor(X.astype(dtype)), expected,
+                                   rtol=1e-4 if dtype == "float32" else 1e-10,
+                                   atol=1e-6 if dtype == "float32" else 1e-13)
+
+
+def test_huge_page_zeros():
+    """Zeros of the size and dtype asked, writable; from a 2 MB boundary where the system
+    maps anonymous private memory (Linux), small arrays plain."""
+    from cbackprop._core import core
+    for n, dtype in ((100_000, np.float64), (300_000, np.float32), (10, np.float64)):
+        a = core._huge_page_zeros(n, dtype)
+        assert a.shape == (n,) and a.dtype == dtype and not a.any()
+        a[:] = 1.5
+        assert a.sum() == 1.5 * n
+        if (n * a.itemsize >= core.HUGE_PAGE_FROM and sys.platform.startswith("linux")
+                and hasattr(mmap, "MAP_ANONYMOUS")):
+            assert a.ctypes.data % (1 << 21) == 0
 
 
 @pytest.mark.parametrize("n_threads", [1, None])

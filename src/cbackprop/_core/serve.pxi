@@ -9,6 +9,8 @@
 # Few rows run with the GIL held: they take microseconds, and the GIL is then what lets
 # threads share one predictor (its workspace is one).
 
+import mmap
+
 cimport numpy as cnp
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -74,6 +76,33 @@ def all_finite(x):
             with nogil:
                 ok = _finite_rows(&f[0], f.shape[0])
     return ok
+
+
+# The Predictor's packed W^T from this many bytes on lies in a transparent huge page: on
+# 4 KB pages its physical placement varies from process to process, and with it (through
+# the L2's sets) the time of a wide layer's forward pass, up to twice as long for one row
+# (benchmarks/README.md, "Measurements behind the code's choices")
+HUGE_PAGE_FROM = 1 << 18
+_HUGE_PAGE = 1 << 21
+
+
+def _huge_page_zeros(Py_ssize_t n, dtype):
+    """n zeros of dtype, from a 2 MB boundary of an anonymous mapping advised for huge
+    pages where the system has them (Linux); else np.zeros. Small arrays: np.zeros."""
+    dtype = np.dtype(dtype)
+    cdef Py_ssize_t nbytes = n * dtype.itemsize
+    if nbytes < HUGE_PAGE_FROM or not hasattr(mmap, "MADV_HUGEPAGE") or not hasattr(
+            mmap, "MAP_ANONYMOUS"):
+        return np.zeros(n, dtype=dtype)
+    # private, not shared: shared memory gets no transparent huge pages
+    region = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        region.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:                                      # a kernel without them
+        pass
+    buf = np.frombuffer(region, dtype=np.uint8)
+    cdef Py_ssize_t skip = (-<Py_ssize_t>buf.ctypes.data) % _HUGE_PAGE
+    return buf[skip:skip + nbytes].view(dtype)
 
 
 cdef void _serve_rows(const Net* net, const floating* wt, const floating* X, Py_ssize_t m,
@@ -191,7 +220,7 @@ cdef class Predictor:
         self._mb_max = <int>min(serial_rows, 256)
         self._convert, self._many, self._decode, self._proba = convert, many, decode, proba
         self._ws = np.zeros(workspace_size(&layout.net, self._mb_max), dtype=self.dtype)
-        self._wt_buf = np.zeros(max(1, layout.net.n_weights), dtype=self.dtype)
+        self._wt_buf = _huge_page_zeros(max(1, layout.net.n_weights), self.dtype)
         self._p_ws = cnp.PyArray_DATA(<cnp.ndarray>self._ws)
         self._p_params = cnp.PyArray_DATA(<cnp.ndarray>self.params)
         # packed once: the snapshot never changes
