@@ -95,7 +95,11 @@ def _huge_page_zeros(Py_ssize_t n, dtype):
             mmap, "MAP_ANONYMOUS"):
         return np.zeros(n, dtype=dtype)
     # private, not shared: shared memory gets no transparent huge pages
-    region = mmap.mmap(-1, nbytes + _HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        region = mmap.mmap(-1, nbytes + _HUGE_PAGE,
+                           flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:                                      # no mapping to be had: plain pages
+        return np.zeros(n, dtype=dtype)
     try:
         region.madvise(mmap.MADV_HUGEPAGE)
     except OSError:                                      # a kernel without them
