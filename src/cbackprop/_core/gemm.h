@@ -124,18 +124,6 @@ static inline double cb_hsum_d(__m256d v) {
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/* cb_hsum_d of CB_RT (4) vectors at once, rounded alike, in fewer shuffles */
-static inline void cb_hsum_rt_d(const __m256d *a, double *out) {
-    __m256d t01 = _mm256_add_pd(_mm256_permute2f128_pd(a[0], a[1], 0x20),
-                                _mm256_permute2f128_pd(a[0], a[1], 0x31));
-    __m256d t23 = _mm256_add_pd(_mm256_permute2f128_pd(a[2], a[3], 0x20),
-                                _mm256_permute2f128_pd(a[2], a[3], 0x31));
-    double v[4];        /* lanes: sums 0 2 1 3 */
-    _mm256_storeu_pd(v, _mm256_add_pd(_mm256_unpacklo_pd(t01, t23),
-                                      _mm256_unpackhi_pd(t01, t23)));
-    out[0] = v[0]; out[1] = v[2]; out[2] = v[1]; out[3] = v[3];
-}
-
 static inline float cb_hsum_f(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -160,7 +148,7 @@ static inline float cb_hsum_f(__m256 v) {
 #define CB_ADD(a, b) _mm256_add_pd(a, b)
 #define CB_MASK(n) cb_mask_lanes(n, 4)
 #define CB_HSUM(v) cb_hsum_d(v)
-#define CB_HSUM_RT(acc, out) cb_hsum_rt_d(acc, out)
+#define CB_HSUM_RT(acc, out) CB_HSUM_EACH(acc, out)
 #define CB_FMA1(a, b, c) fma(a, b, c)
 #include "gemm_tile.h"
 
@@ -204,17 +192,15 @@ static inline void cb_gemm_f(int R, int N, int S, float alpha, const float *coef
 static inline void cb_colsum_d(int S, int N, const double *B, long ldb, double *out) {}
 static inline void cb_colsum_f(int S, int N, const float *B, long ldb, float *out) {}
 static inline void cb_matvec_rows_d(int m, int n, const double *W, long ld, const double *x,
-                                    double *y, const double *b, long ldb) {}
+                                    double *y) {}
 static inline void cb_matvec_rows_f(int m, int n, const float *W, long ld, const float *x,
-                                    float *y, const float *b, long ldb) {}
+                                    float *y) {}
 static inline void cb_update_matvec_rows_d(int m, int n, double *W, long ld, const double *x,
                                            double *y, double alpha, const double *dp,
-                                           const double *xp, double decay, const double *b,
-                                           long ldb) {}
+                                           const double *xp, double decay) {}
 static inline void cb_update_matvec_rows_f(int m, int n, float *W, long ld, const float *x,
                                            float *y, float alpha, const float *dp,
-                                           const float *xp, float decay, const float *b,
-                                           long ldb) {}
+                                           const float *xp, float decay) {}
 static inline void cb_update_rows_d(int m, int n, double alpha, const double *d, const double *x,
                                     double *G, long ld, double decay) {}
 static inline void cb_update_rows_f(int m, int n, float alpha, const float *d, const float *x,

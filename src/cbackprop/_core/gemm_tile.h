@@ -177,15 +177,13 @@ static void CB_FN(cb_colsum)(int S, int N, const CB_T *B, long ldb, CB_T *out)
     }
 }
 
-/* y[j] = W[j, 0:n] . x (+ b[j * ldb] unless b is NULL) for j < m (row stride ld): one
- * sample's forward product on a small layer, CB_RT rows at a time so that x is loaded
- * once for them and their sums run as independent chains, each reduced across lanes at
- * the end, all CB_RT together (CB_HSUM_RT). A last block of fewer rows repeats its last
- * row in the others' places, so that its chains still run side by side. The bias
- * (Theta's column 0, W[j, -1]) is added here, rounded as the block loop would add it
- * after the product: one row skips that loop's copy of the bias. */
+/* y[j] = W[j, 0:n] . x for j < m (row stride ld): one sample's forward product on a small
+ * layer, CB_RT rows at a time so that x is loaded once for them and their sums run as
+ * independent chains, each reduced across lanes at the end, all CB_RT together
+ * (CB_HSUM_RT). A last block of fewer rows repeats its last row in the others' places,
+ * so that its chains still run side by side. */
 static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB_T *x,
-                                  CB_T *y, const CB_T *b, long ldb)
+                                  CB_T *y)
 {
     CB_M tail = CB_MASK(n % CB_W ? n % CB_W : CB_W);
     int nfull = n - (n % CB_W ? n % CB_W : CB_W);         /* the last vector is masked */
@@ -211,7 +209,7 @@ static void CB_FN(cb_matvec_rows)(int m, int n, const CB_T *W, long ld, const CB
             acc[r] = CB_FMA(CB_LOADM(w[r] + nfull, tail), xv, acc[r]);
         CB_HSUM_RT(acc, out);
         for (int r = 0; r < nr; r++)
-            y[j0 + r] = b ? out[r] + b[(long)(j0 + r) * ldb] : out[r];
+            y[j0 + r] = out[r];
     }
 }
 
@@ -226,8 +224,7 @@ static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, con
     for (int r0 = 0; r0 < R; r0 += CB_RT) {
         int nr = R - r0 < CB_RT ? R - r0 : CB_RT;
         for (int t = 0; t < T; t++) {
-            CB_FN(cb_matvec_rows)(nr, S, X + (long)r0 * ldx, ldx, Wr + (long)t * ldw, y,
-                                  0, 0);
+            CB_FN(cb_matvec_rows)(nr, S, X + (long)r0 * ldx, ldx, Wr + (long)t * ldw, y);
             for (int r = 0; r < nr; r++)
                 C[(long)(r0 + r) * ldc + t] = y[r];
         }
@@ -237,13 +234,12 @@ static void CB_FN(cb_dot_rows)(int R, int T, int S, const CB_T *X, long ldx, con
 /* The previous sample's update of the first layer and this sample's product with it in
  * one pass over W, which is read and written once instead of read twice:
  *     W[j, :] = decay W[j, :] + alpha dp[j] xp      (as cb_update_rows rounds it)
- *     y[j] = W[j, :] . x (+ b[j * ldb])               (with the updated row)
+ *     y[j] = W[j, :] . x                              (with the updated row)
  * Online training defers each sample's first-layer update to the next sample's forward
  * pass (kernels.pxi, Pending): nothing reads that layer's weights in between. */
 static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const CB_T *x,
                                          CB_T *y, CB_T alpha, const CB_T *dp,
-                                         const CB_T *xp, CB_T decay, const CB_T *b,
-                                         long ldb)
+                                         const CB_T *xp, CB_T decay)
 {
     const CB_V dv = CB_SET1(decay);
     int nfull = n - n % CB_W;                  /* the rest element by element */
@@ -294,8 +290,6 @@ static void CB_FN(cb_update_matvec_rows)(int m, int n, CB_T *W, long ld, const C
                 rest[r] = CB_FMA1(row[i], x[i], rest[r]);
             }
             y[j0 + r] = sums[r] + rest[r];
-            if (b)
-                y[j0 + r] += b[(long)(j0 + r) * ldb];
         }
     }
 }

@@ -130,8 +130,7 @@ cdef enum:
 
 cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int ldt,
                          int act, floating* bias) noexcept nogil:
-    """Z (mb x s) = g(Z + b) in place (theta NULL: g(Z), b already in Z); b is column 0 of
-    Theta (row stride ldt), first
+    """Z (mb x s) = g(Z + b) in place; b is column 0 of Theta (row stride ldt), first
     copied into the contiguous scratch `bias`, BIAS_ROWS times over, so that b is added
     to that many rows at a time as one flat loop (row by row, a short row of 30 units
     leaves 14 elements that run one at a time). g runs over the block as one flat array
@@ -141,19 +140,18 @@ cdef void _bias_activate(floating* Z, int mb, int s, const floating* theta, int 
     cdef Py_ssize_t k, n = <Py_ssize_t>mb * s, r0, span, chunk = <Py_ssize_t>rows * s
     cdef floating* part
     cdef floating e, zero = 0, slope = <floating>LEAKY_SLOPE
-    if theta != NULL:
+    for j in range(s):
+        bias[j] = theta[<Py_ssize_t>j * ldt]
+    for i in range(1, rows):
         for j in range(s):
-            bias[j] = theta[<Py_ssize_t>j * ldt]
-        for i in range(1, rows):
-            for j in range(s):
-                bias[<Py_ssize_t>i * s + j] = bias[j]
-        r0 = 0
-        while r0 < n:
-            span = min(chunk, n - r0)
-            part = Z + r0
-            for k in range(span):
-                part[k] = part[k] + bias[k]
-            r0 += span
+            bias[<Py_ssize_t>i * s + j] = bias[j]
+    r0 = 0
+    while r0 < n:
+        span = min(chunk, n - r0)
+        part = Z + r0
+        for k in range(span):
+            part[k] = part[k] + bias[k]
+        r0 += span
     if act == SIGMOID:
         for k in range(n):
             Z[k] = _sigmoid(Z[k])
@@ -473,21 +471,19 @@ cdef inline floating* _gain_of(const Drop* d, int k, const floating* slot) noexc
 
 # ------------------------------------------------- the pieces every mode is built from
 
-cdef inline bint _layer_product(int mb, int s_in, int s_out, const floating* a,
+cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
                                 const floating* theta, int ldt, const floating* wt,
                                 int packed_units, floating* z) noexcept nogil:
     """z (mb x s_out) = a W^T, W = Theta's weights (theta + 1, row stride ldt): one row's
-    matrix-vector product, which adds the bias too where our loops run it (returns
-    whether it did); a block's through our products where wt holds W^T packed (the
+    matrix-vector product; a block's through our products where wt holds W^T packed (the
     layers of up to packed_units units: pack_transposed), else BLAS."""
     cdef bint packed = wt != NULL and s_out <= packed_units
     if mb == 1 and not (packed and s_out > OWN_MAX_UNITS):
-        return _matvec(s_out, s_in, theta + 1, ldt, a, z, theta)
+        _matvec(s_out, s_in, theta + 1, ldt, a, z)
     elif packed:            # one row of a wide layer too: its packed W^T is read in rows
         _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
     else:
         gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)
-    return False
 
 
 cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
@@ -514,8 +510,7 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
         ldt = strides[l]
         theta = params + offsets[l]
         a_out = Z if l == L - 2 else slot
-        if _layer_product(mb, s_in, s_out, a_in, theta, ldt, wt, packed_units, a_out):
-            theta = NULL                    # the bias is in a_out already
+        _layer_product(mb, s_in, s_out, a_in, theta, ldt, wt, packed_units, a_out)
         _bias_activate(a_out, mb, s_out, theta, ldt, net.acts[l] if l < L - 2 else IDENTITY,
                        bias)
         if l < L - 2:
@@ -537,17 +532,13 @@ cdef inline floating* _first_slot(const Net* net, floating* ws, floating* Z) noe
 cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
                                       const int* strides, const floating* params,
                                       const floating* wt, int packed_units, floating* first,
-                                      bint biased, floating* ws, int mb, int mb_max,
-                                      floating* Z, floating* bias,
-                                      const Drop* drop) noexcept nogil:
-    """The forward pass on from z(2) = [1 a(1)] Theta(1)^T, computed by the caller into
-    `first` (_first_slot) with its bias or (biased False) without: its bias and g, then
-    the layers after it (wt: the packed W^T of layers 2 .. L - 1, or NULL; drop: as
-    _forward_layers). Returns where a(L) goes."""
-    cdef const floating* theta = params + offsets[0]
-    if biased:
-        theta = NULL
-    _bias_activate(first, mb, net.sizes[1], theta, strides[0],
+                                      floating* ws, int mb, int mb_max, floating* Z,
+                                      floating* bias, const Drop* drop) noexcept nogil:
+    """The forward pass on from z(2) = [1 a(1)] Theta(1)^T less its bias, computed by the
+    caller into `first` (_first_slot): its bias and g, then the layers after it (wt: the
+    packed W^T of layers 2 .. L - 1, or NULL; drop: as _forward_layers). Returns where
+    a(L) goes."""
+    _bias_activate(first, mb, net.sizes[1], params + offsets[0], strides[0],
                    net.acts[0] if net.n_layers > 2 else IDENTITY, bias)
     if net.n_layers == 2:
         return ws
@@ -572,7 +563,7 @@ cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows
     csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
                            wt + <Py_ssize_t>net.sizes[0] * net.sizes[1] if wt != NULL else NULL,
-                           rows.packed_units, first, False, ws, mb, mb_max, Z, bias, drop)
+                           rows.packed_units, first, ws, mb, mb_max, Z, bias, drop)
 
 
 cdef inline const floating* _output_input(const Net* net, const floating* X,
@@ -826,11 +817,11 @@ cdef struct Online:
 
 cdef inline void _apply_pending_matvec(const Net* net, Online* o, floating* W, int ld,
                                        const floating* x, floating* z) noexcept nogil:
-    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x + b (b: the
-    bias column, W - 1)."""
+    """W(1) = decay W(1) + d x_prev^T (the pending update), then z = W(1) x (without its
+    bias)."""
     cdef Pending* p = &o.pending
     _update_matvec_rows(net.sizes[1], net.sizes[0], W, ld, x, z, <const floating*>p.d,
-                        <const floating*>p.x, <floating>p.decay, W - 1)
+                        <const floating*>p.x, <floating>p.decay)
     p.active = False
 
 
@@ -904,7 +895,7 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
         _apply_pending_matvec(net, o, theta + o.offsets[0] + 1, o.strides[0], x, first)
     if sparse or o.pending.active:
         H = _finish_forward(net, o.offsets, o.strides, theta, <const floating*>NULL,
-                            OWN_MAX_UNITS, first, not sparse, ws, 1, 1, Z, bias, drop)
+                            OWN_MAX_UNITS, first, ws, 1, 1, Z, bias, drop)
     else:
         H = _forward_layers(net, o.offsets, o.strides, <const floating*>theta,
                             <const floating*>NULL, OWN_MAX_UNITS, 0, x, ws, 1, 1, Z, bias,

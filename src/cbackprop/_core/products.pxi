@@ -23,16 +23,13 @@ cdef extern from "gemm.h" nogil:
                        long ldw, float* C, long ldc)
     void cb_colsum_d(int S, int N, const double* B, long ldb, double* out)
     void cb_colsum_f(int S, int N, const float* B, long ldb, float* out)
-    void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y,
-                          const double* b, long ldb)
-    void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y,
-                          const float* b, long ldb)
+    void cb_matvec_rows_d(int m, int n, const double* W, long ld, const double* x, double* y)
+    void cb_matvec_rows_f(int m, int n, const float* W, long ld, const float* x, float* y)
     void cb_update_matvec_rows_d(int m, int n, double* W, long ld, const double* x, double* y,
                                  double alpha, const double* dp, const double* xp,
-                                 double decay, const double* b, long ldb)
+                                 double decay)
     void cb_update_matvec_rows_f(int m, int n, float* W, long ld, const float* x, float* y,
-                                 float alpha, const float* dp, const float* xp, float decay,
-                                 const float* b, long ldb)
+                                 float alpha, const float* dp, const float* xp, float decay)
     void cb_update_rows_d(int m, int n, double alpha, const double* d, const double* x,
                           double* G, long ld, double decay)
     void cb_update_rows_f(int m, int n, float alpha, const float* d, const float* x,
@@ -109,18 +106,15 @@ cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A
         cb_dot_rows_d(mb, tail, s_in, A, s_in, W + <Py_ssize_t>(s_out - tail) * ldw, ldw,
                       Z + s_out - tail, s_out)
 
-cdef inline bint _matvec(int M, int N, const floating* W, int ld, const floating* x,
-                         floating* y, const floating* b) noexcept nogil:
-    """y (M) = W (M x N, row stride ld) @ x, plus b (row stride ld, as Theta's column 0)
-    where our loops run it: returns whether b was added."""
+cdef inline void _matvec(int M, int N, const floating* W, int ld, const floating* x,
+                         floating* y) noexcept nogil:
+    """y (M) = W (M x N, row stride ld) @ x."""
     if not CB_OWN_GEMM or <long long>M * N > SMALL_LAYER:
         gemv_n(M, N, 1, W, ld, x, 0, y)
-        return False
-    if floating is float:
-        cb_matvec_rows_f(M, N, W, ld, x, y, b, ld)
+    elif floating is float:
+        cb_matvec_rows_f(M, N, W, ld, x, y)
     else:
-        cb_matvec_rows_d(M, N, W, ld, x, y, b, ld)
-    return True
+        cb_matvec_rows_d(M, N, W, ld, x, y)
 
 cdef inline void _matvec_t(int M, int N, const floating* W, int ld, const floating* d,
                            floating* y) noexcept nogil:
@@ -158,10 +152,9 @@ cdef inline void _colsum(int S, int N, const floating* B, long ldb,
 
 cdef inline void _update_matvec_rows(int m, int n, floating* W, int ld, const floating* x,
                                      floating* y, const floating* dp, const floating* xp,
-                                     floating decay, const floating* b) noexcept nogil:
-    """W = decay W + dp xp^T, then y = W x + b (b: row stride ld, as Theta's column 0), in
-    one pass over W (gemm.h)."""
+                                     floating decay) noexcept nogil:
+    """W = decay W + dp xp^T, then y = W x, in one pass over W (gemm.h)."""
     if floating is float:
-        cb_update_matvec_rows_f(m, n, W, ld, x, y, 1, dp, xp, decay, b, ld)
+        cb_update_matvec_rows_f(m, n, W, ld, x, y, 1, dp, xp, decay)
     else:
-        cb_update_matvec_rows_d(m, n, W, ld, x, y, 1, dp, xp, decay, b, ld)
+        cb_update_matvec_rows_d(m, n, W, ld, x, y, 1, dp, xp, decay)
