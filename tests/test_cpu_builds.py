@@ -250,3 +250,56 @@ def test_build_threads_take_chunks_as_they_come_same_bits(build):
                            0.0, 32, 2)
         results.add((J, grad.tobytes()))
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_in", [256, 264, 70])
+def test_build_gives_the_same_bits_wherever_x_starts(build, dtype, n_in):
+    """The gradient's product loads X's rows as vectors from the first column that lies on
+    a vector's boundary, the columns before it a group of their own, when X's rows are wide
+    and all start alike (gemm.h's cb_gemm); the packed W^T's rows are padded to 64 bytes.
+    The sums are the same either way: X at every element offset from a 64-byte boundary
+    gives the same cost, gradient and forward pass, bit for bit, and the reference's."""
+    core = _core.load(build)
+    rng = np.random.default_rng(n_in)
+    sizes = [n_in, 25, 10]
+    net = cb.Network(sizes, dtype=dtype, random_state=2)
+    m = 200
+    X0 = rng.uniform(size=(m, n_in)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, m)]
+    w = np.empty(0, dtype)
+    itemsize = np.dtype(dtype).itemsize
+    results = []
+    for offset in range(64 // itemsize):
+        raw = np.empty(m * n_in * itemsize + 128, np.uint8)
+        skip = (-raw.ctypes.data) % 64 + offset * itemsize
+        X = raw[skip:skip + m * n_in * itemsize].view(dtype).reshape(m, n_in)
+        X[...] = X0
+        grad = np.zeros_like(net.params)
+        J = core.cost_grad(layout_of(core, net), X, Y, w, net.params, grad, float(m), 0.1,
+                           64, 1)
+        h = core.forward(layout_of(core, net), X, net.params, np.empty((m, 10), dtype), 64, 1)
+        results.append((J, grad, h))
+    for J, grad, h in results[1:]:
+        assert J == results[0][0]
+        np.testing.assert_array_equal(grad, results[0][1])
+        np.testing.assert_array_equal(h, results[0][2])
+    thetas64 = [t.astype(np.float64) for t in net.thetas]
+    J_ref, G_ref = reference.cost_and_gradient(thetas64, X0.astype(np.float64),
+                                               Y.astype(np.float64), 0.1 * m)
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    J, grad, _ = results[0]
+    assert abs(J - J_ref) <= tol * abs(J_ref)
+    for g, r in zip(net.split(grad), G_ref):
+        assert np.abs(g - r).max() <= tol * np.abs(r).max()
+
+
+@pytest.mark.parametrize("shape", [7, (3, 5), (0, 4), 1000])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_aligned_zeros_start_on_a_cache_line(shape, dtype):
+    a = cb._core.core.aligned_zeros(shape, dtype)
+    assert a.shape == np.zeros(shape).shape and a.dtype == dtype
+    assert a.size == 0 or a.ctypes.data % 64 == 0
+    assert a.flags.c_contiguous and a.flags.writeable
+    assert not a.any()

@@ -65,7 +65,7 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     cdef int mb
     dtype = np.asarray(out).dtype
     cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(net, mb_max)), dtype=dtype)
-    cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
+    cdef floating[::1] wt_buf = packed_buffer(layout, dtype)
     cdef const floating* wt
     rows.w1t = &wt_buf[0]
     rows.packed_units = FORWARD_PACKED
@@ -263,7 +263,7 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     cdef floating[::1] tgrad = np.empty(max(1, (n_chunks - 1) * P if want_grad else 1),
                                         dtype=dtype)
     cdef double[::1] losses = np.empty(n_chunks)
-    cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
+    cdef floating[::1] wt_buf = packed_buffer(layout, dtype)
     cdef bint by_columns = sparse and want_grad and rows.c_ptr != NULL and m > 0
     cdef floating[::1] d1 = np.empty(m * net.sizes[1] if by_columns else 1, dtype=dtype)
     cdef floating[::1] g1t = np.zeros(nt * (32 if by_columns else net.sizes[0]) * net.sizes[1]

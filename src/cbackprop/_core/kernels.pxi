@@ -481,7 +481,8 @@ cdef inline void _layer_product(int mb, int s_in, int s_out, const floating* a,
     if mb == 1 and not (packed and s_out > OWN_MAX_UNITS):
         _matvec(s_out, s_in, theta + 1, ldt, a, z)
     elif packed:            # one row of a wide layer too: its packed W^T is read in rows
-        _forward_product(mb, s_out, s_in, a, wt, theta + 1, ldt, z)
+        _forward_product(mb, s_out, s_in, a, wt, packed_stride(s_out, sizeof(floating)),
+                         theta + 1, ldt, z)
     else:
         gemm_nt(mb, s_out, s_in, 1, a, s_in, theta + 1, ldt, 0, z, s_out)
 
@@ -520,7 +521,7 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
             a_in = a_out
             slot += <Py_ssize_t>mb_max * s_out
         if wt != NULL:
-            wt += <Py_ssize_t>s_in * s_out
+            wt += <Py_ssize_t>s_in * packed_stride(s_out, sizeof(floating))
     return slot
 
 
@@ -562,7 +563,8 @@ cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows
     first = _first_slot(net, ws, Z)
     csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
-                           wt + <Py_ssize_t>net.sizes[0] * net.sizes[1] if wt != NULL else NULL,
+                           wt + <Py_ssize_t>net.sizes[0] * packed_stride(net.sizes[1], sizeof(floating))
+                           if wt != NULL else NULL,
                            rows.packed_units, first, ws, mb, mb_max, Z, bias, drop)
 
 
@@ -689,8 +691,8 @@ cdef inline floating* _bias_of(const Net* net, floating* ws, int mb_max) noexcep
 
 
 cdef void _transpose(int rows, int cols, const floating* src, int lds,
-                     floating* dst) noexcept nogil:
-    """dst (cols x rows, contiguous) = src (rows x cols, row stride lds)^T, in square
+                     floating* dst, int ldd) noexcept nogil:
+    """dst (cols x rows, row stride ldd) = src (rows x cols, row stride lds)^T, in square
     tiles: both sides then touch few cache lines at a time (element by element along one
     side, the other side's writes stride a whole row apart)."""
     cdef int j0 = 0, k0, j, k, j1, k1, tile = 16
@@ -701,20 +703,58 @@ cdef void _transpose(int rows, int cols, const floating* src, int lds,
             k1 = min(k0 + tile, cols)
             for k in range(k0, k1):
                 for j in range(j0, j1):
-                    dst[<Py_ssize_t>k * rows + j] = src[<Py_ssize_t>j * lds + k]
+                    dst[<Py_ssize_t>k * ldd + j] = src[<Py_ssize_t>j * lds + k]
             k0 = k1
         j0 = j1
+
+
+# The packed W^T's rows start on 64-byte boundaries (a cache line; AVX-512's vector), in a
+# buffer that does (packed_buffer): the forward product's loads of them then never
+# straddle two cache lines (benchmarks/README.md, "Measurements behind the code's choices").
+cdef enum:
+    PACK_ALIGN = 64
+
+
+cdef inline int packed_stride(int s_out, Py_ssize_t itemsize) noexcept nogil:
+    """The row stride of a layer's packed W^T: s_out rounded up to PACK_ALIGN bytes."""
+    cdef int lanes = <int>(PACK_ALIGN // itemsize)
+    return (s_out + lanes - 1) // lanes * lanes
+
+
+cdef Py_ssize_t packed_size(const Net* net, Py_ssize_t itemsize) noexcept nogil:
+    """Elements of the packed W^T of every layer (pack_transposed's wt)."""
+    cdef Py_ssize_t total = 0
+    cdef int l
+    for l in range(net.n_layers - 1):
+        total += <Py_ssize_t>net.sizes[l] * packed_stride(net.sizes[l + 1], itemsize)
+    return total
+
+
+def aligned_zeros(shape, dtype):
+    """Zeros of shape and dtype from a PACK_ALIGN-byte boundary (the buffers whose rows
+    our products load as vectors: the packed W^T, a mini-batch's rows)."""
+    dtype = np.dtype(dtype)
+    cdef Py_ssize_t nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.zeros(nbytes + PACK_ALIGN, dtype=np.uint8)
+    cdef Py_ssize_t skip = (PACK_ALIGN - <Py_ssize_t>buf.ctypes.data % PACK_ALIGN) % PACK_ALIGN
+    return buf[skip:skip + nbytes].view(dtype).reshape(shape)
+
+
+def packed_buffer(Layout layout, dtype):
+    """A buffer for pack_transposed's wt."""
+    dtype = np.dtype(dtype)
+    return aligned_zeros(max(1, packed_size(&layout.net, dtype.itemsize)), dtype)
 
 
 cdef const floating* pack_transposed(const Net* net, const floating* params, floating* wt,
                                      int mb_max, bint sparse, int packed_units) noexcept nogil:
     """W(l)^T of each layer of up to packed_units units (the layers our products serve:
-    Rows.packed_units), packed into wt (net.n_weights elements, layer after layer; the
-    others' places left as they are) for blocks of rows: returns wt, or NULL when blocks
+    Rows.packed_units), packed into wt (packed_size elements, layer after layer, rows
+    packed_stride apart; the others' places left as they are) for blocks of rows: returns wt, or NULL when blocks
     call BLAS instead (a build or setting without our products, or blocks of one row). sparse: CSR
     rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
     place in wt is left as it is."""
-    cdef int l, s_in, s_out
+    cdef int l, s_in, s_out, ld
     cdef const floating* w
     cdef floating* dst = wt
     if not _own_products or mb_max < 2:
@@ -722,10 +762,11 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
     for l in range(net.n_layers - 1):
         s_in = net.sizes[l]
         s_out = net.sizes[l + 1]
+        ld = packed_stride(s_out, sizeof(floating))
         w = params + net.offsets[l] + 1
         if s_out <= packed_units and not (l == 0 and sparse):
-            _transpose(s_out, s_in, w, net.strides[l], dst)
-        dst += <Py_ssize_t>s_in * s_out
+            _transpose(s_out, s_in, w, net.strides[l], dst, ld)
+        dst += <Py_ssize_t>s_in * ld
     return wt
 
 

@@ -218,7 +218,7 @@ cdef int _set_drop(Layout layout, Dropout dropout, Drop* d, floating[::1] ws,
 def _drop_arrays(Layout layout, Dropout dropout, int mb_max, dtype):
     """The buffers _set_drop takes: (input, gains, scratch) for blocks of mb_max rows."""
     s1 = layout.sizes[0]
-    return (np.zeros(mb_max * s1 if dropout.rates[0] > 0 else 1, dtype=dtype),
+    return (aligned_zeros(mb_max * s1 if dropout.rates[0] > 0 else 1, dtype),
             np.zeros(max(1, mb_max * layout.units), dtype=dtype),
             np.zeros(max(s1, layout.widest), dtype=dtype))
 
@@ -639,7 +639,7 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef int b = min(batch_size, <int>min(n, <Py_ssize_t>INT_MAX)), nb
     cdef int mb_max = min(b, BATCH_BLOCK_ROWS)
     dtype = np.asarray(params).dtype
-    cdef floating[:, ::1] Xb = np.zeros((1 if sparse else b, nX), dtype=dtype)
+    cdef floating[:, ::1] Xb = aligned_zeros((1 if sparse else b, nX), dtype)
     # CSR rows: W(1), its gradient and its state transposed for the epoch (FirstApart)
     cdef Py_ssize_t n1 = <Py_ssize_t>nX * net.sizes[1] if sparse else 1
     cdef floating[::1] w1t = np.empty(n1, dtype=dtype)
@@ -655,7 +655,7 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef floating[::1] wb = np.ones(b, dtype=dtype)
     cdef floating[::1] grad = np.zeros(P, dtype=dtype)
     cdef floating[::1] ws = np.zeros(workspace_size(net, mb_max), dtype=dtype)
-    cdef floating[::1] wt_buf = np.empty(net.n_weights, dtype=dtype)
+    cdef floating[::1] wt_buf = packed_buffer(layout, dtype)
     cdef const floating* wt
     cdef bint weighted = w.shape[0] > 0
     cdef double total = 0, batch_loss, norm

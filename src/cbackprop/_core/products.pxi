@@ -85,9 +85,9 @@ cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef
         cb_gemm_d(R, N, S, alpha, coef, rs, ss, B, ldb, accumulate, C, ldc, s_block)
 
 cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A,
-                                  const floating* wt, const floating* W, int ldw,
+                                  const floating* wt, int ldwt, const floating* W, int ldw,
                                   floating* Z) noexcept nogil:
-    """Z (mb x s_out) = A W^T, W^T packed in wt (s_in x s_out). The broadcast form fills
+    """Z (mb x s_out) = A W^T, W^T packed in wt (s_in x s_out, row stride ldwt). The broadcast form fills
     vectors along a row of Z; when the last vector would hold a quarter of its lanes or
     fewer (25 units in float64's vectors of 8: 3 full and 1), those columns are dot
     products of A's rows with W's instead, which keeps the last vector's work from costing
@@ -96,9 +96,9 @@ cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A
     cdef int lanes = CB_LANES_F if floating is float else CB_LANES_D
     cdef int tail = s_out % lanes
     if tail == 0 or tail * 4 > lanes or tail == s_out:
-        _gemm(mb, s_out, s_in, 1, A, s_in, 1, wt, s_out, False, Z, s_out, 0)
+        _gemm(mb, s_out, s_in, 1, A, s_in, 1, wt, ldwt, False, Z, s_out, 0)
         return
-    _gemm(mb, s_out - tail, s_in, 1, A, s_in, 1, wt, s_out, False, Z, s_out, 0)
+    _gemm(mb, s_out - tail, s_in, 1, A, s_in, 1, wt, ldwt, False, Z, s_out, 0)
     if floating is float:
         cb_dot_rows_f(mb, tail, s_in, A, s_in, W + <Py_ssize_t>(s_out - tail) * ldw, ldw,
                       Z + s_out - tail, s_out)

@@ -224,7 +224,8 @@ cdef class Predictor:
         self._mb_max = <int>min(serial_rows, 256)
         self._convert, self._many, self._decode, self._proba = convert, many, decode, proba
         self._ws = np.zeros(workspace_size(&layout.net, self._mb_max), dtype=self.dtype)
-        self._wt_buf = _huge_page_zeros(max(1, layout.net.n_weights), self.dtype)
+        self._wt_buf = _huge_page_zeros(max(1, packed_size(&layout.net, self.dtype.itemsize)),
+                                         self.dtype)
         self._p_ws = cnp.PyArray_DATA(<cnp.ndarray>self._ws)
         self._p_params = cnp.PyArray_DATA(<cnp.ndarray>self.params)
         # packed once: the snapshot never changes
