@@ -303,3 +303,26 @@ def test_aligned_zeros_start_on_a_cache_line(shape, dtype):
     assert a.size == 0 or a.ctypes.data % 64 == 0
     assert a.flags.c_contiguous and a.flags.writeable
     assert not a.any()
+
+
+@pytest.mark.parametrize("build", [b for b in BUILDS if b != "baseline"])  # ours, not BLAS
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("width", [129, 136, 200, 256, 392, 520])
+def test_build_one_row_of_a_wide_layer_is_its_row_of_a_block(build, dtype, width):
+    """A predictor's one row of an output layer wider than OWN_MAX_UNITS runs through the packed
+    W^T, as many columns as fit in one pass over its rows (gemm.h's cb_row); a block of rows
+    through the tiles. Each sum runs in the same order either way: the row's result is its
+    row of the block's, bit for bit, and the reference's."""
+    core = _core.load(build)
+    rng = np.random.default_rng(width)
+    net = cb.Network([37, width], output="identity", loss="squared_error", dtype=dtype,
+                     random_state=3)
+    X = rng.uniform(size=(9, 37)).astype(dtype)
+    p = core.Predictor(layout_of(core, net), net.params, 2**62, np.asarray, None, None, 0)
+    block = p(X)
+    h_ref = reference.forward([t.astype(np.float64) for t in net.thetas], X.astype(np.float64),
+                              output="identity")
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    assert np.abs(block - h_ref).max() <= tol * np.abs(h_ref).max()
+    for i in range(len(X)):
+        np.testing.assert_array_equal(p(X[i]), block[i])

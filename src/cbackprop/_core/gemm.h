@@ -38,6 +38,7 @@
 #if defined(__AVX512F__)
 #define CB_RT 6
 #define CB_VT 4
+#define CB_ROWV 16                  /* one row's vectors at once (cb_row_wide) */
 #define CB_LANES_D 8                /* elements a vector, for the callers' choices */
 #define CB_LANES_F 16
 
@@ -109,6 +110,7 @@ static inline void cb_hsum_rt_d(const __m512d *a, double *out) {
 #else /* AVX2 + FMA: masks are vectors whose lanes have the sign bit set */
 #define CB_RT 4
 #define CB_VT 3
+#define CB_ROWV 12
 #define CB_LANES_D 4
 #define CB_LANES_F 8
 

@@ -103,6 +103,44 @@ CB_TILE_FNS(6)
     default: CB_TILE_CALL(NR, CB_VT); break;                                 \
     }
 
+/* One row's C[0:nv W] (+)= alpha sum_s coef[s ss] B[s ldb + 0:nv W], nv vectors of each
+ * row of B at once (CB_ROWV or half as many): nv chains of multiply-adds hide their
+ * latency, where CB_VT would wait on them over a short sum (one sample's W^T d), and a
+ * wide row streams through B at the cache's bandwidth (one row of the predictor's
+ * 784 x 256 W^T; the figures: benchmarks/README.md). */
+static inline __attribute__((always_inline)) void
+CB_FN(cb_row)(const int nv, int S, CB_T alpha, const CB_T *coef, long ss, const CB_T *B,
+              long ldb, int accumulate, CB_T *C)
+{
+    CB_V acc[CB_ROWV];
+#pragma GCC unroll 16
+    for (int v = 0; v < nv; v++)
+        acc[v] = CB_ZERO();
+    for (int s = 0; s < S; s++) {
+        const CB_T *bs = B + (long)s * ldb;
+        CB_V a = CB_SET1(coef[(long)s * ss]);
+#pragma GCC unroll 16
+        for (int v = 0; v < nv; v++)
+            acc[v] = CB_FMA(a, CB_LOADU(bs + v * CB_W), acc[v]);
+    }
+    CB_V al = CB_SET1(alpha);
+#pragma GCC unroll 16
+    for (int v = 0; v < nv; v++) {
+        CB_V x = CB_MUL(al, acc[v]);
+        if (accumulate) x = CB_ADD(x, CB_LOADU(C + v * CB_W));
+        CB_STOREU(C + v * CB_W, x);
+    }
+}
+
+static __attribute__((noinline)) void CB_FN(cb_row_full)(int S, CB_T alpha, const CB_T *coef,
+        long ss, const CB_T *B, long ldb, int accumulate, CB_T *C) {
+    CB_FN(cb_row)(CB_ROWV, S, alpha, coef, ss, B, ldb, accumulate, C);
+}
+static __attribute__((noinline)) void CB_FN(cb_row_half)(int S, CB_T alpha, const CB_T *coef,
+        long ss, const CB_T *B, long ldb, int accumulate, CB_T *C) {
+    CB_FN(cb_row)(CB_ROWV / 2, S, alpha, coef, ss, B, ldb, accumulate, C);
+}
+
 /* C (R x N, row stride ldc) (+)= alpha * sum_s coef(r, s) B[s, :] with coef(r, s) =
  * coef[r rs + s ss] and B (S x N, row stride ldb): the three products of a layer are all
  * this form (see gemm.h). Column groups of CB_VT vectors outside, row tiles inside, so
@@ -129,7 +167,16 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
      * aligned loads gain (benchmarks/README.md). */
     int mis = (int)(((uintptr_t)B / sizeof(CB_T)) % CB_W);
     int peel = mis && ldb % CB_W == 0 && N >= 16 * CB_W ? CB_W - mis : 0;
-    for (int c0 = 0, ncol = 0; c0 < N; c0 += ncol) {
+    int c_begin = 0;
+    if (R == 1 && !peel) {      /* one row: as many columns as fit through cb_row */
+        for (; c_begin + CB_ROWV * CB_W <= N; c_begin += CB_ROWV * CB_W)
+            CB_FN(cb_row_full)(S, alpha, coef, ss, B + c_begin, ldb, accumulate, C + c_begin);
+        if (c_begin + CB_ROWV / 2 * CB_W <= N) {
+            CB_FN(cb_row_half)(S, alpha, coef, ss, B + c_begin, ldb, accumulate, C + c_begin);
+            c_begin += CB_ROWV / 2 * CB_W;
+        }
+    }
+    for (int c0 = c_begin, ncol = 0; c0 < N; c0 += ncol) {
         ncol = N - c0 < CB_VT * CB_W ? N - c0 : CB_VT * CB_W;
         if (c0 == 0 && peel) ncol = peel;
         int nv = (ncol + CB_W - 1) / CB_W, full = ncol == nv * CB_W;
