@@ -176,8 +176,13 @@ static void CB_FN(cb_gemm)(int R, int N, int S, CB_T alpha, const CB_T *coef, lo
             c_begin += CB_ROWV / 2 * CB_W;
         }
     }
+    /* column groups of even width too, differing by one vector at most (4 vectors on AVX2:
+     * 2 + 2, not 3 + 1, whose group of one vector runs too few chains to hide the FMAs'
+     * latency) */
     for (int c0 = c_begin, ncol = 0; c0 < N; c0 += ncol) {
-        ncol = N - c0 < CB_VT * CB_W ? N - c0 : CB_VT * CB_W;
+        int left = (N - c0 + CB_W - 1) / CB_W, groups = (left + CB_VT - 1) / CB_VT;
+        ncol = (left + groups - 1) / groups * CB_W;
+        if (ncol > N - c0) ncol = N - c0;
         if (c0 == 0 && peel) ncol = peel;
         int nv = (ncol + CB_W - 1) / CB_W, full = ncol == nv * CB_W;
         CB_M last = CB_MASK(ncol - (nv - 1) * CB_W);

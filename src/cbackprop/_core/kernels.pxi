@@ -218,14 +218,15 @@ cdef inline double _softmax_row(const floating* z, floating* h, int K,
     *zmax_out = max z (together: logsumexp(z) = max z + log(normalizer))."""
     cdef int c
     cdef floating zmax = z[0]
-    cdef double norm = 0
+    cdef double norm = 0, inv
     for c in range(1, K):
         zmax = z[c] if z[c] > zmax else zmax
     for c in range(K):
         h[c] = _exp_neg(z[c] - zmax)
         norm += h[c]
+    inv = 1 / norm              # one division a row, not K (benchmarks/README.md)
     for c in range(K):
-        h[c] = <floating>(h[c] / norm)
+        h[c] = <floating>(h[c] * inv)
     zmax_out[0] = zmax
     return norm
 
@@ -233,14 +234,14 @@ cdef inline double _softmax_row(const floating* z, floating* h, int K,
 cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept nogil:
     """H = softmax of each of Z's mb rows of K, the forward pass's: the rows' z - max z
     first, then their exp over the block as one flat loop, which vectorizes (row by row,
-    ten outputs run one at a time through the exp), then each row over its sum: the
-    same operations as _softmax_row's, so the same bits."""
+    ten outputs run one at a time through the exp), then each row times its sum's
+    reciprocal: the same operations as _softmax_row's, so the same bits."""
     cdef int i, c
     cdef Py_ssize_t k
     cdef const floating* z
     cdef floating* h
     cdef floating zmax
-    cdef double norm
+    cdef double norm, inv
     for i in range(mb):
         z = Z + <Py_ssize_t>i * K
         h = H + <Py_ssize_t>i * K
@@ -256,8 +257,9 @@ cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept 
         norm = 0
         for c in range(K):
             norm += h[c]
+        inv = 1 / norm
         for c in range(K):
-            h[c] = <floating>(h[c] / norm)
+            h[c] = <floating>(h[c] * inv)
 
 
 cdef void _output_activate(const Net* net, const floating* Z, floating* H,
