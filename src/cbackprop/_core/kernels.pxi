@@ -212,15 +212,32 @@ cdef void _mul_derivative(floating* D, const floating* A, Py_ssize_t n, int act)
 # ---------------------------------------------------------------- the output layer
 # Each case is one loop free of branches, so that each vectorizes.
 
+cdef inline floating _row_max(const floating* z, int K) noexcept nogil:
+    """max z[0:K] in four interleaved chains of comparisons, not one (the max is the
+    same whatever the order: one element of z)."""
+    cdef floating m0 = z[0], m1 = z[0], m2 = z[0], m3 = z[0]
+    cdef int c = 1
+    while c + 4 <= K:
+        m0 = z[c] if z[c] > m0 else m0
+        m1 = z[c + 1] if z[c + 1] > m1 else m1
+        m2 = z[c + 2] if z[c + 2] > m2 else m2
+        m3 = z[c + 3] if z[c + 3] > m3 else m3
+        c += 4
+    while c < K:
+        m0 = z[c] if z[c] > m0 else m0
+        c += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
+
+
 cdef inline double _softmax_row(const floating* z, floating* h, int K,
                                 floating* zmax_out) noexcept nogil:
     """h = softmax(z) for one row of K; returns the normalizer sum exp(z - max z) and sets
     *zmax_out = max z (together: logsumexp(z) = max z + log(normalizer))."""
     cdef int c
-    cdef floating zmax = z[0]
+    cdef floating zmax = _row_max(z, K)
     cdef double norm = 0, inv
-    for c in range(1, K):
-        zmax = z[c] if z[c] > zmax else zmax
     for c in range(K):
         h[c] = _exp_neg(z[c] - zmax)
         norm += h[c]
@@ -245,9 +262,7 @@ cdef void _softmax_rows(const floating* Z, floating* H, int mb, int K) noexcept 
     for i in range(mb):
         z = Z + <Py_ssize_t>i * K
         h = H + <Py_ssize_t>i * K
-        zmax = z[0]
-        for c in range(1, K):
-            zmax = z[c] if z[c] > zmax else zmax
+        zmax = _row_max(z, K)
         for c in range(K):
             h[c] = z[c] - zmax
     for k in range(<Py_ssize_t>mb * K):
