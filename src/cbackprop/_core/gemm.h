@@ -38,7 +38,7 @@
 #if defined(__AVX512F__)
 #define CB_RT 6
 #define CB_VT 4
-#define CB_ROWV 16                  /* one row's vectors at once (cb_row_wide) */
+#define CB_ROWV 16                  /* one row's vectors at once (cb_row) */
 #define CB_LANES_D 8                /* elements a vector, for the callers' choices */
 #define CB_LANES_F 16
 

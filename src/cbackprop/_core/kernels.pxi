@@ -580,7 +580,8 @@ cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows
     first = _first_slot(net, ws, Z)
     csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
-                           wt + <Py_ssize_t>net.sizes[0] * packed_stride(net.sizes[1], sizeof(floating))
+                           wt + <Py_ssize_t>net.sizes[0]
+                           * packed_stride(net.sizes[1], sizeof(floating))
                            if wt != NULL else NULL,
                            rows.packed_units, first, ws, mb, mb_max, Z, bias, drop)
 
@@ -767,9 +768,9 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
                                      int mb_max, bint sparse, int packed_units) noexcept nogil:
     """W(l)^T of each layer of up to packed_units units (the layers our products serve:
     Rows.packed_units), packed into wt (packed_size elements, layer after layer, rows
-    packed_stride apart; the others' places left as they are) for blocks of rows: returns wt, or NULL when blocks
-    call BLAS instead (a build or setting without our products, or blocks of one row). sparse: CSR
-    rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
+    packed_stride apart; the others' places left as they are) for blocks of rows:
+    returns wt, or NULL when blocks call BLAS instead (a build or setting without our
+    products, or blocks of one row). sparse: CSR rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
     place in wt is left as it is."""
     cdef int l, s_in, s_out, ld
     cdef const floating* w

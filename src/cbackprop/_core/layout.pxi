@@ -45,7 +45,6 @@ cdef struct Net:
     int widest                  # the widest of layers 2 .. L
     Py_ssize_t units            # s_2 + ... + s_L: a row of activations in the workspace
     Py_ssize_t n_params         # elements of the flat parameters
-    Py_ssize_t n_weights        # elements of every W(l)^T (Theta(l) without its bias column)
 
 
 @cython.final
@@ -121,7 +120,6 @@ cdef class Layout:
         self.net.widest = self.widest
         self.net.units = self.units
         self.net.n_params = self.n_params
-        self.net.n_weights = sum(sizes[l] * sizes[l + 1] for l in range(n - 1))
 
     @property
     def n_inputs(self):

@@ -87,8 +87,8 @@ cdef inline void _gemm(int R, int N, int S, floating alpha, const floating* coef
 cdef inline void _forward_product(int mb, int s_out, int s_in, const floating* A,
                                   const floating* wt, int ldwt, const floating* W, int ldw,
                                   floating* Z) noexcept nogil:
-    """Z (mb x s_out) = A W^T, W^T packed in wt (s_in x s_out, row stride ldwt). The broadcast form fills
-    vectors along a row of Z; when the last vector would hold a quarter of its lanes or
+    """Z (mb x s_out) = A W^T, W^T packed in wt (s_in x s_out, row stride ldwt). The
+    broadcast form fills vectors along a row of Z; when the last vector would hold a quarter of its lanes or
     fewer (25 units in float64's vectors of 8: 3 full and 1), those columns are dot
     products of A's rows with W's instead, which keeps the last vector's work from costing
     as much as a full one. A larger remainder (float32's 9 of 16 lanes at 25 units) stays
