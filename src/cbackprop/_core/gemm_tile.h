@@ -143,8 +143,8 @@ static __attribute__((noinline)) void CB_FN(cb_row_half)(int S, CB_T alpha, cons
 
 /* C (R x N, row stride ldc) (+)= alpha * sum_s coef(r, s) B[s, :] with coef(r, s) =
  * coef[r rs + s ss] and B (S x N, row stride ldb): the three products of a layer are all
- * this form (see gemm.h). Column groups of CB_VT vectors outside, row tiles inside, so
- * that a group's panel of B is reused from cache by every row tile. s_block > 0 cuts
+ * this form (see gemm.h). Column groups of up to CB_VT vectors outside, row tiles
+ * inside, so that a group's panel of B is reused from cache by every row tile. s_block > 0 cuts
  * the sum into slices of that many s, each slice's panel small enough for L1: the
  * gradient's panel (a block's 250 rows of A) is 64 KB, which each of five row tiles
  * would otherwise read from L2 (benchmarks/README.md has the gain). The forward

@@ -750,7 +750,9 @@ cdef Py_ssize_t packed_size(const Net* net, Py_ssize_t itemsize) noexcept nogil:
 
 def aligned_zeros(shape, dtype):
     """Zeros of shape and dtype from a PACK_ALIGN-byte boundary (the buffers whose rows
-    our products load as vectors: the packed W^T, a mini-batch's rows)."""
+    our products load as vectors: the packed W^T, a mini-batch's rows, the online epoch's
+    copy of the parameters). The boundary is found in bytes of a larger buffer, never by
+    a negated address's remainder (negative in C)."""
     dtype = np.dtype(dtype)
     cdef Py_ssize_t nbytes = int(np.prod(shape)) * dtype.itemsize
     buf = np.zeros(nbytes + PACK_ALIGN, dtype=np.uint8)
@@ -770,8 +772,8 @@ cdef const floating* pack_transposed(const Net* net, const floating* params, flo
     Rows.packed_units), packed into wt (packed_size elements, layer after layer, rows
     packed_stride apart; the others' places left as they are) for blocks of rows:
     returns wt, or NULL when blocks call BLAS instead (a build or setting without our
-    products, or blocks of one row). sparse: CSR rows, whose first layer reads the W(1)^T the caller packs (rows.w1t): that layer's
-    place in wt is left as it is."""
+    products, or blocks of one row). sparse: CSR rows, whose first layer reads the W(1)^T
+    the caller packs (rows.w1t): that layer's place in wt is left as it is."""
     cdef int l, s_in, s_out, ld
     cdef const floating* w
     cdef floating* dst = wt

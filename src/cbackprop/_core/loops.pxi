@@ -288,11 +288,8 @@ def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1]
     padded_offsets, padded_strides, size = layout.aligned(dtype.itemsize)
     cdef Py_ssize_t[::1] p_offsets = padded_offsets
     cdef int[::1] p_strides = padded_strides
-    cdef floating[::1] buf = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
-    # the copy starts on the first 64-byte boundary in buf: a pointer into buf, never before
-    # it (in C the remainder of a negated address is negative, and as an index of buf that
-    # wrapped around to its end in CBACKPROP_DEBUG builds)
-    cdef floating* theta = &buf[0] + (64 - <size_t>&buf[0] % 64) % 64 // sizeof(floating)
+    cdef floating[::1] buf = aligned_zeros(size, dtype)
+    cdef floating* theta = &buf[0]
     # CSR rows: W(1) kept transposed, as scale * V (kernels.pxi: _sparse_first_update)
     cdef floating[::1] v1t = np.empty(net.sizes[0] * net.sizes[1] if sparse else 1,
                                       dtype=dtype)
