@@ -176,8 +176,8 @@ def test_no_floating_point_warnings_of_its_own():
                 _lbfgs.minimize(lambda x: (float(np.exp(x[0] * 1e3)), x), np.ones(2))
 
 
-def _scipy_backed(fun, x0, *, callback, maxiter, maxfun, gtol):
-    """training's call as it was before _lbfgs: scipy's L-BFGS-B."""
+def _scipy_backed(fun, x0, *, callback, maxiter, maxfun, gtol, n_threads):
+    """training's call as it was before _lbfgs: scipy's L-BFGS-B (on one thread)."""
     return scipy_minimize(lambda x: tuple(v if i == 0 else np.asarray(v, np.float64)
                                           for i, v in enumerate(fun(x))),
                           x0, jac=True, method="L-BFGS-B", callback=callback,
@@ -214,3 +214,94 @@ def test_network_fit_stopped_by_its_callback_keeps_a_usable_model():
     assert net.n_iter_ == 3 and len(net.history_["loss"]) == 3
     assert np.isfinite(net.params).all()
     assert net.predict(X).shape == (80,)
+
+
+# ------------------------------------------------ the compiled passes (_core/lbfgs.pxi)
+
+from cbackprop._core import core  # noqa: E402
+
+N_BIG = _lbfgs.PARALLEL_MIN + 4099      # over the threads' threshold, a short last block
+
+
+def _rows(n, count=9, seed=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((count, n)), rng.standard_normal(count)
+
+
+@pytest.mark.parametrize("n", [1, 15, 4096, 4097, N_BIG])
+@pytest.mark.parametrize("count", [1, 4, 5, 9])
+def test_direction_pass_is_the_combination_of_the_rows(n, count):
+    W, c = _rows(n, count)
+    x = np.random.default_rng(4).standard_normal(n)
+    d, xt = np.empty(n), np.empty(n)
+    gd, dtd = core.lbfgs_direction(W, c, d, x, xt, 2)
+    want = c @ W
+    np.testing.assert_allclose(d, want, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    np.testing.assert_array_equal(xt, x + d)
+    assert gd == pytest.approx(float(want @ W[0]), rel=1e-12, abs=1e-12)
+    assert dtd == pytest.approx(float(want @ want), rel=1e-12)
+    d2 = np.empty(n)
+    assert core.lbfgs_direction(W, c, d2, x, np.empty(0), 1) == (gd, dtd)
+    np.testing.assert_array_equal(d2, d)            # one thread or two: the same bits
+
+
+@pytest.mark.parametrize("n", [3, 4097, N_BIG])
+@pytest.mark.parametrize("slot", [-1, 0, 3])
+def test_accept_pass_writes_the_pair_and_the_products(n, slot):
+    W, _ = _rows(n)
+    rng = np.random.default_rng(5)
+    g, d, stp = rng.standard_normal(n), rng.standard_normal(n), 0.37
+    results = []
+    for threads in (1, 2):
+        Wt, v = W.copy(), np.full(9, np.nan)
+        rr = core.lbfgs_accept(Wt, 9, g, d, stp, slot, v, threads)
+        results.append((Wt, v, rr))
+    (W1, v1, rr1), (W2, v2, rr2) = results
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(v1, v2)
+    assert rr1 == rr2
+    want = W.copy()
+    if slot >= 0:
+        want[1 + 2 * slot] = stp * d
+        want[2 + 2 * slot] = g - W[0]
+        assert rr1 == pytest.approx(float(want[2 + 2 * slot] @ want[2 + 2 * slot]), rel=1e-12)
+    else:
+        assert rr1 == 0
+    want[0] = g
+    np.testing.assert_array_equal(W1, want)
+    np.testing.assert_allclose(v1, want @ g, rtol=1e-12, atol=1e-12 * n)
+
+
+def test_passes_refuse_mismatched_buffers():
+    W, c = _rows(10)
+    with pytest.raises(ValueError, match="coefficient a row"):
+        core.lbfgs_direction(W, c[:-1], np.empty(10), np.empty(10), np.empty(0), 1)
+    with pytest.raises(ValueError, match="row's length"):
+        core.lbfgs_direction(W, c, np.empty(10), np.empty(9), np.empty(10), 1)
+    with pytest.raises(ValueError, match="n_rows"):
+        core.lbfgs_accept(W, 10, np.empty(10), np.empty(10), 1.0, -1, np.empty(10), 1)
+    with pytest.raises(ValueError, match="slot"):
+        core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 4, np.empty(9), 1)
+    with pytest.raises(ValueError, match="n_threads"):
+        core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 0, np.empty(9), 0)
+
+
+def _wide_quadratic():
+    rng = np.random.default_rng(6)
+    a, b = rng.uniform(0.5, 50.0, N_BIG), rng.standard_normal(N_BIG)
+    return lambda x: (0.5 * float(x @ (a * x)) - float(b @ x), a * x - b)
+
+
+def test_large_problem_same_path_as_scipy_on_any_thread_count():
+    """Over PARALLEL_MIN the passes share threads: scipy's iterates still, and the same
+    bits on one thread or two."""
+    fun = _wide_quadratic()
+    runs = {threads: _lbfgs.minimize(fun, np.zeros(N_BIG), maxiter=20, n_threads=threads)
+            for threads in (1, 2)}
+    np.testing.assert_array_equal(runs[1].x, runs[2].x)
+    assert runs[1].fun == runs[2].fun and runs[1].nfev == runs[2].nfev
+    theirs = scipy_minimize(fun, np.zeros(N_BIG), jac=True, method="L-BFGS-B",
+                            options={"maxiter": 20})
+    assert (runs[2].nit, runs[2].nfev, runs[2].message) == (theirs.nit, theirs.nfev,
+                                                            theirs.message)
+    assert _relative(theirs.x, runs[2].x) < 1e-10

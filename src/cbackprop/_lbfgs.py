@@ -4,9 +4,10 @@ L-BFGS-B 3.0 (Byrd, Lu, Nocedal, Zhu; Morales and Nocedal 2011) with no bounds: 
 generalized Cauchy point and subspace minimization give the quasi-Newton step d = -H g of
 its compact matrix (B0 = theta I), which is what the two-loop recursion computes with
 H0 = I / theta. The recursion runs here on coefficients over the stored rows (g, then the
-pairs s_i, y_i) with their Gram matrix, so an iteration reads the memory twice (the rows'
-products with g, then d as a combination of the rows: two BLAS calls) instead of 4m
-passes. The line search is Moré-Thuente's (MINPACK-2 dcsrch, dcstep) with L-BFGS-B's
+pairs s_i, y_i) with their Gram matrix, so an iteration reads the memory twice instead of
+4m passes: once for d as a combination of the rows (with d'g, d'd and the first trial
+x + d on the way), once when the iterate moves for the new pair and every row's product
+with the new gradient (the compiled passes of _core/lbfgs.pxi, over n_threads threads). The line search is Moré-Thuente's (MINPACK-2 dcsrch, dcstep) with L-BFGS-B's
 constants; the memory resets, the stopping tests, the counts, the callback and the
 messages are scipy's (scipy/optimize/_lbfgsb_py.py, __lbfgsb.c). Not reproduced: L-BFGS-B
 resets its memory when a Cholesky factorization of its middle matrix fails, which needs
@@ -17,8 +18,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from cbackprop._core import core
+
 EPS = np.finfo(np.float64).eps
 STPMAX = 1e10                       # L-BFGS-B's largest step when nothing is bounded
+PARALLEL_MIN = 1 << 16              # parameters from which the passes share out threads
+NO_TRIAL = np.empty(0)
 FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1   # its line search's constants
 PGTOL = "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
 FACTR = "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH"
@@ -153,7 +158,8 @@ def _sup_norm(g):
 
 def minimize(fun, x0, *, callback=None, **options):
     """minimize(fun, x0, jac=True, method="L-BFGS-B", options=...) without bounds; options:
-    maxiter, maxfun, gtol, ftol, maxcor, maxls (scipy's defaults). fun(x) returns (f, g) and
+    maxiter, maxfun, gtol, ftol, maxcor, maxls (scipy's defaults), and n_threads for the
+    passes over the stored rows (the same results whatever it is). fun(x) returns (f, g) and
     must not keep x (a read-only view of our buffer); callback gets an object with x and fun
     at each iteration and may raise StopIteration. Returns an object with x, fun, jac, nit,
     nfev, status, success and message, as scipy's."""
@@ -171,17 +177,19 @@ def minimize(fun, x0, *, callback=None, **options):
 
 
 def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
-              ftol=2.2204460492503131e-09, maxcor=10, maxls=20):
+              ftol=2.2204460492503131e-09, maxcor=10, maxls=20, n_threads=1):
     if maxls <= 0 or maxcor <= 0:
         raise ValueError("maxls and maxcor must be positive")
     m = maxcor
     tol = ftol / EPS * EPS              # factr * epsmch, as scipy rounds it
     x = np.array(x0, dtype=np.float64).ravel()
     n = x.size
+    threads = max(1, int(n_threads)) if n >= PARALLEL_MIN else 1
     xt, d, gt = np.empty(n), np.empty(n), np.empty(n)
     # row 0: the iterate's gradient; rows 1 + 2i, 2 + 2i: the pair s_i, y_i of slot i
     W = np.empty((1 + 2 * m, n))
     G = np.zeros((1 + 2 * m, 1 + 2 * m))    # their Gram matrix (row 0 refreshed each time)
+    v = np.zeros(1 + 2 * m)             # the rows' products with g (core.lbfgs_accept)
     sy = np.ones(m)                     # s_i'y_i as L-BFGS-B computes it
     order, theta = [], 1.0              # the pairs' slots, oldest first; B0 = theta I
     nfev, nit = 0, 0
@@ -215,8 +223,9 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
             d -= x
             c = np.zeros(1)
             c[0] = -1.0
+            gd, dnorm = float(d @ W[0]), _norm(d)
+            dtd, tried = dnorm * dnorm, False
         else:
-            v = rows @ W[0]
             if pending is not None:     # y_j'w = g'w - g_old'w for the other rows
                 j, dr, rr = pending
                 others = [r for i in order if i != j for r in (1 + 2 * i, 2 + 2 * i)]
@@ -225,20 +234,26 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
                 G[2 + 2 * j, 1 + 2 * j] = G[1 + 2 * j, 2 + 2 * j] = dr
                 G[2 + 2 * j, 2 + 2 * j] = rr
                 pending = None
-            G[0, :1 + 2 * k] = G[:1 + 2 * k, 0] = v
+            G[0, :1 + 2 * k] = G[:1 + 2 * k, 0] = v[:1 + 2 * k]
             c = _two_loop(G[:1 + 2 * k, :1 + 2 * k], order, sy, theta)
-            np.dot(c, rows, out=d)
-            v_old = v
-        gd = float(d @ W[0])
-        dnorm = _norm(d)
-        dtd = dnorm * dnorm
+            # the first trial, x + d (a step of 1 after the first iteration), on the way
+            tried = nit > 0
+            gd, dtd = core.lbfgs_direction(rows, c, d, x, xt if tried else NO_TRIAL, threads)
+            if 1e-290 < dtd < np.inf or dtd == 0.0:
+                dnorm = float(np.sqrt(dtd))
+            else:
+                dnorm = _norm(d)
+                dtd = dnorm * dnorm
+            v_old = v[:1 + 2 * k].copy()
         stp = float(np.fmin(1.0 / dnorm, STPMAX)) if nit == 0 else 1.0
         fold, gdold = f, gd
         ok = not gd >= 0.0              # else no line search: as a failed one (NaN searches)
         if ok:
             search = _LineSearch(f, gd, stp, STPMAX)
             for _ in range(maxls):
-                if stp == 1.0:
+                if tried:
+                    tried = False
+                elif stp == 1.0:
                     np.add(x, d, out=xt)
                 else:
                     np.multiply(d, stp, out=xt)
@@ -284,13 +299,12 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
             others = [r for i in order for r in (1 + 2 * i, 2 + 2 * i)]
             G[1 + 2 * j, others] = G[others, 1 + 2 * j] = u[others]
             G[1 + 2 * j, 1 + 2 * j] = dtd if stp == 1.0 else stp * stp * dtd
-            np.multiply(d, stp, out=W[1 + 2 * j])
-            y = W[2 + 2 * j]
-            np.subtract(gt, W[0], out=y)
-            rr = float(y @ y)
-            theta, sy[j], pending = rr / dr, dr, (j, dr, rr)
             order.append(j)
-        np.copyto(W[0], gt)
+            # s_j = stp d, y_j = gt - g, then g = gt and v = the rows' products with it
+            rr = core.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, j, v, threads)
+            theta, sy[j], pending = rr / dr, dr, (j, dr, rr)
+        else:
+            core.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, -1, v, threads)
 
 
 def _two_loop(G, order, sy, theta):

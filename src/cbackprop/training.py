@@ -335,7 +335,8 @@ def _run_scipy(run, n_iter):
     method = "L-BFGS-B" if lbfgs else "CG"
     if lbfgs:
         result = _lbfgs.minimize(fun, params.astype(np.float64), maxiter=n_iter,
-                                 maxfun=run.o["max_fun"], gtol=run.o["tol"], callback=callback)
+                                 maxfun=run.o["max_fun"], gtol=run.o["tol"], callback=callback,
+                                 n_threads=run.row_plan[0])
     else:
         from scipy.optimize import minimize
 

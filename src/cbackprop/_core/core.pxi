@@ -6,6 +6,7 @@
 #   rows.pxi      Rows, what the kernels see of X (dense or CSR), and CSR's first layer
 #   kernels.pxi   the row-block pass: its shared pieces and one function per mode
 #   batch.pxi     forward, cost_grad, reg_cost: every row at once, across threads
+#   lbfgs.pxi     the two passes of an L-BFGS iteration over its stored rows
 #   serve.pxi     Predictor: a snapshot's forward pass on a few rows, set up once
 #   loops.pxi     online_epoch, minibatch_epoch (StepRule, StepState), rprop_update
 
@@ -18,5 +19,6 @@ include "layout.pxi"
 include "rows.pxi"
 include "kernels.pxi"
 include "batch.pxi"
+include "lbfgs.pxi"
 include "serve.pxi"
 include "loops.pxi"
