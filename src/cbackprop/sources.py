@@ -40,7 +40,7 @@ class InMemory:
         threads, block_rows = run.row_plan
         X = self.X.with_columns() if isinstance(self.X, _sparse.CSR) else self.X
         return core.cost_grad(layout, X, self.Y, self.w, params, grad, self.weight_sum,
-                              run.reg, block_rows, threads)
+                              run.reg, block_rows, threads, scratch=run.scratch)
 
     def online_epoch(self, run, layout, params, step, decay):
         return core.online_epoch(layout, self.X, self.Y, self.w, params, run.order(), step,

@@ -94,7 +94,8 @@ class _Run:
         self.rate = o["learning_rate"]
         X = getattr(data, "X", None)
         self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net._row_flops(X)))
-        self.row_plan = net._row_plan(self.m, X)     # (threads, rows a block) for full batches       # (threads, rows a block) for full batches
+        self.row_plan = net._row_plan(self.m, X)     # (threads, rows a block) for full batches
+        self.scratch = {}                            # the full batch's buffers, kept for the fit
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:

@@ -11,7 +11,6 @@
 
 import os
 
-from cython.parallel cimport prange, threadid
 
 cdef bint _forked = False
 
@@ -71,7 +70,7 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     rows.packed_units = FORWARD_PACKED
     with nogil:
         if rows.indptr != NULL:
-            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0], nt)
         wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, rows.indptr != NULL,
                              rows.packed_units)
         if nt == 1:
@@ -228,16 +227,36 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
     return total
 
 
+def _reused(dict scratch, str name, Py_ssize_t size, dtype, make):
+    """make(size, dtype), or the buffer of that name, size and dtype that scratch (a dict
+    the caller keeps from call to call, or None) holds from an earlier call: a fit's calls
+    on one X then fault in and clear no fresh pages for their large buffers."""
+    if scratch is None:
+        return make(size, dtype)
+    buf = scratch.get(name)
+    if buf is None or buf.shape[0] != size or buf.dtype != dtype:
+        buf = scratch[name] = make(size, dtype)
+    return buf
+
+
+def _zeroed(dict scratch, str name, Py_ssize_t size, dtype):
+    buf = _reused(scratch, name, size, dtype, np.zeros)
+    if scratch is not None:
+        buf.fill(0)
+    return buf
+
+
 def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
               const floating[::1] params, floating[::1] grad, double loss_norm, double reg,
-              int block_rows, int n_threads):
+              int block_rows, int n_threads, dict scratch=None):
     """J = sum_i w_i loss_i / loss_norm + reg/2 sum W^2, and, when grad is not empty,
     grad = sum_i w_i dloss_i / loss_norm + reg W (bias column unregularized).
 
     X: a C-order matrix of params' dtype, or CSR (rows.pxi). w empty: all weights one.
     Rows run in blocks of block_rows (1: the per-sample, matrix-vector kernel) that
     n_threads threads share out (CSR rows: in one chunk a thread, each summing its first
-    layer's gradient apart, transposed).
+    layer's gradient apart, transposed). scratch: a dict that keeps the large buffers for
+    the next call (a fit's), or None.
     """
     cdef const Net* net = &layout.net
     cdef Rows rows = rows_of(layout, X, params)
@@ -259,15 +278,19 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     cdef Py_ssize_t ws_size = workspace_size(net, mb_max)
     cdef double total
     dtype = np.asarray(params).dtype
-    cdef floating[::1] ws = np.zeros(nt * ws_size, dtype=dtype)
-    cdef floating[::1] tgrad = np.empty(max(1, (n_chunks - 1) * P if want_grad else 1),
-                                        dtype=dtype)
+    cdef floating[::1] ws = _zeroed(scratch, "ws", nt * ws_size, dtype)
+    cdef floating[::1] tgrad = _reused(scratch, "tgrad",
+                                       max(1, (n_chunks - 1) * P if want_grad else 1), dtype,
+                                       np.empty)
     cdef double[::1] losses = np.empty(n_chunks)
-    cdef floating[::1] wt_buf = packed_buffer(layout, dtype)
+    cdef floating[::1] wt_buf = _reused(scratch, "wt", max(1, packed_size(net, dtype.itemsize)),
+                                        dtype, aligned_zeros)
     cdef bint by_columns = sparse and want_grad and rows.c_ptr != NULL and m > 0
-    cdef floating[::1] d1 = np.empty(m * net.sizes[1] if by_columns else 1, dtype=dtype)
-    cdef floating[::1] g1t = np.zeros(nt * (32 if by_columns else net.sizes[0]) * net.sizes[1]
-                                      if sparse and want_grad else 1, dtype=dtype)
+    cdef floating[::1] d1 = _reused(scratch, "d1", m * net.sizes[1] if by_columns else 1,
+                                    dtype, np.empty)
+    cdef floating[::1] g1t = _zeroed(scratch, "g1t",
+                                     nt * (32 if by_columns else net.sizes[0]) * net.sizes[1]
+                                     if sparse and want_grad else 1, dtype)
     cdef const floating* wt
     # Y has no rows to point at when m = 0: the kernels then read neither it nor X
     cdef const floating* Yp = &Y[0, 0] if m > 0 else NULL
@@ -277,7 +300,7 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
         rows.first_apart = True
     with nogil:
         if sparse:
-            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0])
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0], nt)
         wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse, rows.packed_units)
         total = rows_cost_grad(net, wt, &rows, Yp, &w[0] if w.shape[0] > 0 else NULL,
                                &params[0], &grad[0] if want_grad else NULL, &tgrad[0],
@@ -285,11 +308,11 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
                                &losses[0], mb_max, nt, n_chunks)
         total = total / loss_norm + regularize(net, &params[0],
                                                &grad[0] if want_grad else NULL,
-                                               loss_norm, reg)
+                                               loss_norm, reg, nt)
     return total
 
 
 def reg_cost(Layout layout, const floating[::1] params, double reg):
     """reg/2 * the sum of the squared weights (bias column excluded)."""
     check_params(layout, "params", params.shape[0])
-    return regularize(&layout.net, &params[0], <floating*>NULL, 1.0, reg)
+    return regularize(&layout.net, &params[0], <floating*>NULL, 1.0, reg, 1)

@@ -13,6 +13,7 @@
 import numpy as np
 
 from cython cimport floating
+from cython.parallel cimport prange, threadid
 
 include "products.pxi"
 include "layout.pxi"

@@ -15,6 +15,7 @@
 # buffer against the Layout, and allocate one workspace per thread, before any nogil code.
 
 from libc.math cimport log, logf, exp, expf, fabs, fabsf
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 
@@ -1001,25 +1002,50 @@ cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
 
 
 cdef double regularize(const Net* net, const floating* params, floating* grad,
-                       double loss_norm, double reg) noexcept nogil:
+                       double loss_norm, double reg, int nt) noexcept nogil:
     """grad = grad / loss_norm + reg * W (bias column excluded), when grad is not NULL;
-    returns reg/2 * sum W^2."""
-    cdef int l, j, i, ldt, L = net.n_layers
-    cdef Py_ssize_t base, k
+    returns reg/2 * sum W^2. nt threads share Theta's rows; the rows' sums are added in
+    their order (the same bits on any nt)."""
+    cdef int l, j, L = net.n_layers, n_rows = 0
+    cdef Py_ssize_t k
     cdef double sumsq = 0
+    cdef double* sums
     cdef floating inv = <floating>(1.0 / loss_norm)
-    cdef floating r = <floating>reg
-    if grad != NULL:
-        for k in range(net.n_params):        # one flat, vectorized pass when lam = 0
-            grad[k] = grad[k] * inv
     if reg == 0:
+        if grad != NULL:
+            for k in prange(net.n_params, num_threads=nt, schedule="static"):
+                grad[k] = grad[k] * inv      # one flat, vectorized pass when lam = 0
         return 0
     for l in range(L - 1):
-        ldt = net.strides[l]
-        for j in range(net.sizes[l + 1]):
-            base = net.offsets[l] + <Py_ssize_t>j * ldt
-            if grad != NULL:
-                for i in range(1, ldt):
-                    grad[base + i] = grad[base + i] + r * params[base + i]
-            sumsq += _sumsq(params + base + 1, ldt - 1)
+        n_rows += net.sizes[l + 1]
+    sums = <double*>malloc(n_rows * sizeof(double))
+    if sums == NULL:                        # no memory for the sums: one thread, in order
+        for j in range(n_rows):
+            sumsq += _regularize_row(net, params, grad, inv, reg, j)
+        return 0.5 * reg * sumsq
+    for j in prange(n_rows, num_threads=nt, schedule="static"):
+        sums[j] = _regularize_row(net, params, grad, inv, reg, j)
+    for j in range(n_rows):
+        sumsq += sums[j]
+    free(sums)
     return 0.5 * reg * sumsq
+
+
+cdef inline double _regularize_row(const Net* net, const floating* params, floating* grad,
+                                   floating inv, double reg, int row) noexcept nogil:
+    """regularize's work on Theta's row `row` (counted over the layers): its gradient
+    scaled and regularized, and its weights' sum of squares."""
+    cdef int l = 0, i, ldt
+    cdef Py_ssize_t base
+    cdef floating r = <floating>reg
+    while row >= net.sizes[l + 1]:
+        row -= net.sizes[l + 1]
+        l += 1
+    ldt = net.strides[l]
+    base = net.offsets[l] + <Py_ssize_t>row * ldt
+    if grad != NULL:
+        for i in range(ldt):                # scaled first, as when lam = 0
+            grad[base + i] = grad[base + i] * inv
+        for i in range(1, ldt):
+            grad[base + i] = grad[base + i] + r * params[base + i]
+    return _sumsq(params + base + 1, ldt - 1)

@@ -317,7 +317,7 @@ def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1]
     with nogil:
         _copy_thetas(net, &params[0], net.offsets, net.strides, theta, o.offsets, o.strides)
         if sparse:
-            pack_first(net, &params[0], net.offsets, net.strides, 1, &v1t[0])
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &v1t[0], 1)
         for k in range(n):
             i = order[k]
             drop.ids = &order[k]
@@ -681,9 +681,9 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     start = 0
     with nogil:
         if sparse:
-            pack_first(net, &params[0], net.offsets, net.strides, 1, &w1t[0])
-            pack_first(net, &state1[0], net.offsets, net.strides, 1, &m1t[0])
-            pack_first(net, &state2[0], net.offsets, net.strides, 1, &m2t[0])
+            pack_first(net, &params[0], net.offsets, net.strides, 1, &w1t[0], 1)
+            pack_first(net, &state1[0], net.offsets, net.strides, 1, &m1t[0], 1)
+            pack_first(net, &state2[0], net.offsets, net.strides, 1, &m2t[0], 1)
         while start < n:
             nb = <int>min(<Py_ssize_t>b, n - start)
             for k in range(nb):       # gather the batch: one copy of its rows

@@ -61,7 +61,7 @@ cdef int check_csr(Layout layout, const int[::1] indices, const Py_ssize_t[::1] 
     at 0 and never falls, every stored column is in range. (O(nnz); the kernels then
     read every entry without a check.)"""
     cdef Py_ssize_t m = shape[0], r, p, nnz
-    cdef int j, n_in = layout.sizes[0]
+    cdef int n_in = layout.sizes[0]
     check_inputs(layout, m, shape[1])
     if indptr.shape[0] != m + 1:
         raise ValueError(f"X.indptr has {indptr.shape[0]} elements; X's {m} rows need {m + 1}")
@@ -72,11 +72,30 @@ cdef int check_csr(Layout layout, const int[::1] indices, const Py_ssize_t[::1] 
     for r in range(m):
         if indptr[r + 1] < indptr[r]:
             raise ValueError(f"X.indptr decreases at row {r}")
-    for p in range(nnz):
-        j = indices[p]
-        if j < 0 or j >= n_in:
-            raise ValueError(f"X.indices[{p}] is {j}; X has columns 0 to {n_in - 1}")
+    p = _first_outside(&indices[0] if nnz > 0 else NULL, nnz, n_in)
+    if p < nnz:
+        raise ValueError(f"X.indices[{p}] is {indices[p]}; X has columns 0 to {n_in - 1}")
     return 0
+
+
+cdef Py_ssize_t _first_outside(const int* a, Py_ssize_t n, Py_ssize_t bound) noexcept nogil:
+    """The first p with a[p] outside 0 .. bound - 1, or n: the range of all of a in one
+    vectorized pass (no exit to predict a branch for), then the search only when it
+    fails."""
+    cdef int lo = 0, hi = 0
+    cdef Py_ssize_t p
+    if n == 0:
+        return 0
+    lo = hi = a[0]
+    for p in range(n):
+        lo = min(lo, a[p])
+        hi = max(hi, a[p])
+    if lo >= 0 and hi < bound:
+        return n
+    for p in range(n):
+        if a[p] < 0 or a[p] >= bound:
+            return p
+    return n
 
 
 cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
@@ -126,9 +145,9 @@ cdef int _columns_of(Layout layout, tuple columns, Py_ssize_t m, Py_ssize_t nnz,
     for j in range(n_in):
         if ptr[j + 1] < ptr[j]:
             raise ValueError(f"X.columns' pointers decrease at column {j}")
-    for p in range(nnz):
-        if row_of[p] < 0 or row_of[p] >= m:
-            raise ValueError(f"X.columns' row index {p} is {row_of[p]}; X has rows 0 to {m - 1}")
+    p = _first_outside(&row_of[0] if nnz > 0 else NULL, nnz, m)
+    if p < nnz:
+        raise ValueError(f"X.columns' row index {p} is {row_of[p]}; X has rows 0 to {m - 1}")
     if nnz > 0:
         rows.c_data = &data[0]
         rows.c_rows = &row_of[0]
@@ -150,7 +169,9 @@ cdef inline const void* dense_at(const Rows* rows, Py_ssize_t r0, int n_in,
 # transpose (G1t), which is added into the gradient's Theta layout once per call.
 # Row j is wherever column j says: no hardware prefetcher guesses it, and W(1)^T of a
 # text model is larger than the caches, so the row of the entry PREFETCH_AHEAD entries
-# on is asked for in advance (benchmarks/README.md, "Sparse input").
+# on is asked for in advance, across the ends of X's rows (and columns) where the next
+# ones follow in memory: most of a text matrix's columns hold only a few entries
+# (benchmarks/README.md, "Sparse input").
 
 cdef extern from *:
     """
@@ -182,7 +203,7 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
     cdef const floating* wrow
     cdef floating* z
     cdef floating v
-    cdef Py_ssize_t i, p, r, end
+    cdef Py_ssize_t i, p, r, end, ahead
     cdef int k
     for i in range(mb):
         r = _row_index(rows, r0 + i)
@@ -190,8 +211,10 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
         for k in range(s_out):
             z[k] = 0
         end = rows.indptr[r + 1]
+        # rows in their order follow one another in memory: prefetch into the next ones
+        ahead = rows.indptr[rows.m] if rows.order == NULL else end
         for p in range(rows.indptr[r], end):
-            if p + PREFETCH_AHEAD < end:
+            if p + PREFETCH_AHEAD < ahead:
                 _prefetch_row(w1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
                               s_out * sizeof(floating))
             v = data[p]
@@ -207,14 +230,15 @@ cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, flo
     cdef const floating* d
     cdef floating* g
     cdef floating v
-    cdef Py_ssize_t i, p, r, end
+    cdef Py_ssize_t i, p, r, end, ahead
     cdef int k
     for i in range(mb):
         r = _row_index(rows, r0 + i)
         d = D + i * s_out
         end = rows.indptr[r + 1]
+        ahead = rows.indptr[rows.m] if rows.order == NULL else end
         for p in range(rows.indptr[r], end):
-            if p + PREFETCH_AHEAD < end:
+            if p + PREFETCH_AHEAD < ahead:
                 _prefetch_row(g1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
                               s_out * sizeof(floating))
             v = alpha * data[p]
@@ -253,14 +277,14 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
     cdef floating* row
     cdef floating v
     cdef int j, k, s_out = net.sizes[1], ldt = net.strides[0]
-    cdef Py_ssize_t p, end
+    cdef Py_ssize_t p, end, ahead = rows.c_ptr[net.sizes[0]]
     for j in range(j0, j1):
         g = tile + <Py_ssize_t>(j - j0) * s_out
         for k in range(s_out):
             g[k] = 0
         end = rows.c_ptr[j + 1]
         for p in range(rows.c_ptr[j], end):
-            if p + PREFETCH_AHEAD < end:
+            if p + PREFETCH_AHEAD < ahead:
                 _prefetch_row(d1 + <Py_ssize_t>rows.c_rows[p + PREFETCH_AHEAD] * s_out,
                               s_out * sizeof(floating))
             v = data[p]
@@ -274,17 +298,28 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
 
 
 cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* offsets,
-                     const int* strides, floating scale, floating* w1t) noexcept nogil:
+                     const int* strides, floating scale, floating* w1t,
+                     int nt) noexcept nogil:
     """w1t (s_1 x s_2) = scale * W(1)^T, from Theta(1) at params + offsets[0]; in tiles
-    of 32 inputs, as add_transposed."""
-    cdef int j, k, k0, k1, s_in = net.sizes[0], s_out = net.sizes[1]
+    of 32 inputs, as add_transposed, which nt threads share."""
+    cdef int t, n_tiles = (net.sizes[0] + 31) // 32
+    if nt > 1 and n_tiles > 1:
+        for t in prange(n_tiles, num_threads=nt, schedule="static"):
+            _pack_tile(net, params, offsets, strides, scale, w1t, 32 * t)
+    else:
+        for t in range(n_tiles):
+            _pack_tile(net, params, offsets, strides, scale, w1t, 32 * t)
+
+
+cdef inline void _pack_tile(const Net* net, const floating* params, const Py_ssize_t* offsets,
+                            const int* strides, floating scale, floating* w1t,
+                            int k0) noexcept nogil:
+    cdef int j, k, k1 = min(k0 + 32, net.sizes[0]), s_out = net.sizes[1]
     cdef const floating* w
-    for k0 in range(0, s_in, 32):
-        k1 = min(k0 + 32, s_in)
-        for j in range(s_out):
-            w = params + offsets[0] + 1 + <Py_ssize_t>j * strides[0]
-            for k in range(k0, k1):
-                w1t[<Py_ssize_t>k * s_out + j] = scale * w[k]
+    for j in range(s_out):
+        w = params + offsets[0] + 1 + <Py_ssize_t>j * strides[0]
+        for k in range(k0, k1):
+            w1t[<Py_ssize_t>k * s_out + j] = scale * w[k]
 
 
 cdef void unpack_first(const Net* net, const floating* w1t, floating scale,
