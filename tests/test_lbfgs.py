@@ -176,11 +176,15 @@ def test_no_floating_point_warnings_of_its_own():
                 _lbfgs.minimize(lambda x: (float(np.exp(x[0] * 1e3)), x), np.ones(2))
 
 
-def _scipy_backed(fun, x0, *, callback, maxiter, maxfun, gtol, n_threads):
+def _scipy_backed(fun, x0, *, callback, maxiter, maxfun, gtol, gradient_into, n_threads):
     """training's call as it was before _lbfgs: scipy's L-BFGS-B (on one thread)."""
-    return scipy_minimize(lambda x: tuple(v if i == 0 else np.asarray(v, np.float64)
-                                          for i, v in enumerate(fun(x))),
-                          x0, jac=True, method="L-BFGS-B", callback=callback,
+    def pair(x):
+        if gradient_into:
+            g = np.empty(x.size)
+            return fun(x, g), g
+        f, g = fun(x)
+        return f, np.asarray(g, np.float64)
+    return scipy_minimize(pair, x0, jac=True, method="L-BFGS-B", callback=callback,
                           options={"maxiter": maxiter, "maxfun": maxfun, "gtol": gtol})
 
 
@@ -272,6 +276,36 @@ def test_accept_pass_writes_the_pair_and_the_products(n, slot):
     np.testing.assert_allclose(v1, want @ g, rtol=1e-12, atol=1e-12 * n)
 
 
+def test_slope_pass_is_the_slope_and_the_largest_element():
+    rng = np.random.default_rng(7)
+    for n in (1, 4097, N_BIG):
+        g, d = rng.standard_normal(n), rng.standard_normal(n)
+        g[n // 2] = np.nan if n > 1 else g[0]
+        gd, top = core.lbfgs_slope(g, d, 2)
+        np.testing.assert_array_equal(core.lbfgs_slope(g, d, 1), (gd, top))
+        finite = ~np.isnan(g)
+        assert top == np.max(np.abs(g[finite]))     # NaN skipped, as L-BFGS-B's projgr
+        if n > 1:
+            assert np.isnan(gd)
+    assert core.lbfgs_slope(np.full(3, np.nan), np.ones(3), 1)[1] == 0.0
+    g = rng.standard_normal(100)
+    assert core.lbfgs_slope(g, g, 1)[0] == pytest.approx(float(g @ g), rel=1e-13)
+
+
+def test_gradient_written_into_the_buffer_is_the_same_path():
+    """gradient_into: fun(x, g) fills our buffer; the same iterates as returning g."""
+    fun, x0, options = PROBLEMS["rosenbrock50"]
+
+    def into(x, g):
+        f, grad = fun(x)
+        g[...] = grad
+        return f
+    a = _lbfgs.minimize(fun, x0.copy(), **options)
+    b = _lbfgs.minimize(into, x0.copy(), gradient_into=True, **options)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert (a.fun, a.nit, a.nfev, a.message) == (b.fun, b.nit, b.nfev, b.message)
+
+
 def test_passes_refuse_mismatched_buffers():
     W, c = _rows(10)
     with pytest.raises(ValueError, match="coefficient a row"):
@@ -284,6 +318,8 @@ def test_passes_refuse_mismatched_buffers():
         core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 4, np.empty(9), 1)
     with pytest.raises(ValueError, match="n_threads"):
         core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 0, np.empty(9), 0)
+    with pytest.raises(ValueError, match="same length"):
+        core.lbfgs_slope(np.empty(10), np.empty(9), 1)
 
 
 def _wide_quadratic():

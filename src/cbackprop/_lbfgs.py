@@ -156,27 +156,30 @@ def _sup_norm(g):
     return float(np.fmax(np.fmax(0.0, np.fmax.reduce(g)), -np.fmin.reduce(g)))
 
 
-def minimize(fun, x0, *, callback=None, **options):
+def minimize(fun, x0, *, callback=None, gradient_into=False, **options):
     """minimize(fun, x0, jac=True, method="L-BFGS-B", options=...) without bounds; options:
     maxiter, maxfun, gtol, ftol, maxcor, maxls (scipy's defaults), and n_threads for the
-    passes over the stored rows (the same results whatever it is). fun(x) returns (f, g) and
-    must not keep x (a read-only view of our buffer); callback gets an object with x and fun
-    at each iteration and may raise StopIteration. Returns an object with x, fun, jac, nit,
+    passes over the stored rows (the same results whatever it is). fun(x) returns (f, g),
+    or, with gradient_into, fun(x, g) writes the gradient into our float64 buffer g and
+    returns f (no copy of it); fun must not keep x (a read-only view of our buffer), nor g.
+    callback gets an object with x, the point of fun's last call, and fun at each
+    iteration, and may raise StopIteration. Returns an object with x, fun, jac, nit,
     nfev, status, success and message, as scipy's."""
     caller = np.geterr()
 
     def as_caller(f):       # fun and callback under the caller's floating-point settings
-        def call(arg):
+        def call(*args):
             with np.errstate(**caller):
-                return f(arg)
+                return f(*args)
         return call
 
     # our own arithmetic warns of nothing, as L-BFGS-B's C does not (overflow in x'x ...)
     with np.errstate(all="ignore"):
-        return _minimize(as_caller(fun), x0, callback and as_caller(callback), **options)
+        return _minimize(as_caller(fun), x0, callback and as_caller(callback), gradient_into,
+                         **options)
 
 
-def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
+def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gtol=1e-5,
               ftol=2.2204460492503131e-09, maxcor=10, maxls=20, n_threads=1):
     if maxls <= 0 or maxcor <= 0:
         raise ValueError("maxls and maxcor must be positive")
@@ -196,9 +199,12 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
 
     def evaluate(at, into):
         nonlocal nfev, last
-        f, g = fun(_read_only(at))
+        if gradient_into:
+            f = fun(_read_only(at), into)
+        else:
+            f, g = fun(_read_only(at))
+            np.copyto(into, g)
         nfev, last = nfev + 1, float(f)
-        np.copyto(into, g)
         return last
 
     def limit():                        # scipy's status when not converged: 1 a limit, else 2
@@ -259,7 +265,7 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
                     np.multiply(d, stp, out=xt)
                     xt += x
                 ft = evaluate(xt, gt)
-                gd = float(gt @ d)
+                gd, sbgnrm = core.lbfgs_slope(gt, d, threads)
                 stp, done = search.step(ft, gd)
                 if done:
                     break
@@ -272,7 +278,6 @@ def _minimize(fun, x0, callback, maxiter=15000, maxfun=15000, gtol=1e-5,
             continue
         x, xt, f = xt, x, ft
         nit += 1
-        sbgnrm = _sup_norm(gt)
         halt = False
         if callback is not None:
             try:

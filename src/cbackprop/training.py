@@ -152,7 +152,7 @@ class _Run:
         """The weights' sum of squares (bias excluded), summed in double by the compiled
         core: np.dot would wake OpenBLAS's thread pool every epoch, whose spinning slows the
         row-split kernels that follow (benchmarks/README.md)."""
-        return core.reg_cost(self.net._layout, params, 2.0)
+        return core.reg_cost(self.net._layout, params, 2.0, self.row_plan[0])
 
     def out_of_range(self, params):
         """Whether parameters have left the finite range: so large that the sum of their
@@ -315,21 +315,28 @@ def _run_scipy(run, n_iter):
     evaluations = [0]
     lbfgs = run.o["solver"] == "lbfgs"
 
-    def fun(x):
+    # float64 parameters: the gradient goes straight into _lbfgs's buffer (gradient_into)
+    into = lbfgs and params.dtype == np.float64
+
+    def fun(x, out=None):
         params[...] = x
-        cost = _full_cost_grad(run, layout, params, grad)
+        g = grad if out is None else out
+        cost = _full_cost_grad(run, layout, params, g)
         evaluations[0] += 1
         # at the starting point a cost or gradient that is not finite is divergence (scipy
         # would return at once, with no iteration); later, at a line search's trial point,
         # the search backs off from it, and the accepted iterates are checked by end_epoch
-        if evaluations[0] == 1 and (not math.isfinite(cost) or not np.isfinite(grad).all()
+        if evaluations[0] == 1 and (not math.isfinite(cost) or not v.all_finite(g)
                                     or run.lam_absurd()):
             run.diverged(cost, f"became {cost} or its gradient was not finite at the start")
+        if into:
+            return cost
         # _lbfgs copies the gradient into its own float64 buffer; scipy's CG keeps it
         return cost, (grad if lbfgs else grad.astype(np.float64))
 
     def callback(intermediate_result):
-        params[...] = intermediate_result.x
+        if not lbfgs:           # _lbfgs's iterate is the point of fun's last call: params
+            params[...] = intermediate_result.x
         if not run.end_epoch(intermediate_result.fun):
             raise StopIteration
 
@@ -337,7 +344,7 @@ def _run_scipy(run, n_iter):
     if lbfgs:
         result = _lbfgs.minimize(fun, params.astype(np.float64), maxiter=n_iter,
                                  maxfun=run.o["max_fun"], gtol=run.o["tol"], callback=callback,
-                                 n_threads=run.row_plan[0])
+                                 gradient_into=into, n_threads=run.row_plan[0])
     else:
         from scipy.optimize import minimize
 

@@ -312,7 +312,10 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     return total
 
 
-def reg_cost(Layout layout, const floating[::1] params, double reg):
-    """reg/2 * the sum of the squared weights (bias column excluded)."""
+def reg_cost(Layout layout, const floating[::1] params, double reg, int n_threads=1):
+    """reg/2 * the sum of the squared weights (bias column excluded), the rows shared by
+    n_threads threads (the same bits on any number)."""
     check_params(layout, "params", params.shape[0])
-    return regularize(&layout.net, &params[0], <floating*>NULL, 1.0, reg, 1)
+    check_positive("n_threads", n_threads)
+    return regularize(&layout.net, &params[0], <floating*>NULL, 1.0, reg,
+                      1 if _forked else n_threads)

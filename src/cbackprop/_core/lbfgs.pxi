@@ -185,3 +185,32 @@ def lbfgs_accept(double[:, ::1] W, Py_ssize_t n_rows, const double[::1] g, const
                 v[r] += parts[width * b + r]
             rr += parts[width * b + n_rows]
     return rr
+
+
+def lbfgs_slope(const double[::1] g, const double[::1] d, int n_threads):
+    """(g'd, max |g_i|): the line search's slope at a trial and, for the stopping test,
+    the gradient's largest element (NaNs skipped, 0 when all are, as L-BFGS-B's projgr)."""
+    cdef Py_ssize_t n = g.shape[0]
+    if d.shape[0] != n:
+        raise ValueError("lbfgs_slope: g and d must have the same length")
+    check_positive("n_threads", n_threads)
+    cdef Py_ssize_t nb = _n_blocks(n), b, e0, e, length
+    cdef double[::1] parts = np.zeros(2 * max(nb, 1))
+    cdef double gd = 0, top = 0, a, block_top
+    cdef int nt = 1 if _forked else n_threads
+    with nogil:
+        for b in prange(nb, num_threads=nt, schedule="static"):
+            e0 = b * LBFGS_BLOCK
+            length = min(LBFGS_BLOCK, n - e0)
+            parts[2 * b] = _dot(&g[e0], &d[e0], length)
+            block_top = 0
+            for e in range(length):
+                a = fabs(g[e0 + e])
+                if a > block_top:       # false for a NaN: skipped
+                    block_top = a
+            parts[2 * b + 1] = block_top
+        for b in range(nb):
+            gd += parts[2 * b]
+            if parts[2 * b + 1] > top:
+                top = parts[2 * b + 1]
+    return gd, top
