@@ -83,6 +83,52 @@ def test_threads_and_blocks_give_the_same_sums(threads, block_rows):
         assert _rel(g, grads[0][1]) <= 1e-12
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_columns_in_segments_give_the_same_bits(dtype):
+    """fit's columns come in segments of rows (cbackprop._sparse.segment_rows): each
+    column's sum still runs in the order of its rows, so any segments, threads and block
+    sizes give the bits of one segment; and those match the reference."""
+    sizes = [40, 8, 3]
+    X, Y, w = _problem(sizes, "softmax", m=97)
+    net = cb.Network(sizes, output="softmax", random_state=0, dtype=dtype)
+    Y, w = Y.astype(dtype), w.astype(dtype)
+    results = []
+    for segment_rows in (None, 1, 7, 32, 96, 97, 500):
+        Xs = net._check_X(X).with_columns(segment_rows)
+        assert Xs.columns[2].shape == (-(-97 // min(segment_rows or 97, 97)) * 41,)
+        for threads, block_rows in ((1, 97), (2, 5)):
+            g = np.zeros_like(net.params)
+            J = core.cost_grad(net._layout, Xs, Y, w, net.params, g, w.sum(), 0.01,
+                               block_rows, threads)
+            results.append((threads, block_rows, J, g))
+    for threads, block_rows, J, g in results:
+        same = [r for r in results if r[:2] == (threads, block_rows)][0]
+        assert J == same[2]
+        np.testing.assert_array_equal(g, same[3])
+    J_ref, g_ref = reference.cost_and_gradient(
+        [t.astype(np.float64) for t in net.thetas], X.toarray(), Y.astype(np.float64),
+        0.01 * float(w.sum()), "sigmoid", "softmax", "cross_entropy", w.astype(np.float64))
+    assert abs(results[0][2] - J_ref) <= TOL[dtype] * abs(J_ref)
+    dense = np.zeros_like(net.params)
+    core.cost_grad(net._layout, np.ascontiguousarray(X.toarray(), dtype=dtype), Y, w,
+                   net.params, dense, w.sum(), 0.01, 97, 1)
+    assert _rel(results[0][3], dense) <= TOL[dtype]
+
+
+def test_malformed_segments_of_columns_are_refused():
+    sizes = [6, 3, 2]
+    X, Y, w = _problem(sizes, "softmax", m=9)
+    net = cb.Network(sizes, output="softmax", random_state=0)
+    Xs = net._check_X(X).with_columns(4)
+    data, rows, ptr = Xs.columns
+    for bad, match in ((ptr[:-1], "segments of"), (np.r_[ptr[:7], ptr[7:] + 1], "segments of"),
+                       (np.r_[ptr[:6], ptr[6] + 1, ptr[7:]], "does not start")):
+        Xs.columns = (data, rows, np.ascontiguousarray(bad, dtype=np.intp))
+        with pytest.raises(ValueError, match=match):
+            core.cost_grad(net._layout, Xs, Y, w, net.params, np.zeros_like(net.params),
+                           w.sum(), 0.0, 4, 1)
+
+
 @pytest.mark.parametrize("arch", ARCHS[:2], ids=lambda a: "-".join(map(str, a[0])))
 def test_finite_differences(arch):
     sizes, act, out, loss = arch

@@ -21,23 +21,35 @@ class CSR:
     `columns`, once with_columns() has made it, holds the same matrix by columns (CSC:
     data, row indices, column pointers), from which the core's full-batch gradient sums
     the first layer's weights a column at a time: worth its memory (as much again as X)
-    for a fit's many calls on one X, so fit asks for it, and single calls do not."""
+    for a fit's many calls on one X, so fit asks for it, and single calls do not. The
+    columns come in segments of rows, one CSC of each segment after the other (column
+    pointers: a segment's n + 1 after the other's), so that the core's pass over one
+    segment's entries reads delta(2) of those rows only, a block that stays in cache."""
 
-    __slots__ = ("data", "indices", "indptr", "shape", "columns")
+    __slots__ = ("data", "indices", "indptr", "shape", "columns", "_segment_rows")
     ndim = 2
 
     def __init__(self, data, indices, indptr, shape):
         self.data, self.indices, self.indptr = data, indices, indptr
         self.shape = (int(shape[0]), int(shape[1]))
-        self.columns = None
+        self.columns, self._segment_rows = None, None
 
-    def with_columns(self):
-        """self, with `columns` made if it was not (scipy's CSR to CSC conversion)."""
-        if self.columns is None:
-            csc = self.to_scipy().tocsc()
-            self.columns = (np.ascontiguousarray(csc.data, dtype=self.dtype),
-                            np.ascontiguousarray(csc.indices, dtype=np.intc),
-                            np.ascontiguousarray(csc.indptr, dtype=np.intp))
+    def with_columns(self, segment_rows=None):
+        """self, with `columns` made (scipy's CSR to CSC conversion, a segment of
+        segment_rows rows at a time; None: one segment) unless it was, in those segments."""
+        m = self.shape[0]
+        segment_rows = m if segment_rows is None else max(1, min(int(segment_rows), m))
+        if self.columns is None or self._segment_rows != segment_rows:
+            whole = self.to_scipy()
+            parts = [whole[r0:r0 + segment_rows].tocsc() for r0 in range(0, m, segment_rows)]
+            starts = np.cumsum([0] + [part.nnz for part in parts[:-1]])
+            self.columns = (
+                np.concatenate([part.data for part in parts]).astype(self.dtype, copy=False),
+                np.concatenate([part.indices.astype(np.intc) + r0 for part, r0
+                                in zip(parts, range(0, m, segment_rows))]),
+                np.concatenate([part.indptr.astype(np.intp) + start for part, start
+                                in zip(parts, starts)]))
+            self._segment_rows = segment_rows
         return self
 
     @property
@@ -73,6 +85,14 @@ class CSR:
 
     def __repr__(self):
         return f"CSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype.name})"
+
+
+SEGMENT_BYTES = 1 << 20      # delta(2) of a segment's rows: half of a core's L2 or less
+
+
+def segment_rows(n_hidden, itemsize):
+    """The rows of a segment of `columns` for a first hidden layer of n_hidden units."""
+    return max(1, SEGMENT_BYTES // (max(1, n_hidden) * itemsize))
 
 
 def as_csr(name, X, dtype, n_cols=None, what="features"):

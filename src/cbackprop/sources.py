@@ -38,7 +38,9 @@ class InMemory:
 
     def cost_grad(self, run, layout, params, grad):
         threads, block_rows = run.row_plan
-        X = self.X.with_columns() if isinstance(self.X, _sparse.CSR) else self.X
+        X = self.X
+        if isinstance(X, _sparse.CSR):
+            X = X.with_columns(_sparse.segment_rows(layout.sizes[1], params.itemsize))
         return core.cost_grad(layout, X, self.Y, self.w, params, grad, self.weight_sum,
                               run.reg, block_rows, threads, scratch=run.scratch)
 

@@ -97,6 +97,11 @@ cdef inline void _forward_rows(const Net* net, const floating* wt, const Rows* r
                   mb_max)
 
 
+# first_by_columns' ranges of columns a thread: enough to even out the threads' shares,
+# few enough that each range's pass over a segment of rows reads its delta(2) many times
+cdef int COLUMN_CHUNKS = 8
+
+
 cdef int chunks_for(Py_ssize_t n_blocks, int nt) noexcept nogil:
     """How many chunks cost_grad cuts a call's blocks into: a few a thread, so that a
     thread whose core is busy elsewhere leaves its share to the others."""
@@ -184,20 +189,20 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
     losses, n_chunks sums. The threads zero each chunk's sum as they start it, and add the
     sums up by ranges of elements (each element still in the chunks' order). CSR rows: g1t
     holds nt transposed first-layer gradients, one a thread; with X's columns (rows.d1
-    set), the first layer's weights come from first_by_columns instead, 32 columns a task
-    (g1t: a 32 x s_2 tile a thread)."""
+    set), the first layer's weights come from first_by_columns instead, COLUMN_CHUNKS
+    ranges of columns a thread, taken as they come free (g1t: one transposed gradient,
+    each range its rows of it)."""
     cdef Py_ssize_t n_blocks = (rows.m + mb_max - 1) // mb_max
-    cdef Py_ssize_t n_g1t = <Py_ssize_t>net.sizes[0] * net.sizes[1] if g1t != NULL else 0
+    cdef Py_ssize_t n_g1t = (<Py_ssize_t>net.sizes[0] * net.sizes[1]
+                             if g1t != NULL and rows.d1 == NULL else 0)
     cdef Py_ssize_t c, k, start, P = net.n_params
-    cdef Py_ssize_t n_tiles = (net.sizes[0] + 31) // 32
+    cdef Py_ssize_t n_ranges = COLUMN_CHUNKS * nt
     cdef int i, j
     cdef double total = 0
     if n_chunks == 1:
         total = _chunk_of(net, wt, rows, Y, w, params, grad, ws, g1t, mb_max, 0, n_blocks)
         if grad != NULL and rows.d1 != NULL:
-            for c in range(n_tiles):
-                first_by_columns(net, rows, grad, <int>(32 * c),
-                                 <int>min(32 * c + 32, net.sizes[0]), g1t)
+            first_by_columns(net, rows, grad, 0, net.sizes[0], g1t)
         return total
     for c in prange(n_chunks, num_threads=nt, schedule="dynamic", chunksize=1):
         losses[c] = _chunk_of(net, wt, rows, Y, w, params,
@@ -218,10 +223,9 @@ cdef double rows_cost_grad(const Net* net, const floating* wt, const Rows* rows,
             for i in range(1, n_chunks):
                 grad[k] += tgrad[(i - 1) * P + k]
         if rows.d1 != NULL:
-            for c in prange(n_tiles, num_threads=nt, schedule="dynamic"):
-                first_by_columns(net, rows, grad, <int>(32 * c),
-                                 <int>min(32 * c + 32, net.sizes[0]),
-                                 g1t + threadid() * 32 * net.sizes[1])
+            for c in prange(n_ranges, num_threads=nt, schedule="dynamic", chunksize=1):
+                first_by_columns(net, rows, grad, <int>(c * net.sizes[0] // n_ranges),
+                                 <int>((c + 1) * net.sizes[0] // n_ranges), g1t)
     for i in range(n_chunks):
         total += losses[i]
     return total
@@ -288,9 +292,12 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     cdef bint by_columns = sparse and want_grad and rows.c_ptr != NULL and m > 0
     cdef floating[::1] d1 = _reused(scratch, "d1", m * net.sizes[1] if by_columns else 1,
                                     dtype, np.empty)
-    cdef floating[::1] g1t = _zeroed(scratch, "g1t",
-                                     nt * (32 if by_columns else net.sizes[0]) * net.sizes[1]
-                                     if sparse and want_grad else 1, dtype)
+    # by columns: one transposed gradient, which first_by_columns writes before it reads
+    cdef floating[::1] g1t = (
+        _reused(scratch, "g1t", <Py_ssize_t>net.sizes[0] * net.sizes[1], dtype, np.empty)
+        if by_columns else
+        _zeroed(scratch, "g1t", <Py_ssize_t>nt * net.sizes[0] * net.sizes[1] if sparse and want_grad
+                else 1, dtype))
     cdef const floating* wt
     # Y has no rows to point at when m = 0: the kernels then read neither it nor X
     cdef const floating* Yp = &Y[0, 0] if m > 0 else NULL

@@ -18,9 +18,10 @@ cdef struct Rows:
     void* g1t                   # CSR: where the first layer's gradient goes, transposed
     bint first_apart            # CSR: the caller reads g1t itself (grad's W(1) untouched)
     const void* c_data          # CSR with X's columns too (CSC: X.columns), for cost_grad:
-    const int* c_rows           # column j's entries at c_ptr[j] .. c_ptr[j + 1] - 1, the
-    const Py_ssize_t* c_ptr     # first layer's gradient from them and delta(2) of every
-    void* d1                    # row, kept in d1 (m x s_2) by the blocks
+    const int* c_rows           # in segment s, column j's entries at c_ptr[s (s_1 + 1) + j]
+    const Py_ssize_t* c_ptr     # .. c_ptr[s (s_1 + 1) + j + 1] - 1; the first layer's
+    int c_segments              # gradient from them and delta(2) of every row, kept in d1
+    void* d1                    # (m x s_2) by the blocks
     const void* drop            # a training pass's dropout (kernels.pxi: Drop); NULL: none
     int packed_units            # layers of up to this many units have W^T in wt
                                 # (pack_transposed); wider ones call BLAS
@@ -42,6 +43,7 @@ cdef inline Rows dense_rows(const void* X, Py_ssize_t m) noexcept nogil:
     rows.c_data = NULL
     rows.c_rows = NULL
     rows.c_ptr = NULL
+    rows.c_segments = 0
     rows.d1 = NULL
     rows.drop = NULL
     rows.packed_units = OWN_MAX_UNITS
@@ -131,20 +133,24 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
 
 cdef int _columns_of(Layout layout, tuple columns, Py_ssize_t m, Py_ssize_t nnz,
                      const floating[::1] like, Rows* rows) except -1:
-    """X's columns (data, row indices, column pointers: CSC of the same matrix) into rows,
-    checked as check_csr checks rows."""
+    """X's columns (data, row indices, column pointers: CSC of the same matrix, in
+    segments of rows, one after the other: cbackprop._sparse.CSR) into rows, checked as
+    check_csr checks rows."""
     cdef const floating[::1] data = columns[0]
     cdef const int[::1] row_of = columns[1]
     cdef const Py_ssize_t[::1] ptr = columns[2]
     cdef int n_in = layout.sizes[0]
-    cdef Py_ssize_t j, p
-    if (ptr.shape[0] != n_in + 1 or ptr[0] != 0 or ptr[n_in] != nnz
-            or data.shape[0] < nnz or row_of.shape[0] < nnz):
-        raise ValueError(f"X.columns must hold X's {nnz} entries by column (its "
+    cdef Py_ssize_t j, p, s, n_seg = ptr.shape[0] // (n_in + 1)
+    if (n_seg < 1 or ptr.shape[0] != n_seg * (n_in + 1) or ptr[0] != 0
+            or ptr[ptr.shape[0] - 1] != nnz or data.shape[0] < nnz or row_of.shape[0] < nnz):
+        raise ValueError(f"X.columns must hold X's {nnz} entries by column (segments of "
                          f"{n_in} + 1 column pointers from 0 to {nnz})")
-    for j in range(n_in):
-        if ptr[j + 1] < ptr[j]:
-            raise ValueError(f"X.columns' pointers decrease at column {j}")
+    for s in range(n_seg):
+        if s > 0 and ptr[s * (n_in + 1)] != ptr[s * (n_in + 1) - 1]:
+            raise ValueError(f"X.columns' segment {s} does not start where {s - 1} ends")
+        for j in range(n_in):
+            if ptr[s * (n_in + 1) + j + 1] < ptr[s * (n_in + 1) + j]:
+                raise ValueError(f"X.columns' pointers decrease at column {j}")
     p = _first_outside(&row_of[0] if nnz > 0 else NULL, nnz, m)
     if p < nnz:
         raise ValueError(f"X.columns' row index {p} is {row_of[p]}; X has rows 0 to {m - 1}")
@@ -152,6 +158,7 @@ cdef int _columns_of(Layout layout, tuple columns, Py_ssize_t m, Py_ssize_t nnz,
         rows.c_data = &data[0]
         rows.c_rows = &row_of[0]
     rows.c_ptr = &ptr[0]
+    rows.c_segments = <int>n_seg
     return 0
 
 
@@ -265,36 +272,43 @@ cdef void add_transposed(int s_in, int s_out, floating* g1t, floating* tgt,
 
 
 cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int j0,
-                           int j1, floating* tile) noexcept nogil:
-    """Theta(1)'s weights in grad, columns j0 .. j1 - 1 (at most 32) = X^T delta(2) over
-    every row, from X's columns and the rows' delta(2) in rows.d1: each column's sum in
-    the order of its rows, whatever thread runs it, and written once (no sums to zero or
-    add). tile: scratch of 32 x s_2."""
+                           int j1, floating* g1t) noexcept nogil:
+    """Theta(1)'s weights in grad, columns j0 .. j1 - 1 = X^T delta(2) over every row,
+    from X's columns and the rows' delta(2) in rows.d1, summed into g1t (s_1 x s_2, rows
+    j0 .. j1 - 1 its own) one segment of rows after the other: each column's sum in the
+    order of its rows, whatever thread runs it or however the columns are cut, and
+    written once (no sums to zero or add)."""
     cdef const floating* data = <const floating*>rows.c_data
     cdef const floating* d1 = <const floating*>rows.d1
+    cdef const Py_ssize_t* ptr
     cdef const floating* d
     cdef floating* g
     cdef floating* row
     cdef floating v
-    cdef int j, k, s_out = net.sizes[1], ldt = net.strides[0]
-    cdef Py_ssize_t p, end, ahead = rows.c_ptr[net.sizes[0]]
-    for j in range(j0, j1):
-        g = tile + <Py_ssize_t>(j - j0) * s_out
-        for k in range(s_out):
-            g[k] = 0
-        end = rows.c_ptr[j + 1]
-        for p in range(rows.c_ptr[j], end):
-            if p + PREFETCH_AHEAD < ahead:
-                _prefetch_row(d1 + <Py_ssize_t>rows.c_rows[p + PREFETCH_AHEAD] * s_out,
-                              s_out * sizeof(floating))
-            v = data[p]
-            d = d1 + <Py_ssize_t>rows.c_rows[p] * s_out
-            for k in range(s_out):
-                g[k] += v * d[k]
-    for k in range(s_out):
-        row = grad + net.offsets[0] + 1 + <Py_ssize_t>k * ldt
+    cdef int j, k, t0, t1, s, s_out = net.sizes[1], ldt = net.strides[0]
+    cdef Py_ssize_t p, end, ahead = rows.c_ptr[rows.c_segments * (net.sizes[0] + 1) - 1]
+    for s in range(rows.c_segments):
+        ptr = rows.c_ptr + <Py_ssize_t>s * (net.sizes[0] + 1)
         for j in range(j0, j1):
-            row[j] = tile[<Py_ssize_t>(j - j0) * s_out + k]
+            g = g1t + <Py_ssize_t>j * s_out
+            if s == 0:
+                for k in range(s_out):
+                    g[k] = 0
+            end = ptr[j + 1]
+            for p in range(ptr[j], end):
+                if p + PREFETCH_AHEAD < ahead:
+                    _prefetch_row(d1 + <Py_ssize_t>rows.c_rows[p + PREFETCH_AHEAD] * s_out,
+                                  s_out * sizeof(floating))
+                v = data[p]
+                d = d1 + <Py_ssize_t>rows.c_rows[p] * s_out
+                for k in range(s_out):
+                    g[k] += v * d[k]
+    for t0 in range(j0, j1, 32):            # tiles of 32 columns, read while in cache
+        t1 = min(t0 + 32, j1)
+        for k in range(s_out):
+            row = grad + net.offsets[0] + 1 + <Py_ssize_t>k * ldt
+            for j in range(t0, t1):
+                row[j] = g1t[<Py_ssize_t>j * s_out + k]
 
 
 cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* offsets,
@@ -334,3 +348,8 @@ cdef void unpack_first(const Net* net, const floating* w1t, floating scale,
             w = params + offsets[0] + 1 + <Py_ssize_t>j * strides[0]
             for k in range(k0, k1):
                 w[k] = scale * w1t[<Py_ssize_t>k * s_out + j]
+
+
+def _set_prefetch_ahead(int n):   # TEMPORARY: experiment
+    global PREFETCH_AHEAD
+    PREFETCH_AHEAD = n
