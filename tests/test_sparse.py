@@ -115,6 +115,55 @@ def test_columns_in_segments_give_the_same_bits(dtype):
     assert _rel(results[0][3], dense) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_blocks_of_columns_give_the_bits_of_the_rows(dtype):
+    """fit's forward pass reads X in blocks of columns (cbackprop._sparse.block_columns):
+    each row's sum keeps the order of its entries, so any blocks and threads give the
+    bits of the plain CSR rows, cost and gradient alike (with or without X's columns)."""
+    sizes = [40, 8, 3]
+    X, Y, w = _problem(sizes, "softmax", m=97)
+    net = cb.Network(sizes, output="softmax", random_state=0, dtype=dtype)
+    Y, w = Y.astype(dtype), w.astype(dtype)
+    for columns in (None, 16):
+        runs = []
+        for block_columns in (None, 1, 3, 13, 40, 1000):
+            Xs = net._check_X(X)
+            if columns:
+                Xs.with_columns(columns)
+            if block_columns:
+                Xs.with_blocks(block_columns)
+                assert Xs.blocks[2].shape == (-(-40 // block_columns) * 97 + 1,)
+            for threads, block_rows in ((1, 97), (2, 5)):
+                g = np.zeros_like(net.params)
+                J = core.cost_grad(net._layout, Xs, Y, w, net.params, g, w.sum(), 0.01,
+                                   block_rows, threads)
+                runs.append(((threads, block_rows), J, g))
+                J_cost = core.cost_grad(net._layout, Xs, Y, w, net.params, np.empty(0, dtype),
+                                        w.sum(), 0.01, block_rows, threads)
+                assert J_cost == J
+        for key, J, g in runs:
+            first = [r for r in runs if r[0] == key][0]
+            assert J == first[1]
+            np.testing.assert_array_equal(g, first[2])
+
+
+def test_malformed_blocks_of_columns_are_refused():
+    sizes = [6, 3, 2]
+    X, Y, w = _problem(sizes, "softmax", m=9)
+    net = cb.Network(sizes, output="softmax", random_state=0)
+    Xs = net._check_X(X).with_blocks(4)
+    data, cols, ptr = Xs.blocks
+    bad_cols = cols.copy()
+    bad_cols[0] = 6
+    for blocks, match in (((data, cols, ptr[:-1]), "blocks of columns"),
+                          ((data, cols, np.r_[ptr[:3], ptr[3] + 100, ptr[4:]]), "decrease"),
+                          ((data, bad_cols, ptr), "column 0 is 6")):
+        Xs.blocks = (blocks[0], blocks[1], np.ascontiguousarray(blocks[2], dtype=np.intp))
+        with pytest.raises(ValueError, match=match):
+            core.cost_grad(net._layout, Xs, Y, w, net.params, np.zeros_like(net.params),
+                           w.sum(), 0.0, 4, 1)
+
+
 def test_malformed_segments_of_columns_are_refused():
     sizes = [6, 3, 2]
     X, Y, w = _problem(sizes, "softmax", m=9)

@@ -26,13 +26,15 @@ class CSR:
     pointers: a segment's n + 1 after the other's), so that the core's pass over one
     segment's entries reads delta(2) of those rows only, a block that stays in cache."""
 
-    __slots__ = ("data", "indices", "indptr", "shape", "columns", "_segment_rows")
+    __slots__ = ("data", "indices", "indptr", "shape", "columns", "_segment_rows", "blocks",
+                 "_block_columns")
     ndim = 2
 
     def __init__(self, data, indices, indptr, shape):
         self.data, self.indices, self.indptr = data, indices, indptr
         self.shape = (int(shape[0]), int(shape[1]))
         self.columns, self._segment_rows = None, None
+        self.blocks, self._block_columns = None, None
 
     def with_columns(self, segment_rows=None):
         """self, with `columns` made (scipy's CSR to CSC conversion, a segment of
@@ -50,6 +52,27 @@ class CSR:
                 np.concatenate([part.indptr.astype(np.intp) + start for part, start
                                 in zip(parts, starts)]))
             self._segment_rows = segment_rows
+        return self
+
+    def with_blocks(self, block_columns):
+        """self, with `blocks` made (unless it was, in blocks of that many columns): the
+        same entries grouped by blocks of block_columns columns, each block's row by row
+        (pointers: a block's m after the other's), from which the core's full-batch
+        forward pass reads one block of W(1)^T's rows at a time, a block that stays in
+        cache. Each row's entries keep their order."""
+        block_columns = max(1, int(block_columns))
+        if self.blocks is None or self._block_columns != block_columns:
+            m = self.shape[0]
+            block = self.indices // block_columns
+            n_blocks = max(1, -(-self.shape[1] // block_columns))
+            order = np.argsort(block, kind="stable")        # by block, then by position
+            rows = np.repeat(np.arange(m, dtype=np.intp), np.diff(self.indptr))
+            counts = np.bincount(block.astype(np.intp) * m + rows, minlength=n_blocks * m)
+            ptr = np.zeros(n_blocks * m + 1, dtype=np.intp)
+            np.cumsum(counts, out=ptr[1:])
+            self.blocks = (np.ascontiguousarray(self.data[order]),
+                           np.ascontiguousarray(self.indices[order]), ptr)
+            self._block_columns = block_columns
         return self
 
     @property
@@ -87,12 +110,18 @@ class CSR:
         return f"CSR(shape={self.shape}, nnz={self.nnz}, dtype={self.dtype.name})"
 
 
-SEGMENT_BYTES = 1 << 20      # delta(2) of a segment's rows: half of a core's L2 or less
+# delta(2) of a segment's rows, W(1)^T's rows of a block's columns: half of a core's L2
+SEGMENT_BYTES = BLOCK_BYTES = 1 << 20
 
 
 def segment_rows(n_hidden, itemsize):
     """The rows of a segment of `columns` for a first hidden layer of n_hidden units."""
     return max(1, SEGMENT_BYTES // (max(1, n_hidden) * itemsize))
+
+
+def block_columns(n_hidden, itemsize):
+    """The columns of a block of `blocks` for a first hidden layer of n_hidden units."""
+    return max(1, BLOCK_BYTES // (max(1, n_hidden) * itemsize))
 
 
 def as_csr(name, X, dtype, n_cols=None, what="features"):

@@ -40,7 +40,9 @@ class InMemory:
         threads, block_rows = run.row_plan
         X = self.X
         if isinstance(X, _sparse.CSR):
-            X = X.with_columns(_sparse.segment_rows(layout.sizes[1], params.itemsize))
+            hidden, itemsize = layout.sizes[1], params.itemsize
+            X = X.with_columns(_sparse.segment_rows(hidden, itemsize)).with_blocks(
+                _sparse.block_columns(hidden, itemsize))
         return core.cost_grad(layout, X, self.Y, self.w, params, grad, self.weight_sum,
                               run.reg, block_rows, threads, scratch=run.scratch)
 

@@ -298,6 +298,9 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
         if by_columns else
         _zeroed(scratch, "g1t", <Py_ssize_t>nt * net.sizes[0] * net.sizes[1] if sparse and want_grad
                 else 1, dtype))
+    cdef floating[::1] z1 = _reused(scratch, "z1", m * net.sizes[1] if rows.b_ptr != NULL
+                                    else 1, dtype, np.empty)
+    cdef int t
     cdef const floating* wt
     # Y has no rows to point at when m = 0: the kernels then read neither it nor X
     cdef const floating* Yp = &Y[0, 0] if m > 0 else NULL
@@ -308,6 +311,11 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     with nogil:
         if sparse:
             pack_first(net, &params[0], net.offsets, net.strides, 1, &wt_buf[0], nt)
+        if rows.b_ptr != NULL:
+            rows.z1 = &z1[0]
+            for t in prange(nt, num_threads=nt, schedule="static"):
+                first_products(&rows, t * m // nt, (t + 1) * m // nt, net.sizes[1],
+                               &wt_buf[0], &z1[0])
         wt = pack_transposed(net, &params[0], &wt_buf[0], mb_max, sparse, rows.packed_units)
         total = rows_cost_grad(net, wt, &rows, Yp, &w[0] if w.shape[0] > 0 else NULL,
                                &params[0], &grad[0] if want_grad else NULL, &tgrad[0],

@@ -579,7 +579,11 @@ cdef inline floating* _forward_of(const Net* net, const floating* wt, const Rows
         return _forward_layers(net, net.offsets, net.strides, params, wt, rows.packed_units,
                                0, X, ws, mb, mb_max, Z, bias, drop)
     first = _first_slot(net, ws, Z)
-    csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
+    if rows.z1 != NULL:                 # computed up front (first_products; rows in order)
+        memcpy(first, <const floating*>rows.z1 + r0 * net.sizes[1],
+               <size_t>mb * net.sizes[1] * sizeof(floating))
+    else:
+        csr_product(rows, r0, mb, net.sizes[1], <const floating*>rows.w1t, first)
     return _finish_forward(net, net.offsets, net.strides, params,
                            wt + <Py_ssize_t>net.sizes[0]
                            * packed_stride(net.sizes[1], sizeof(floating))

@@ -22,6 +22,11 @@ cdef struct Rows:
     const Py_ssize_t* c_ptr     # .. c_ptr[s (s_1 + 1) + j + 1] - 1; the first layer's
     int c_segments              # gradient from them and delta(2) of every row, kept in d1
     void* d1                    # (m x s_2) by the blocks
+    const void* b_data          # CSR with X in blocks of columns too (X.blocks), for
+    const int* b_cols           # cost_grad: block b's entries of row r at b_ptr[b m + r]
+    const Py_ssize_t* b_ptr     # .. b_ptr[b m + r + 1] - 1, from which first_products
+    int b_blocks                # computes every row's z(2) into z1 (m x s_2) up front,
+    void* z1                    # one block of W(1)^T's rows at a time
     const void* drop            # a training pass's dropout (kernels.pxi: Drop); NULL: none
     int packed_units            # layers of up to this many units have W^T in wt
                                 # (pack_transposed); wider ones call BLAS
@@ -45,6 +50,11 @@ cdef inline Rows dense_rows(const void* X, Py_ssize_t m) noexcept nogil:
     rows.c_ptr = NULL
     rows.c_segments = 0
     rows.d1 = NULL
+    rows.b_data = NULL
+    rows.b_cols = NULL
+    rows.b_ptr = NULL
+    rows.b_blocks = 0
+    rows.z1 = NULL
     rows.drop = NULL
     rows.packed_units = OWN_MAX_UNITS
     return rows
@@ -120,6 +130,8 @@ cdef Rows rows_of(Layout layout, object X, const floating[::1] like) except *:
         rows.indptr = &indptr[0]
         if getattr(X, "columns", None) is not None:
             _columns_of(layout, X.columns, rows.m, indptr[rows.m], like, &rows)
+        if getattr(X, "blocks", None) is not None and rows.m > 0:
+            _blocks_of(layout, X.blocks, rows.m, indptr[rows.m], like, &rows)
     else:
         dense = X
         check_inputs(layout, dense.shape[0], dense.shape[1])
@@ -159,6 +171,34 @@ cdef int _columns_of(Layout layout, tuple columns, Py_ssize_t m, Py_ssize_t nnz,
         rows.c_rows = &row_of[0]
     rows.c_ptr = &ptr[0]
     rows.c_segments = <int>n_seg
+    return 0
+
+
+cdef int _blocks_of(Layout layout, tuple blocks, Py_ssize_t m, Py_ssize_t nnz,
+                    const floating[::1] like, Rows* rows) except -1:
+    """X in blocks of columns (data, columns, pointers: each block's entries row by row,
+    the blocks one after the other: cbackprop._sparse.CSR) into rows, checked as
+    check_csr checks rows."""
+    cdef const floating[::1] data = blocks[0]
+    cdef const int[::1] cols = blocks[1]
+    cdef const Py_ssize_t[::1] ptr = blocks[2]
+    cdef Py_ssize_t k, p, n_blocks = (ptr.shape[0] - 1) // m
+    if (n_blocks < 1 or ptr.shape[0] != n_blocks * m + 1 or ptr[0] != 0
+            or ptr[ptr.shape[0] - 1] != nnz or data.shape[0] < nnz or cols.shape[0] < nnz):
+        raise ValueError(f"X.blocks must hold X's {nnz} entries in blocks of columns (a "
+                         f"block's {m} row pointers after the other's, from 0 to {nnz})")
+    for k in range(ptr.shape[0] - 1):
+        if ptr[k + 1] < ptr[k]:
+            raise ValueError(f"X.blocks' pointers decrease at {k}")
+    p = _first_outside(&cols[0] if nnz > 0 else NULL, nnz, layout.sizes[0])
+    if p < nnz:
+        raise ValueError(f"X.blocks' column {p} is {cols[p]}; X has columns 0 to "
+                         f"{layout.sizes[0] - 1}")
+    if nnz > 0:
+        rows.b_data = &data[0]
+        rows.b_cols = &cols[0]
+    rows.b_ptr = &ptr[0]
+    rows.b_blocks = <int>n_blocks
     return 0
 
 
@@ -228,6 +268,34 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
             wrow = w1t + <Py_ssize_t>rows.indices[p] * s_out
             for k in range(s_out):
                 z[k] += v * wrow[k]
+
+
+cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_out,
+                         const floating* w1t, floating* z1) noexcept nogil:
+    """z1's rows r0 .. r1 - 1 (m x s_out) = X's rows W(1)^T, from X in blocks of columns
+    (rows.b_ptr): a block's rows of W(1)^T stay in cache while every row's entries in it
+    are added. Each row's sum runs in the order of its entries (CSR's, where a row's
+    columns are sorted): the bits of csr_product."""
+    cdef const floating* data = <const floating*>rows.b_data
+    cdef const floating* wrow
+    cdef floating* z
+    cdef floating v
+    cdef Py_ssize_t r, p, end, base
+    cdef int b, k
+    for r in range(r0, r1):
+        z = z1 + r * s_out
+        for k in range(s_out):
+            z[k] = 0
+    for b in range(rows.b_blocks):
+        base = <Py_ssize_t>b * rows.m
+        for r in range(r0, r1):
+            z = z1 + r * s_out
+            end = rows.b_ptr[base + r + 1]
+            for p in range(rows.b_ptr[base + r], end):
+                v = data[p]
+                wrow = w1t + <Py_ssize_t>rows.b_cols[p] * s_out
+                for k in range(s_out):
+                    z[k] += v * wrow[k]
 
 
 cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, floating alpha,
