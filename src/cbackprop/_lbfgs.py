@@ -335,5 +335,7 @@ def _read_only(a):
 
 
 def _result(x, f, g, nit, nfev, message, status):
-    return SimpleNamespace(x=x, fun=f, jac=g.copy(), nit=nit, nfev=nfev, status=status,
-                           success=status == 0, message=message)
+    # g: our trial gradient's buffer, given away; a copy of W's row 0 (whose view would
+    # keep all of W alive)
+    return SimpleNamespace(x=x, fun=f, jac=g if g.base is None else g.copy(), nit=nit,
+                           nfev=nfev, status=status, success=status == 0, message=message)

@@ -311,12 +311,11 @@ def _run_scipy(run, n_iter):
     """L-BFGS: cbackprop._lbfgs, scipy's L-BFGS-B path without its cost at large n; CG:
     scipy's."""
     layout, params = run.net._layout, run.net.params
-    grad = np.zeros_like(params)
     evaluations = [0]
     lbfgs = run.o["solver"] == "lbfgs"
-
     # float64 parameters: the gradient goes straight into _lbfgs's buffer (gradient_into)
     into = lbfgs and params.dtype == np.float64
+    grad = None if into else np.zeros_like(params)
 
     def fun(x, out=None):
         params[...] = x
@@ -342,7 +341,7 @@ def _run_scipy(run, n_iter):
 
     method = "L-BFGS-B" if lbfgs else "CG"
     if lbfgs:
-        result = _lbfgs.minimize(fun, params.astype(np.float64), maxiter=n_iter,
+        result = _lbfgs.minimize(fun, params, maxiter=n_iter,      # minimize copies x0
                                  maxfun=run.o["max_fun"], gtol=run.o["tol"], callback=callback,
                                  gradient_into=into, n_threads=run.row_plan[0])
     else:
