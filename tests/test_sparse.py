@@ -147,35 +147,37 @@ def test_blocks_of_columns_give_the_bits_of_the_rows(dtype):
             np.testing.assert_array_equal(g, first[2])
 
 
-def test_malformed_blocks_of_columns_are_refused():
+def _refuses(attribute, make, cases):
+    """cost_grad refuses X whose `attribute` (made by make(X)) is each case's tuple,
+    with each case's message."""
     sizes = [6, 3, 2]
     X, Y, w = _problem(sizes, "softmax", m=9)
     net = cb.Network(sizes, output="softmax", random_state=0)
-    Xs = net._check_X(X).with_blocks(4)
-    data, cols, ptr = Xs.blocks
-    bad_cols = cols.copy()
-    bad_cols[0] = 6
-    for blocks, match in (((data, cols, ptr[:-1]), "blocks of columns"),
-                          ((data, cols, np.r_[ptr[:3], ptr[3] + 100, ptr[4:]]), "decrease"),
-                          ((data, bad_cols, ptr), "column 0 is 6")):
-        Xs.blocks = (blocks[0], blocks[1], np.ascontiguousarray(blocks[2], dtype=np.intp))
+    Xs = make(net._check_X(X))
+    for arrays, match in cases(*getattr(Xs, attribute)):
+        setattr(Xs, attribute, (arrays[0], arrays[1],
+                                np.ascontiguousarray(arrays[2], dtype=np.intp)))
         with pytest.raises(ValueError, match=match):
             core.cost_grad(net._layout, Xs, Y, w, net.params, np.zeros_like(net.params),
                            w.sum(), 0.0, 4, 1)
+
+
+def test_malformed_blocks_of_columns_are_refused():
+    def cases(data, cols, ptr):
+        bad_cols = cols.copy()
+        bad_cols[0] = 6
+        return (((data, cols, ptr[:-1]), "blocks of columns"),
+                ((data, cols, np.r_[ptr[:3], ptr[3] + 100, ptr[4:]]), "decrease"),
+                ((data, bad_cols, ptr), "column 0 is 6"))
+    _refuses("blocks", lambda X: X.with_blocks(4), cases)
 
 
 def test_malformed_segments_of_columns_are_refused():
-    sizes = [6, 3, 2]
-    X, Y, w = _problem(sizes, "softmax", m=9)
-    net = cb.Network(sizes, output="softmax", random_state=0)
-    Xs = net._check_X(X).with_columns(4)
-    data, rows, ptr = Xs.columns
-    for bad, match in ((ptr[:-1], "segments of"), (np.r_[ptr[:7], ptr[7:] + 1], "segments of"),
-                       (np.r_[ptr[:6], ptr[6] + 1, ptr[7:]], "does not start")):
-        Xs.columns = (data, rows, np.ascontiguousarray(bad, dtype=np.intp))
-        with pytest.raises(ValueError, match=match):
-            core.cost_grad(net._layout, Xs, Y, w, net.params, np.zeros_like(net.params),
-                           w.sum(), 0.0, 4, 1)
+    def cases(data, rows, ptr):
+        return (((data, rows, ptr[:-1]), "segments of"),
+                ((data, rows, np.r_[ptr[:7], ptr[7:] + 1]), "segments of"),
+                ((data, rows, np.r_[ptr[:6], ptr[6] + 1, ptr[7:]]), "does not start"))
+    _refuses("columns", lambda X: X.with_columns(4), cases)
 
 
 @pytest.mark.parametrize("arch", ARCHS[:2], ids=lambda a: "-".join(map(str, a[0])))
