@@ -232,33 +232,40 @@ def _rows(n, count=9, seed=3):
     return rng.standard_normal((count, n)), rng.standard_normal(count)
 
 
+PASSES = {"compiled": core, "numpy": _lbfgs.NumPyPasses}
+
+
+@pytest.mark.parametrize("passes", PASSES)
 @pytest.mark.parametrize("n", [1, 15, 4096, 4097, N_BIG])
 @pytest.mark.parametrize("count", [1, 4, 5, 9])
-def test_direction_pass_is_the_combination_of_the_rows(n, count):
+def test_direction_pass_is_the_combination_of_the_rows(n, count, passes):
+    passes = PASSES[passes]
     W, c = _rows(n, count)
     x = np.random.default_rng(4).standard_normal(n)
     d, xt = np.empty(n), np.empty(n)
-    gd, dtd = core.lbfgs_direction(W, c, d, x, xt, 2)
+    gd, dtd = passes.lbfgs_direction(W, c, d, x, xt, 2)
     want = c @ W
     np.testing.assert_allclose(d, want, rtol=1e-12, atol=1e-12 * np.abs(W).max())
     np.testing.assert_array_equal(xt, x + d)
     assert gd == pytest.approx(float(want @ W[0]), rel=1e-12, abs=1e-12)
     assert dtd == pytest.approx(float(want @ want), rel=1e-12)
     d2 = np.empty(n)
-    assert core.lbfgs_direction(W, c, d2, x, np.empty(0), 1) == (gd, dtd)
+    assert passes.lbfgs_direction(W, c, d2, x, np.empty(0), 1) == (gd, dtd)
     np.testing.assert_array_equal(d2, d)            # one thread or two: the same bits
 
 
+@pytest.mark.parametrize("passes", PASSES)
 @pytest.mark.parametrize("n", [3, 4097, N_BIG])
 @pytest.mark.parametrize("slot", [-1, 0, 3])
-def test_accept_pass_writes_the_pair_and_the_products(n, slot):
+def test_accept_pass_writes_the_pair_and_the_products(n, slot, passes):
+    passes = PASSES[passes]
     W, _ = _rows(n)
     rng = np.random.default_rng(5)
     g, d, stp = rng.standard_normal(n), rng.standard_normal(n), 0.37
     results = []
     for threads in (1, 2):
         Wt, v = W.copy(), np.full(9, np.nan)
-        rr = core.lbfgs_accept(Wt, 9, g, d, stp, slot, v, threads)
+        rr = passes.lbfgs_accept(Wt, 9, g, d, stp, slot, v, threads)
         results.append((Wt, v, rr))
     (W1, v1, rr1), (W2, v2, rr2) = results
     np.testing.assert_array_equal(W1, W2)
@@ -276,20 +283,22 @@ def test_accept_pass_writes_the_pair_and_the_products(n, slot):
     np.testing.assert_allclose(v1, want @ g, rtol=1e-12, atol=1e-12 * n)
 
 
-def test_slope_pass_is_the_slope_and_the_largest_element():
+@pytest.mark.parametrize("passes", PASSES)
+def test_slope_pass_is_the_slope_and_the_largest_element(passes):
+    passes = PASSES[passes]
     rng = np.random.default_rng(7)
     for n in (1, 4097, N_BIG):
         g, d = rng.standard_normal(n), rng.standard_normal(n)
         g[n // 2] = np.nan if n > 1 else g[0]
-        gd, top = core.lbfgs_slope(g, d, 2)
-        np.testing.assert_array_equal(core.lbfgs_slope(g, d, 1), (gd, top))
+        gd, top = passes.lbfgs_slope(g, d, 2)
+        np.testing.assert_array_equal(passes.lbfgs_slope(g, d, 1), (gd, top))
         finite = ~np.isnan(g)
         assert top == np.max(np.abs(g[finite]))     # NaN skipped, as L-BFGS-B's projgr
         if n > 1:
             assert np.isnan(gd)
-    assert core.lbfgs_slope(np.full(3, np.nan), np.ones(3), 1)[1] == 0.0
+    assert passes.lbfgs_slope(np.full(3, np.nan), np.ones(3), 1)[1] == 0.0
     g = rng.standard_normal(100)
-    assert core.lbfgs_slope(g, g, 1)[0] == pytest.approx(float(g @ g), rel=1e-13)
+    assert passes.lbfgs_slope(g, g, 1)[0] == pytest.approx(float(g @ g), rel=1e-13)
 
 
 def test_gradient_written_into_the_buffer_is_the_same_path():

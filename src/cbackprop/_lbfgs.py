@@ -7,8 +7,8 @@ H0 = I / theta. The recursion runs here on coefficients over the stored rows (g,
 pairs s_i, y_i) with their Gram matrix, so an iteration reads the memory twice instead of
 4m passes: once for d as a combination of the rows (with d'g, d'd and the first trial
 x + d on the way), once when the iterate moves for the new pair and every row's product
-with the new gradient (the compiled passes of _core/lbfgs.pxi, over n_threads threads). The line search is Moré-Thuente's (MINPACK-2 dcsrch, dcstep) with L-BFGS-B's
-constants; the memory resets, the stopping tests, the counts, the callback and the
+with the new gradient (the compiled passes of _core/lbfgs.pxi, over n_threads threads).
+The line search is Moré-Thuente's (MINPACK-2 dcsrch, dcstep) with L-BFGS-B's constants; the memory resets, the stopping tests, the counts, the callback and the
 messages are scipy's (scipy/optimize/_lbfgsb_py.py, __lbfgsb.c). Not reproduced: L-BFGS-B
 resets its memory when a Cholesky factorization of its middle matrix fails, which needs
 s'y > 0 to fail in rounding; and scipy's wrapper does not count an evaluation at the same
@@ -22,7 +22,7 @@ from cbackprop._core import core
 
 EPS = np.finfo(np.float64).eps
 STPMAX = 1e10                       # L-BFGS-B's largest step when nothing is bounded
-PARALLEL_MIN = 1 << 16              # parameters from which the passes share out threads
+PARALLEL_MIN = 1 << 16              # parameters from which the compiled passes run
 NO_TRIAL = np.empty(0)
 FTOL, GTOL, XTOL = 1e-3, 0.9, 0.1   # its line search's constants
 PGTOL = "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL"
@@ -142,10 +142,16 @@ class _LineSearch:
         return self.stp, False
 
 
-def _norm(d):
-    """||d||_2 without overflow or underflow in d'd (BLAS dnrm2 scales too)."""
-    dtd = float(d @ d)
-    if 1e-290 < dtd < np.inf or dtd == 0.0:
+def _square_in_range(dtd):
+    """Whether d'd neither overflowed nor lost d to underflow."""
+    return 1e-290 < dtd < np.inf or dtd == 0.0
+
+
+def _norm(d, dtd=None):
+    """||d||_2 without overflow or underflow in d'd (BLAS dnrm2 scales too); dtd: d'd
+    when the caller has it."""
+    dtd = float(d @ d) if dtd is None else dtd
+    if _square_in_range(dtd):
         return float(np.sqrt(dtd))
     scale = float(np.max(np.abs(d)))
     return scale * float(np.sqrt((d / scale) @ (d / scale))) if 0 < scale < np.inf else scale
@@ -187,12 +193,13 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
     tol = ftol / EPS * EPS              # factr * epsmch, as scipy rounds it
     x = np.array(x0, dtype=np.float64).ravel()
     n = x.size
-    threads = max(1, int(n_threads)) if n >= PARALLEL_MIN else 1
+    threads = max(1, int(n_threads))
+    passes = core if n >= PARALLEL_MIN else NumPyPasses
     xt, d, gt = np.empty(n), np.empty(n), np.empty(n)
     # row 0: the iterate's gradient; rows 1 + 2i, 2 + 2i: the pair s_i, y_i of slot i
     W = np.empty((1 + 2 * m, n))
     G = np.zeros((1 + 2 * m, 1 + 2 * m))    # their Gram matrix (row 0 refreshed each time)
-    v = np.zeros(1 + 2 * m)             # the rows' products with g (core.lbfgs_accept)
+    v = np.zeros(1 + 2 * m)             # the rows' products with g (lbfgs_accept)
     sy = np.ones(m)                     # s_i'y_i as L-BFGS-B computes it
     order, theta = [], 1.0              # the pairs' slots, oldest first; B0 = theta I
     nfev, nit = 0, 0
@@ -244,12 +251,10 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
             c = _two_loop(G[:1 + 2 * k, :1 + 2 * k], order, sy, theta)
             # the first trial, x + d (a step of 1 after the first iteration), on the way
             tried = nit > 0
-            gd, dtd = core.lbfgs_direction(rows, c, d, x, xt if tried else NO_TRIAL, threads)
-            if 1e-290 < dtd < np.inf or dtd == 0.0:
-                dnorm = float(np.sqrt(dtd))
-            else:
-                dnorm = _norm(d)
-                dtd = dnorm * dnorm
+            gd, dtd = passes.lbfgs_direction(rows, c, d, x, xt if tried else NO_TRIAL, threads)
+            dnorm = _norm(d, dtd)
+            if not _square_in_range(dtd):
+                dtd = dnorm * dnorm         # as the scaled norm gives it
             v_old = v[:1 + 2 * k].copy()
         stp = float(np.fmin(1.0 / dnorm, STPMAX)) if nit == 0 else 1.0
         fold, gdold = f, gd
@@ -265,7 +270,7 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
                     np.multiply(d, stp, out=xt)
                     xt += x
                 ft = evaluate(xt, gt)
-                gd, sbgnrm = core.lbfgs_slope(gt, d, threads)
+                gd, sbgnrm = passes.lbfgs_slope(gt, d, threads)
                 stp, done = search.step(ft, gd)
                 if done:
                     break
@@ -306,10 +311,41 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
             G[1 + 2 * j, 1 + 2 * j] = dtd if stp == 1.0 else stp * stp * dtd
             order.append(j)
             # s_j = stp d, y_j = gt - g, then g = gt and v = the rows' products with it
-            rr = core.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, j, v, threads)
+            rr = passes.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, j, v, threads)
             theta, sy[j], pending = rr / dr, dr, (j, dr, rr)
         else:
-            core.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, -1, v, threads)
+            passes.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, -1, v, threads)
+
+
+class NumPyPasses:
+    """core.lbfgs_direction, lbfgs_accept and lbfgs_slope in NumPy (BLAS), for problems
+    under PARALLEL_MIN: there the passes cost nothing next to fun, and their BLAS dots
+    round as scipy's L-BFGS-B's do whatever the core's build (our compiled dots round
+    differently with and without FMA, which a path along Rosenbrock's valley magnifies
+    past 1e-10)."""
+
+    @staticmethod
+    def lbfgs_direction(rows, c, d, x, xt, n_threads):
+        np.dot(c, rows, out=d)
+        if xt.size:
+            np.add(x, d, out=xt)
+        return float(d @ rows[0]), float(d @ d)
+
+    @staticmethod
+    def lbfgs_accept(W, n_rows, g, d, stp, slot, v, n_threads):
+        rr = 0.0
+        if slot >= 0:
+            np.multiply(d, stp, out=W[1 + 2 * slot])
+            y = W[2 + 2 * slot]
+            np.subtract(g, W[0], out=y)
+            rr = float(y @ y)
+        np.copyto(W[0], g)
+        np.dot(W[:n_rows], W[0], out=v[:n_rows])
+        return rr
+
+    @staticmethod
+    def lbfgs_slope(g, d, n_threads):
+        return float(g @ d), _sup_norm(g)
 
 
 def _two_loop(G, order, sy, theta):

@@ -244,6 +244,7 @@ def _reused(dict scratch, str name, Py_ssize_t size, dtype, make):
 
 
 def _zeroed(dict scratch, str name, Py_ssize_t size, dtype):
+    """_reused's buffer of np.zeros, zeroed again when it comes from scratch."""
     buf = _reused(scratch, name, size, dtype, np.zeros)
     if scratch is not None:
         buf.fill(0)
@@ -287,6 +288,7 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
                                        max(1, (n_chunks - 1) * P if want_grad else 1), dtype,
                                        np.empty)
     cdef double[::1] losses = np.empty(n_chunks)
+    cdef double[::1] row_sums = np.empty(theta_rows(layout))
     cdef floating[::1] wt_buf = _reused(scratch, "wt", max(1, packed_size(net, dtype.itemsize)),
                                         dtype, aligned_zeros)
     cdef bint by_columns = sparse and want_grad and rows.c_ptr != NULL and m > 0
@@ -296,8 +298,8 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     cdef floating[::1] g1t = (
         _reused(scratch, "g1t", <Py_ssize_t>net.sizes[0] * net.sizes[1], dtype, np.empty)
         if by_columns else
-        _zeroed(scratch, "g1t", <Py_ssize_t>nt * net.sizes[0] * net.sizes[1] if sparse and want_grad
-                else 1, dtype))
+        _zeroed(scratch, "g1t", <Py_ssize_t>nt * net.sizes[0] * net.sizes[1]
+                if sparse and want_grad else 1, dtype))
     cdef floating[::1] z1 = _reused(scratch, "z1", m * net.sizes[1] if rows.b_ptr != NULL
                                     else 1, dtype, np.empty)
     cdef int t
@@ -323,7 +325,7 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
                                &losses[0], mb_max, nt, n_chunks)
         total = total / loss_norm + regularize(net, &params[0],
                                                &grad[0] if want_grad else NULL,
-                                               loss_norm, reg, nt)
+                                               loss_norm, reg, nt, &row_sums[0])
     return total
 
 
@@ -332,5 +334,6 @@ def reg_cost(Layout layout, const floating[::1] params, double reg, int n_thread
     n_threads threads (the same bits on any number)."""
     check_params(layout, "params", params.shape[0])
     check_positive("n_threads", n_threads)
+    cdef double[::1] row_sums = np.empty(theta_rows(layout))
     return regularize(&layout.net, &params[0], <floating*>NULL, 1.0, reg,
-                      1 if _forked else n_threads)
+                      1 if _forked else n_threads, &row_sums[0])

@@ -15,7 +15,6 @@
 # buffer against the Layout, and allocate one workspace per thread, before any nogil code.
 
 from libc.math cimport log, logf, exp, expf, fabs, fabsf
-from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
 
@@ -984,8 +983,8 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
 
 # ---------------------------------------------------------------- regularization
 
-cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
-    """sum x^2 in double, over 16 partial sums: the compiler keeps them in vector registers
+cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """a'b in double, over 16 partial sums: the compiler keeps them in vector registers
     (a single running sum is a chain of dependent adds it may not reorder)."""
     cdef double acc[16]
     cdef double total = 0
@@ -995,25 +994,35 @@ cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
         acc[u] = 0
     while k + 16 <= n:
         for u in range(16):
-            acc[u] += <double>x[k + u] * x[k + u]
+            acc[u] += <double>a[k + u] * b[k + u]
         k += 16
     while k < n:
-        total += <double>x[k] * x[k]
+        total += <double>a[k] * b[k]
         k += 1
     for u in range(16):
         total += acc[u]
     return total
 
 
+cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x^2 in double (_dot)."""
+    return _dot(x, x, n)
+
+
+def theta_rows(Layout layout):
+    """Theta's rows over all layers: the length of regularize's sums."""
+    return max(1, sum(layout.sizes[1:]))
+
+
 cdef double regularize(const Net* net, const floating* params, floating* grad,
-                       double loss_norm, double reg, int nt) noexcept nogil:
+                       double loss_norm, double reg, int nt, double* sums) noexcept nogil:
     """grad = grad / loss_norm + reg * W (bias column excluded), when grad is not NULL;
-    returns reg/2 * sum W^2. nt threads share Theta's rows; the rows' sums are added in
-    their order (the same bits on any nt)."""
+    returns reg/2 * sum W^2. nt threads share Theta's rows, each row's sum of squares
+    going to sums (theta_rows of them), which are added in their order: the same bits
+    on any nt."""
     cdef int l, j, L = net.n_layers, n_rows = 0
     cdef Py_ssize_t k
     cdef double sumsq = 0
-    cdef double* sums
     cdef floating inv = <floating>(1.0 / loss_norm)
     if reg == 0:
         if grad != NULL:
@@ -1022,16 +1031,10 @@ cdef double regularize(const Net* net, const floating* params, floating* grad,
         return 0
     for l in range(L - 1):
         n_rows += net.sizes[l + 1]
-    sums = <double*>malloc(n_rows * sizeof(double))
-    if sums == NULL:                        # no memory for the sums: one thread, in order
-        for j in range(n_rows):
-            sumsq += _regularize_row(net, params, grad, inv, reg, j)
-        return 0.5 * reg * sumsq
     for j in prange(n_rows, num_threads=nt, schedule="static"):
         sums[j] = _regularize_row(net, params, grad, inv, reg, j)
     for j in range(n_rows):
         sumsq += sums[j]
-    free(sums)
     return 0.5 * reg * sumsq
 
 

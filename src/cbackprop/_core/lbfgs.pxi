@@ -9,26 +9,6 @@
 cdef Py_ssize_t LBFGS_BLOCK = 4096      # elements: 21 rows of a block fit in L2
 
 
-cdef inline double _dot(const double* a, const double* b, Py_ssize_t n) noexcept nogil:
-    """a'b over 16 partial sums (as _sumsq)."""
-    cdef double acc[16]
-    cdef double total = 0
-    cdef Py_ssize_t k = 0
-    cdef int u
-    for u in range(16):
-        acc[u] = 0
-    while k + 16 <= n:
-        for u in range(16):
-            acc[u] += a[k + u] * b[k + u]
-        k += 16
-    while k < n:
-        total += a[k] * b[k]
-        k += 1
-    for u in range(16):
-        total += acc[u]
-    return total
-
-
 cdef inline void _dot_four(const double* w, Py_ssize_t ld, const double* g, Py_ssize_t n,
                            double* out) noexcept nogil:
     """out[q] = w[q]'g for the four rows w[q] = w + q ld, each over 8 partial sums."""

@@ -251,6 +251,8 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
     cdef floating* z
     cdef floating v
     cdef Py_ssize_t i, p, r, end, ahead
+    # rows in their order follow one another in memory: prefetch into the next ones
+    cdef bint in_order = rows.order == NULL
     cdef int k
     for i in range(mb):
         r = _row_index(rows, r0 + i)
@@ -258,8 +260,7 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
         for k in range(s_out):
             z[k] = 0
         end = rows.indptr[r + 1]
-        # rows in their order follow one another in memory: prefetch into the next ones
-        ahead = rows.indptr[rows.m] if rows.order == NULL else end
+        ahead = rows.indptr[rows.m] if in_order else end
         for p in range(rows.indptr[r], end):
             if p + PREFETCH_AHEAD < ahead:
                 _prefetch_row(w1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
@@ -306,12 +307,13 @@ cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, flo
     cdef floating* g
     cdef floating v
     cdef Py_ssize_t i, p, r, end, ahead
+    cdef bint in_order = rows.order == NULL       # as csr_product
     cdef int k
     for i in range(mb):
         r = _row_index(rows, r0 + i)
         d = D + i * s_out
         end = rows.indptr[r + 1]
-        ahead = rows.indptr[rows.m] if rows.order == NULL else end
+        ahead = rows.indptr[rows.m] if in_order else end
         for p in range(rows.indptr[r], end):
             if p + PREFETCH_AHEAD < ahead:
                 _prefetch_row(g1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
@@ -344,8 +346,8 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
     """Theta(1)'s weights in grad, columns j0 .. j1 - 1 = X^T delta(2) over every row,
     from X's columns and the rows' delta(2) in rows.d1, summed into g1t (s_1 x s_2, rows
     j0 .. j1 - 1 its own) one segment of rows after the other: each column's sum in the
-    order of its rows, whatever thread runs it or however the columns are cut, and
-    written once (no sums to zero or add)."""
+    order of its rows, whatever thread runs it or however the columns are cut, then
+    written into grad once (no sums there to zero or add)."""
     cdef const floating* data = <const floating*>rows.c_data
     cdef const floating* d1 = <const floating*>rows.d1
     cdef const Py_ssize_t* ptr
@@ -384,13 +386,9 @@ cdef void pack_first(const Net* net, const floating* params, const Py_ssize_t* o
                      int nt) noexcept nogil:
     """w1t (s_1 x s_2) = scale * W(1)^T, from Theta(1) at params + offsets[0]; in tiles
     of 32 inputs, as add_transposed, which nt threads share."""
-    cdef int t, n_tiles = (net.sizes[0] + 31) // 32
-    if nt > 1 and n_tiles > 1:
-        for t in prange(n_tiles, num_threads=nt, schedule="static"):
-            _pack_tile(net, params, offsets, strides, scale, w1t, 32 * t)
-    else:
-        for t in range(n_tiles):
-            _pack_tile(net, params, offsets, strides, scale, w1t, 32 * t)
+    cdef int t
+    for t in prange((net.sizes[0] + 31) // 32, num_threads=nt, schedule="static"):
+        _pack_tile(net, params, offsets, strides, scale, w1t, 32 * t)
 
 
 cdef inline void _pack_tile(const Net* net, const floating* params, const Py_ssize_t* offsets,
@@ -417,7 +415,3 @@ cdef void unpack_first(const Net* net, const floating* w1t, floating scale,
             for k in range(k0, k1):
                 w[k] = scale * w1t[<Py_ssize_t>k * s_out + j]
 
-
-def _set_prefetch_ahead(int n):   # TEMPORARY: experiment
-    global PREFETCH_AHEAD
-    PREFETCH_AHEAD = n
