@@ -689,3 +689,21 @@ def test_random_state_of_a_generator_is_not_saved(iris, tmp_path):
     with pytest.warns(UserWarning, match="random_state"):
         clf.save(tmp_path / "c.cbp")
     assert BackpropClassifier.load(tmp_path / "c.cbp").random_state is None
+
+
+@pytest.mark.parametrize("make", [lambda X: X.astype(str), lambda X: X.astype(bytes),
+                                  lambda X: X.astype(str).tolist()])
+def test_text_is_taken_and_refused_where_scikit_learn_does(make):
+    """Numbers written as text ("0.5"): fit converts them and predict refuses them with
+    scikit-learn's own error, in both estimators, so that the two agree on every call."""
+    X, y = load_iris(return_X_y=True)
+    ours = BackpropClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    theirs = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0)
+    for est in (ours, theirs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(make(X), y)
+        with pytest.raises(ValueError, match="not compatible with arrays of bytes/strings"):
+            est.predict(make(X))
+    with pytest.raises(ValueError, match="not compatible with arrays of bytes/strings"):
+        ours.predictor()(make(X[:2]))

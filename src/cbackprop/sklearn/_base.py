@@ -44,6 +44,18 @@ class ConvergenceWarning(training.ConvergenceWarning, _SkConvergenceWarning):
 # ----------------------------------------------------------------------------- helpers
 
 
+def _refuse_text(X):
+    """As scikit-learn's MLP predicts: numbers written as text ("0.5") refused with its
+    dtype="numeric" error (its fit converts them, as ours does), which our float dtypes
+    would skip."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None and isinstance(X, (list, tuple)):
+        dtype = np.asarray(X).dtype
+    if getattr(dtype, "kind", None) in ("U", "S"):
+        raise ValueError("dtype='numeric' is not compatible with arrays of bytes/strings."
+                         "Convert your data to numeric values explicitly instead.")
+
+
 def _validate_data(estimator, X, y="no_validation", **kwargs):
     """scikit-learn's validate_data (>= 1.6) or the older estimator._validate_data."""
     if _sk_validate_data is not None:
@@ -437,6 +449,7 @@ class _BaseBackprop(BaseEstimator):
 
     def _forward(self, X):
         check_is_fitted(self)
+        _refuse_text(X)
         X = _validate_data(self, X, reset=False, dtype=self.network_.dtype, order="C",
                            accept_sparse=SPARSE)
         self.network_.n_threads = self._n_threads()
@@ -472,6 +485,7 @@ class _BaseBackprop(BaseEstimator):
 
         def convert(x):              # predict's checks; a 1-D row checked as a 1-row X
             row = np.ndim(x) == 1
+            _refuse_text(x)
             X = _validate_data(self, np.reshape(x, (1, -1)) if row else x, reset=False,
                                dtype=dtype, order="C")
             return X[0] if row else X
