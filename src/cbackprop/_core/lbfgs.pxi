@@ -9,43 +9,10 @@
 cdef Py_ssize_t LBFGS_BLOCK = 4096      # elements: 21 rows of a block fit in L2
 
 
-cdef inline void _dot_four(const double* w, Py_ssize_t ld, const double* g, Py_ssize_t n,
-                           double* out) noexcept nogil:
-    """out[q] = w[q]'g for the four rows w[q] = w + q ld, each over 8 partial sums."""
-    cdef const double* w1 = w + ld
-    cdef const double* w2 = w + 2 * ld
-    cdef const double* w3 = w + 3 * ld
-    cdef double a0[8]
-    cdef double a1[8]
-    cdef double a2[8]
-    cdef double a3[8]
-    cdef double t0 = 0, t1 = 0, t2 = 0, t3 = 0
-    cdef Py_ssize_t k = 0
-    cdef int u
-    for u in range(8):
-        a0[u] = 0
-        a1[u] = 0
-        a2[u] = 0
-        a3[u] = 0
-    while k + 8 <= n:
-        for u in range(8):
-            a0[u] += w[k + u] * g[k + u]
-            a1[u] += w1[k + u] * g[k + u]
-            a2[u] += w2[k + u] * g[k + u]
-            a3[u] += w3[k + u] * g[k + u]
-        k += 8
-    while k < n:
-        t0 += w[k] * g[k]
-        t1 += w1[k] * g[k]
-        t2 += w2[k] * g[k]
-        t3 += w3[k] * g[k]
-        k += 1
-    for u in range(8):
-        t0 += a0[u]
-        t1 += a1[u]
-        t2 += a2[u]
-        t3 += a3[u]
-    out[0], out[1], out[2], out[3] = t0, t1, t2, t3
+cdef extern from "lanes.h" nogil:
+    # out[q] = w[q]'g for the four rows w[q] = w + q ld, each over 8 partial sums
+    void _dot_four "cb_dot_four"(const double* w, long ld, const double* g, long n,
+                                 double* out)
 
 
 cdef inline void _add_four(double* d, const double* w, Py_ssize_t ld, const double* c,

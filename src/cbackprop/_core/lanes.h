@@ -1,0 +1,64 @@
+/* Dot products of long float64 rows in eight explicit lanes (GCC's vector extensions:
+ * lanes.h's vectors below), for the
+ * L-BFGS passes of lbfgs.pxi. Written in Cython as eight-element arrays, GCC vectorized
+ * the four-row form across the rows, with a permute per load, and that pass ran at half
+ * the memory bandwidth of the other (benchmarks/README.md). The sums are the same: lane
+ * u adds the products of elements u, u + 8, ... in order, the tail is summed first, then
+ * the lanes in order. */
+#ifndef CBACKPROP_LANES_H
+#define CBACKPROP_LANES_H
+
+#include <string.h>
+
+/* The eight lanes as vectors the build has registers for: one of 8 on AVX-512, two of 4
+ * on AVX2, four of 2 on SSE2 (a vector wider than the build's registers makes GCC spill
+ * it to the stack on every add). Lane u is element u % CB_LV of vector u / CB_LV. */
+#if defined(__AVX512F__)
+#define CB_LV 8
+#elif defined(__AVX__)
+#define CB_LV 4
+#else
+#define CB_LV 2
+#endif
+#define CB_NV (8 / CB_LV)
+
+typedef double cb_vec __attribute__((vector_size(CB_LV * sizeof(double))));
+
+static inline cb_vec cb_loadv(const double *p)
+{
+    cb_vec v;
+    memcpy(&v, p, sizeof v);            /* an unaligned vector load */
+    return v;
+}
+
+/* out[q] = w_q'g for the four rows w_q = w + q ld, q < 4, each over n elements */
+static inline void cb_dot_four(const double *w, long ld, const double *g, long n,
+                               double *out)
+{
+    const double *rows[4] = {w, w + ld, w + 2 * ld, w + 3 * ld};
+    cb_vec acc[4][CB_NV];
+    double t[4] = {0, 0, 0, 0};
+    long k = 0;
+    for (int q = 0; q < 4; q++)
+        for (int h = 0; h < CB_NV; h++)
+            acc[q][h] = (cb_vec){0};
+    for (; k + 8 <= n; k += 8) {
+        cb_vec x[CB_NV];
+        for (int h = 0; h < CB_NV; h++)
+            x[h] = cb_loadv(g + k + h * CB_LV);
+        for (int q = 0; q < 4; q++)
+            for (int h = 0; h < CB_NV; h++)
+                acc[q][h] += cb_loadv(rows[q] + k + h * CB_LV) * x[h];
+    }
+    for (; k < n; k++)
+        for (int q = 0; q < 4; q++)
+            t[q] += rows[q][k] * g[k];
+    for (int q = 0; q < 4; q++) {
+        for (int h = 0; h < CB_NV; h++)
+            for (int e = 0; e < CB_LV; e++)
+                t[q] += acc[q][h][e];
+        out[q] = t[q];
+    }
+}
+
+#endif
