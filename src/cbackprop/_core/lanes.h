@@ -1,10 +1,9 @@
-/* Dot products of long float64 rows in eight explicit lanes (GCC's vector extensions:
- * lanes.h's vectors below), for the
- * L-BFGS passes of lbfgs.pxi. Written in Cython as eight-element arrays, GCC vectorized
- * the four-row form across the rows, with a permute per load, and that pass ran at half
- * the memory bandwidth of the other (benchmarks/README.md). The sums are the same: lane
- * u adds the products of elements u, u + 8, ... in order, the tail is summed first, then
- * the lanes in order. */
+/* Dot products of long float64 rows in eight explicit lanes, written with GCC's vector
+ * extensions (the vectors below), for the L-BFGS passes of lbfgs.pxi. When the lanes
+ * were eight-element Cython arrays, GCC vectorized the four-row form across the rows,
+ * with a permute per load, and that pass ran at half the other pass's memory bandwidth
+ * (benchmarks/README.md). The sums are unchanged: lane u adds the products of elements
+ * u, u + 8, ... in order; the tail is summed first, then the lanes in order. */
 #ifndef CBACKPROP_LANES_H
 #define CBACKPROP_LANES_H
 
