@@ -64,6 +64,37 @@ def test_cost_gradient_and_forward_match_the_reference(arch, dtype):
                                          out)) <= TOL[dtype]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", [3, 5, 17, 123, 250])
+def test_every_width_of_the_first_layer_matches_the_reference(hidden, dtype):
+    """The first layer's gathers and scatters (_core/gather.h) take a row in chunks of 8,
+    4, 2 and 1 vectors and then single elements: these widths reach each of them on
+    every build (vectors of 2 to 16 elements), in every form of X: CSR rows, batched and
+    one sample at a time, and fit's columns and blocks (several segments and blocks)."""
+    sizes = [40, hidden, 3]
+    X, Y, w = _problem(sizes, "softmax", m=97)
+    net = cb.Network(sizes, output="softmax", random_state=0, dtype=dtype)
+    thetas = [t.astype(np.float64) for t in net.thetas]
+    J_ref, g_ref = reference.cost_and_gradient(thetas, X.toarray(), Y, 0.3, "sigmoid",
+                                               "softmax", "cross_entropy", w)
+    for method in ("batched", "per_sample"):
+        J, g = net.cost_and_gradient(X, Y, lam=0.3, sample_weight=w, method=method)
+        assert abs(J - J_ref) <= TOL[dtype] * abs(J_ref)
+        for a, b in zip(g, g_ref):
+            assert _rel(a, b) <= TOL[dtype]
+    Yd, wd = Y.astype(dtype), w.astype(dtype)
+    flat_ref = np.concatenate([t.ravel() for t in g_ref])
+    for threads, block_rows in ((1, 97), (2, 5)):
+        Xs = net._check_X(X).with_columns(7).with_blocks(13)
+        g = np.zeros_like(net.params)
+        J = core.cost_grad(net._layout, Xs, Yd, wd, net.params, g, wd.sum(),
+                           0.3 / float(w.sum()), block_rows, threads)
+        assert abs(J - J_ref) <= TOL[dtype] * abs(J_ref)
+        assert _rel(g, flat_ref) <= TOL[dtype]
+    assert _rel(net.forward(X), reference.forward(thetas, X.toarray(), "sigmoid",
+                                                  "softmax")) <= TOL[dtype]
+
+
 @pytest.mark.parametrize("threads,block_rows", [(1, 1), (1, 7), (2, 5), (2, 256)])
 def test_threads_and_blocks_give_the_same_sums(threads, block_rows):
     sizes = [40, 8, 3]

@@ -3,11 +3,14 @@
  * were eight-element Cython arrays, GCC vectorized the four-row form across the rows,
  * with a permute per load, and that pass ran at half the other pass's memory bandwidth
  * (benchmarks/README.md). The sums are unchanged: lane u adds the products of elements
- * u, u + 8, ... in order; the tail is summed first, then the lanes in order. */
+ * u, u + 8, ... in order; the tail is summed first, then the lanes in order. Compilers
+ * without GCC's vector extensions (MSVC) get the lanes as arrays. */
 #ifndef CBACKPROP_LANES_H
 #define CBACKPROP_LANES_H
 
 #include <string.h>
+
+#if defined(__GNUC__)
 
 /* The eight lanes as vectors the build has registers for: one of 8 on AVX-512, two of 4
  * on AVX2, four of 2 on SSE2 (a vector wider than the build's registers makes GCC spill
@@ -59,5 +62,28 @@ static inline void cb_dot_four(const double *w, long ld, const double *g, long n
         out[q] = t[q];
     }
 }
+
+#else
+
+static inline void cb_dot_four(const double *w, long ld, const double *g, long n,
+                               double *out)
+{
+    double acc[4][8] = {{0}}, t[4] = {0, 0, 0, 0};
+    long k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int q = 0; q < 4; q++)
+            for (int u = 0; u < 8; u++)
+                acc[q][u] += w[q * ld + k + u] * g[k + u];
+    for (; k < n; k++)
+        for (int q = 0; q < 4; q++)
+            t[q] += w[q * ld + k] * g[k];
+    for (int q = 0; q < 4; q++) {
+        for (int u = 0; u < 8; u++)
+            t[q] += acc[q][u];
+        out[q] = t[q];
+    }
+}
+
+#endif
 
 #endif

@@ -220,24 +220,41 @@ cdef inline const void* dense_at(const Rows* rows, Py_ssize_t r0, int n_in,
 # ones follow in memory: most of a text matrix's columns hold only a few entries
 # (benchmarks/README.md, "Sparse input").
 
-cdef extern from *:
-    """
-    #if defined(_MSC_VER)
-    #include <xmmintrin.h>
-    #define CB_PREFETCH(p) _mm_prefetch((const char*)(p), _MM_HINT_T0)
-    #else
-    #define CB_PREFETCH(p) __builtin_prefetch((p))
-    #endif
-    """
-    void CB_PREFETCH(const void* p) nogil
+cdef extern from "gather.h" nogil:
+    # out[0:n] += val[p] src[idx[p] ld + 0:n] for p0 <= p < p1; dst[idx[p] ld + 0:n] +=
+    # (alpha val[p]) src[0:n]; each element's sum in the entries' order (gather.h)
+    void cb_gather_d(double* out, long n, const double* val, const int* idx, long p0,
+                     long p1, const double* src, long ld, long ahead, long ahead_n)
+    void cb_gather_f(float* out, long n, const float* val, const int* idx, long p0,
+                     long p1, const float* src, long ld, long ahead, long ahead_n)
+    void cb_scatter_d(double* dst, long n, double alpha, const double* val, const int* idx,
+                      long p0, long p1, const double* src, long ld, long ahead, long ahead_n)
+    void cb_scatter_f(float* dst, long n, float alpha, const float* val, const int* idx,
+                      long p0, long p1, const float* src, long ld, long ahead, long ahead_n)
 
 cdef int PREFETCH_AHEAD = 8
 
 
-cdef inline void _prefetch_row(const void* row, int n_bytes) noexcept nogil:
-    cdef int b
-    for b in range(0, n_bytes, 64):
-        CB_PREFETCH(<const char*>row + b)
+cdef inline void _gather(floating* out, int n, const floating* val, const int* idx,
+                         Py_ssize_t p0, Py_ssize_t p1, const floating* src,
+                         Py_ssize_t ahead) noexcept nogil:
+    """out[0:n] += val[p] src[idx[p] n + 0:n], p0 <= p < p1; the rows of the entries
+    PREFETCH_AHEAD on are prefetched while below ahead (0: none)."""
+    if floating is double:
+        cb_gather_d(out, n, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+    else:
+        cb_gather_f(out, n, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+
+
+cdef inline void _scatter(floating* dst, int n, floating alpha, const floating* val,
+                          const int* idx, Py_ssize_t p0, Py_ssize_t p1, const floating* src,
+                          Py_ssize_t ahead) noexcept nogil:
+    """dst[idx[p] n + 0:n] += (alpha val[p]) src[0:n], p0 <= p < p1, prefetched as _gather."""
+    if floating is double:
+        cb_scatter_d(dst, n, alpha, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+    else:
+        cb_scatter_f(dst, n, alpha, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+
 
 cdef inline Py_ssize_t _row_index(const Rows* rows, Py_ssize_t r) noexcept nogil:
     return rows.order[r] if rows.order != NULL else r
@@ -246,11 +263,8 @@ cdef inline Py_ssize_t _row_index(const Rows* rows, Py_ssize_t r) noexcept nogil
 cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
                       const floating* w1t, floating* Z) noexcept nogil:
     """Z (mb x s_out) = X[rows r0 .. r0 + mb - 1] W(1)^T."""
-    cdef const floating* data = <const floating*>rows.data
-    cdef const floating* wrow
     cdef floating* z
-    cdef floating v
-    cdef Py_ssize_t i, p, r, end, ahead
+    cdef Py_ssize_t i, r, end
     # rows in their order follow one another in memory: prefetch into the next ones
     cdef bint in_order = rows.order == NULL
     cdef int k
@@ -260,15 +274,8 @@ cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
         for k in range(s_out):
             z[k] = 0
         end = rows.indptr[r + 1]
-        ahead = rows.indptr[rows.m] if in_order else end
-        for p in range(rows.indptr[r], end):
-            if p + PREFETCH_AHEAD < ahead:
-                _prefetch_row(w1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
-                              s_out * sizeof(floating))
-            v = data[p]
-            wrow = w1t + <Py_ssize_t>rows.indices[p] * s_out
-            for k in range(s_out):
-                z[k] += v * wrow[k]
+        _gather(z, s_out, <const floating*>rows.data, rows.indices, rows.indptr[r], end, w1t,
+                rows.indptr[rows.m] if in_order else end)
 
 
 cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_out,
@@ -277,11 +284,8 @@ cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_o
     (rows.b_ptr): a block's rows of W(1)^T stay in cache while every row's entries in it
     are added. Each row's sum runs in the order of its entries (CSR's, where a row's
     columns are sorted): the bits of csr_product."""
-    cdef const floating* data = <const floating*>rows.b_data
-    cdef const floating* wrow
     cdef floating* z
-    cdef floating v
-    cdef Py_ssize_t r, p, end, base
+    cdef Py_ssize_t r, base
     cdef int b, k
     for r in range(r0, r1):
         z = z1 + r * s_out
@@ -290,38 +294,20 @@ cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_o
     for b in range(rows.b_blocks):
         base = <Py_ssize_t>b * rows.m
         for r in range(r0, r1):
-            z = z1 + r * s_out
-            end = rows.b_ptr[base + r + 1]
-            for p in range(rows.b_ptr[base + r], end):
-                v = data[p]
-                wrow = w1t + <Py_ssize_t>rows.b_cols[p] * s_out
-                for k in range(s_out):
-                    z[k] += v * wrow[k]
+            _gather(z1 + r * s_out, s_out, <const floating*>rows.b_data, rows.b_cols,
+                    rows.b_ptr[base + r], rows.b_ptr[base + r + 1], w1t, 0)
 
 
 cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, floating alpha,
                          const floating* D, floating* g1t) noexcept nogil:
     """G1t (s_1 x s_out) += alpha X[rows r0 .. r0 + mb - 1]^T D (D: mb x s_out)."""
-    cdef const floating* data = <const floating*>rows.data
-    cdef const floating* d
-    cdef floating* g
-    cdef floating v
-    cdef Py_ssize_t i, p, r, end, ahead
+    cdef Py_ssize_t i, r, end
     cdef bint in_order = rows.order == NULL       # as csr_product
-    cdef int k
     for i in range(mb):
         r = _row_index(rows, r0 + i)
-        d = D + i * s_out
         end = rows.indptr[r + 1]
-        ahead = rows.indptr[rows.m] if in_order else end
-        for p in range(rows.indptr[r], end):
-            if p + PREFETCH_AHEAD < ahead:
-                _prefetch_row(g1t + <Py_ssize_t>rows.indices[p + PREFETCH_AHEAD] * s_out,
-                              s_out * sizeof(floating))
-            v = alpha * data[p]
-            g = g1t + <Py_ssize_t>rows.indices[p] * s_out
-            for k in range(s_out):
-                g[k] += v * d[k]
+        _scatter(g1t, s_out, alpha, <const floating*>rows.data, rows.indices, rows.indptr[r],
+                 end, D + i * s_out, rows.indptr[rows.m] if in_order else end)
 
 
 cdef void add_transposed(int s_in, int s_out, floating* g1t, floating* tgt,
@@ -348,15 +334,11 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
     j0 .. j1 - 1 its own) one segment of rows after the other: each column's sum in the
     order of its rows, whatever thread runs it or however the columns are cut, then
     written into grad once (no sums there to zero or add)."""
-    cdef const floating* data = <const floating*>rows.c_data
-    cdef const floating* d1 = <const floating*>rows.d1
     cdef const Py_ssize_t* ptr
-    cdef const floating* d
     cdef floating* g
     cdef floating* row
-    cdef floating v
     cdef int j, k, t0, t1, s, s_out = net.sizes[1], ldt = net.strides[0]
-    cdef Py_ssize_t p, end, ahead = rows.c_ptr[rows.c_segments * (net.sizes[0] + 1) - 1]
+    cdef Py_ssize_t ahead = rows.c_ptr[rows.c_segments * (net.sizes[0] + 1) - 1]
     for s in range(rows.c_segments):
         ptr = rows.c_ptr + <Py_ssize_t>s * (net.sizes[0] + 1)
         for j in range(j0, j1):
@@ -364,15 +346,8 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
             if s == 0:
                 for k in range(s_out):
                     g[k] = 0
-            end = ptr[j + 1]
-            for p in range(ptr[j], end):
-                if p + PREFETCH_AHEAD < ahead:
-                    _prefetch_row(d1 + <Py_ssize_t>rows.c_rows[p + PREFETCH_AHEAD] * s_out,
-                                  s_out * sizeof(floating))
-                v = data[p]
-                d = d1 + <Py_ssize_t>rows.c_rows[p] * s_out
-                for k in range(s_out):
-                    g[k] += v * d[k]
+            _gather(g, s_out, <const floating*>rows.c_data, rows.c_rows, ptr[j], ptr[j + 1],
+                    <const floating*>rows.d1, ahead)
     for t0 in range(j0, j1, 32):            # tiles of 32 columns, read while in cache
         t1 = min(t0 + 32, j1)
         for k in range(s_out):
