@@ -51,6 +51,7 @@ CALLS = {
     "cost_grad": lambda p: core.cost_grad(p["layout"], p["X"], p["Y"], p["w"], p["params"],
                                           p["grad"], float(M), 0.1, 4, 2),
     "reg_cost": lambda p: core.reg_cost(p["layout"], p["params"], 0.1),
+    "epoch_check": lambda p: core.epoch_check(p["layout"], p["params"], p["params"][:0], 2),
     "online_epoch": lambda p: core.online_epoch(p["layout"], p["X"], p["Y"], p["w"],
                                                 p["params"], p["order"], 0.1, 0.99, 10),
     "minibatch_epoch": lambda p: core.minibatch_epoch(
@@ -75,6 +76,7 @@ MISMATCHES = [
     ("cost_grad", "Y", lambda a: _wider(a, 1), "Y"),
     ("cost_grad", "w", lambda a: _resized(a, -1), "w"),
     ("reg_cost", "params", lambda a: _resized(a, -1), "params"),
+    ("epoch_check", "params", lambda a: _resized(a, 1), "params"),
     ("online_epoch", "params", lambda a: _resized(a, 3), "params"),
     ("online_epoch", "X", lambda a: _wider(a, 2), "X"),
     ("online_epoch", "Y", lambda a: _resized(a, -3), "Y"),

@@ -154,18 +154,17 @@ class _Run:
         row-split kernels that follow (benchmarks/README.md)."""
         return core.reg_cost(self.net._layout, params, 2.0, self.row_plan[0])
 
-    def out_of_range(self, params):
-        """Whether parameters have left the finite range: so large that the sum of their
-        squares (the regularization's) overflows the dtype. Online SGD with a huge rate
-        reaches 1e299 with a finite, saturated cost: that is divergence too."""
-        return not self.sum_of_squares(params) <= float(np.finfo(params.dtype).max)
-
-    def end_epoch(self, loss):
-        """Record an epoch; False when training should stop."""
+    def end_epoch(self, loss, iterate=None):
+        """Record an epoch; False when training should stop. iterate: the parameters to
+        take first (L-BFGS's, which evaluates its trial points without copying them)."""
         params, history = self.net.params, self.history
-        if not math.isfinite(loss) or not v.all_finite(params):
+        src = params[:0] if iterate is None else iterate
+        finite, sumsq = core.epoch_check(self.net._layout, params, src, self.row_plan[0])
+        if not math.isfinite(loss) or not finite:
             self.diverged(loss)
-        if self.out_of_range(params):
+        # so large that the sum of their squares (the regularization's) overflows the dtype:
+        # online SGD with a huge rate reaches 1e299 with a finite, saturated cost
+        if not sumsq <= float(np.finfo(params.dtype).max):
             self.diverged(loss, f"was {loss:.4g} but the parameters left the finite range "
                                 f"(largest |weight| {float(np.max(np.abs(params))):.3g})")
         losses = history["loss"]
@@ -286,11 +285,12 @@ def _run_minibatch(run, n_epochs, state):
             return
 
 
-def _full_cost_grad(run, layout, params, grad):
+def _full_cost_grad(run, layout, params, grad, at=None):
     """J and its gradient on the whole training set, for the layout and parameters the fit
-    started with; fit holds BLAS to one thread around it."""
+    started with, at those parameters or at `at` (of their size and dtype); fit holds
+    BLAS to one thread around it."""
     _check_unchanged(run.net, layout, params)
-    return run.data.cost_grad(run, layout, params, grad)
+    return run.data.cost_grad(run, layout, params if at is None else at, grad)
 
 
 def _run_rprop(run, n_iter):
@@ -313,14 +313,18 @@ def _run_scipy(run, n_iter):
     layout, params = run.net._layout, run.net.params
     evaluations = [0]
     lbfgs = run.o["solver"] == "lbfgs"
-    # float64 parameters: the gradient goes straight into _lbfgs's buffer (gradient_into)
+    # float64 parameters: evaluated at _lbfgs's points, the gradient straight into its
+    # buffer (gradient_into); the accepted iterate becomes params at the epoch's end
     into = lbfgs and params.dtype == np.float64
     grad = None if into else np.zeros_like(params)
 
     def fun(x, out=None):
-        params[...] = x
+        if into:
+            cost = _full_cost_grad(run, layout, params, out, at=x)
+        else:
+            params[...] = x
+            cost = _full_cost_grad(run, layout, params, grad)
         g = grad if out is None else out
-        cost = _full_cost_grad(run, layout, params, g)
         evaluations[0] += 1
         # at the starting point a cost or gradient that is not finite is divergence (scipy
         # would return at once, with no iteration); later, at a line search's trial point,
@@ -334,9 +338,12 @@ def _run_scipy(run, n_iter):
         return cost, (grad if lbfgs else grad.astype(np.float64))
 
     def callback(intermediate_result):
-        if not lbfgs:           # _lbfgs's iterate is the point of fun's last call: params
+        # CG's iterate, and _lbfgs's in float64, are not params yet; _lbfgs's in float32 is
+        # the point of fun's last call, which params holds
+        if not lbfgs:
             params[...] = intermediate_result.x
-        if not run.end_epoch(intermediate_result.fun):
+        iterate = intermediate_result.x if into else None
+        if not run.end_epoch(intermediate_result.fun, iterate):
             raise StopIteration
 
     method = "L-BFGS-B" if lbfgs else "CG"

@@ -329,6 +329,38 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
     return total
 
 
+def epoch_check(Layout layout, floating[::1] params, const floating[::1] src,
+                int n_threads=1):
+    """fit's test of the parameters at the end of an epoch, in one pass over them:
+    params = src first, when src is not empty (L-BFGS's iterate, kept apart during its
+    line search); then (whether every parameter is finite, the weights' sum of squares,
+    bias excluded, with reg_cost's bits). Theta's rows are shared by n_threads threads."""
+    cdef const Net* net = &layout.net
+    check_params(layout, "params", params.shape[0])
+    cdef bint copy = src.shape[0] > 0
+    if copy:
+        check_params(layout, "src", src.shape[0])
+    check_positive("n_threads", n_threads)
+    cdef int n_rows = theta_rows(layout), j
+    cdef double[::1] sums = np.empty(n_rows)
+    cdef unsigned char[::1] finite = np.empty(n_rows, dtype=np.uint8)
+    cdef ThetaRow t
+    cdef double total = 0
+    cdef bint ok = True
+    cdef int nt = 1 if _forked else n_threads
+    with nogil:
+        for j in prange(n_rows, num_threads=nt, schedule="static"):
+            t = theta_row(net, j)
+            if copy:
+                memcpy(&params[t.base], &src[t.base], t.n * sizeof(floating))
+            finite[j] = _finite_rows(&params[t.base], t.n)
+            sums[j] = _sumsq(&params[t.base + 1], t.n - 1)
+        for j in range(n_rows):
+            ok = ok and finite[j]
+            total += sums[j]
+    return bool(ok), total
+
+
 def reg_cost(Layout layout, const floating[::1] params, double reg, int n_threads=1):
     """reg/2 * the sum of the squared weights (bias column excluded), the rows shared by
     n_threads threads (the same bits on any number)."""

@@ -1038,18 +1038,31 @@ cdef double regularize(const Net* net, const floating* params, floating* grad,
     return 0.5 * reg * sumsq
 
 
+cdef struct ThetaRow:
+    Py_ssize_t base             # where its bias is, its weights after it
+    int n                       # its elements, the bias included
+
+
+cdef inline ThetaRow theta_row(const Net* net, int row) noexcept nogil:
+    """Theta's row `row`, counted over the layers."""
+    cdef int l = 0
+    cdef ThetaRow t
+    while row >= net.sizes[l + 1]:
+        row -= net.sizes[l + 1]
+        l += 1
+    t.n = net.strides[l]
+    t.base = net.offsets[l] + <Py_ssize_t>row * t.n
+    return t
+
+
 cdef inline double _regularize_row(const Net* net, const floating* params, floating* grad,
                                    floating inv, double reg, int row) noexcept nogil:
     """regularize's work on Theta's row `row` (counted over the layers): its gradient
     scaled and regularized, and its weights' sum of squares."""
-    cdef int l = 0, i, ldt
-    cdef Py_ssize_t base
+    cdef ThetaRow t = theta_row(net, row)
+    cdef int i, ldt = t.n
+    cdef Py_ssize_t base = t.base
     cdef floating r = <floating>reg
-    while row >= net.sizes[l + 1]:
-        row -= net.sizes[l + 1]
-        l += 1
-    ldt = net.strides[l]
-    base = net.offsets[l] + <Py_ssize_t>row * ldt
     if grad != NULL:
         for i in range(ldt):                # scaled first, as when lam = 0
             grad[base + i] = grad[base + i] * inv
