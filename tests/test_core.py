@@ -51,7 +51,8 @@ CALLS = {
     "cost_grad": lambda p: core.cost_grad(p["layout"], p["X"], p["Y"], p["w"], p["params"],
                                           p["grad"], float(M), 0.1, 4, 2),
     "reg_cost": lambda p: core.reg_cost(p["layout"], p["params"], 0.1),
-    "epoch_check": lambda p: core.epoch_check(p["layout"], p["params"], p["params"][:0], 2),
+    "epoch_check": lambda p: core.epoch_check(p["layout"], p["params"], p["params"][:0],
+                                              p["params"][:0], 2),
     "online_epoch": lambda p: core.online_epoch(p["layout"], p["X"], p["Y"], p["w"],
                                                 p["params"], p["order"], 0.1, 0.99, 10),
     "minibatch_epoch": lambda p: core.minibatch_epoch(

@@ -388,6 +388,24 @@ def _data(m=40):
     return X, (X[:, 0] > 0).astype(int)
 
 
+@pytest.mark.parametrize("solver", ["online", "adam", "rprop"])
+def test_divergence_restores_the_last_epoch_that_ended_well(solver):
+    """The snapshot that divergence restores alternates between two buffers (the next one
+    written as the epoch's parameters are tested): after several good epochs it is still
+    the last good epoch's parameters, bit for bit."""
+    X, y = _data()
+    net = cb.Network([3, 4, 2], output="softmax", random_state=0)
+    seen = {}
+
+    def spoil(net, epoch, logs):
+        if epoch == 3:
+            seen["params"] = net.params.copy()
+            net.params[5] = np.nan                   # the next epoch's cost is NaN
+    with pytest.raises(FloatingPointError, match="diverged in epoch 4"):
+        net.fit(X, y, solver=solver, epochs=10, callback=spoil)
+    np.testing.assert_array_equal(net.params, seen["params"])
+
+
 def test_online_sgd_with_a_huge_rate_is_divergence():
     X, y = _data()
     net = cb.Network([3, 4, 2], output="softmax", random_state=0)

@@ -367,29 +367,33 @@ def test_reg_cost_is_the_weights_sum_of_squares(rng, dtype, sizes):
 @pytest.mark.parametrize("sizes", STEP_SIZES, ids=lambda s: "-".join(map(str, s)))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_epoch_check_takes_the_iterate_and_tests_it(rng, dtype, sizes):
-    """fit's end-of-epoch pass: params = the iterate (when given), then whether all are
-    finite, bias included, and the weights' sum of squares with reg_cost's bits."""
+    """fit's end-of-epoch pass: params = the iterate (when given), a copy of them kept
+    (when asked), then whether all are finite, bias included, and the weights' sum of
+    squares with reg_cost's bits."""
     net = make_net(sizes, dtype=dtype)
     layout, before = net._layout, rng.normal(size=net.params.size).astype(dtype)
     net.params[...] = before
+    none = net.params[:0]
     for threads in (1, 2):
-        assert core.epoch_check(layout, net.params, net.params[:0], threads) == (
+        assert core.epoch_check(layout, net.params, none, none, threads) == (
             True, core.reg_cost(layout, net.params, 2.0))
         np.testing.assert_array_equal(net.params, before)
-    iterate = rng.normal(size=net.params.size).astype(dtype)
+    iterate, keep = rng.normal(size=net.params.size).astype(dtype), np.zeros_like(net.params)
     iterate.flags.writeable = False                     # as _lbfgs hands it over
-    finite, sumsq = core.epoch_check(layout, net.params, iterate, 2)
+    finite, sumsq = core.epoch_check(layout, net.params, iterate, keep, 2)
     np.testing.assert_array_equal(net.params, iterate)
+    np.testing.assert_array_equal(keep, iterate)
     assert finite and sumsq == core.reg_cost(layout, net.params, 2.0)
     bias = weight_mask(net) == 0
     for where, value in ((np.flatnonzero(bias)[-1], np.nan), (np.flatnonzero(~bias)[3], np.inf)):
         spoiled = iterate.copy()
         spoiled[where] = value
-        finite, sumsq = core.epoch_check(layout, net.params, spoiled, 2)
+        finite, sumsq = core.epoch_check(layout, net.params, spoiled, none, 2)
         assert not finite
         assert np.isfinite(sumsq) == bool(bias[where])    # a bias is not in the sum
-    with pytest.raises(ValueError, match="src"):
-        core.epoch_check(layout, net.params, iterate[:-1], 1)
+    for name, args in (("src", (iterate[:-1], none)), ("keep", (none, keep[:-1]))):
+        with pytest.raises(ValueError, match=name):
+            core.epoch_check(layout, net.params, *args, 1)
 
 
 def test_rprop_equals_numpy_irprop_minus(rng):

@@ -105,6 +105,7 @@ class _Run:
         self.converged = False
         self.failure = None                          # why scipy's solver gave up, if it did
         self.snapshot = net.params.copy()           # parameters of the last epoch that ended well
+        self.spare = np.empty_like(self.snapshot)   # the next snapshot, until it is tested
         self.in_order = None if o["shuffle"] else np.arange(self.m, dtype=np.intp)
         self.dropout = None                          # core.Dropout of the fit, if any
         self.t0 = time.perf_counter()
@@ -159,7 +160,8 @@ class _Run:
         take first (L-BFGS's, which evaluates its trial points without copying them)."""
         params, history = self.net.params, self.history
         src = params[:0] if iterate is None else iterate
-        finite, sumsq = core.epoch_check(self.net._layout, params, src, self.row_plan[0])
+        finite, sumsq = core.epoch_check(self.net._layout, params, src, self.spare,
+                                         self.row_plan[0])
         if not math.isfinite(loss) or not finite:
             self.diverged(loss)
         # so large that the sum of their squares (the regularization's) overflows the dtype:
@@ -170,7 +172,7 @@ class _Run:
         losses = history["loss"]
         if losses and loss > BLOW_UP * max(losses[0], 1e-12):
             self.diverged(loss, f"grew from {losses[0]:.4g} to {loss:.4g}")
-        np.copyto(self.snapshot, params)
+        self.snapshot, self.spare = self.spare, self.snapshot
         self.epoch += 1
         logs = {"loss": float(loss)}
         if self.val is not None:

@@ -330,16 +330,20 @@ def cost_grad(Layout layout, X, const floating[:, ::1] Y, const floating[::1] w,
 
 
 def epoch_check(Layout layout, floating[::1] params, const floating[::1] src,
-                int n_threads=1):
+                floating[::1] keep, int n_threads=1):
     """fit's test of the parameters at the end of an epoch, in one pass over them:
     params = src first, when src is not empty (L-BFGS's iterate, kept apart during its
-    line search); then (whether every parameter is finite, the weights' sum of squares,
-    bias excluded, with reg_cost's bits). Theta's rows are shared by n_threads threads."""
+    line search), and keep = params, when keep is not empty (the copy that divergence
+    restores: the caller's spare, since this one is written before the test ends). Returns
+    (whether every parameter is finite, the weights' sum of squares, bias excluded, with
+    reg_cost's bits). Theta's rows are shared by n_threads threads."""
     cdef const Net* net = &layout.net
     check_params(layout, "params", params.shape[0])
-    cdef bint copy = src.shape[0] > 0
+    cdef bint copy = src.shape[0] > 0, keeping = keep.shape[0] > 0
     if copy:
         check_params(layout, "src", src.shape[0])
+    if keeping:
+        check_params(layout, "keep", keep.shape[0])
     check_positive("n_threads", n_threads)
     cdef int n_rows = theta_rows(layout), j
     cdef double[::1] sums = np.empty(n_rows)
@@ -353,6 +357,8 @@ def epoch_check(Layout layout, floating[::1] params, const floating[::1] src,
             t = theta_row(net, j)
             if copy:
                 memcpy(&params[t.base], &src[t.base], t.n * sizeof(floating))
+            if keeping:
+                memcpy(&keep[t.base], &params[t.base], t.n * sizeof(floating))
             finite[j] = _finite_rows(&params[t.base], t.n)
             sums[j] = _sumsq(&params[t.base + 1], t.n - 1)
         for j in range(n_rows):
