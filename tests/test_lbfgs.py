@@ -235,52 +235,64 @@ def _rows(n, count=9, seed=3):
 PASSES = {"compiled": core, "numpy": _lbfgs.NumPyPasses}
 
 
+def _places(count, spare, seed=8):
+    """The rows' places in W (count + spare rows): a shuffle, as accepted steps leave them."""
+    return np.random.default_rng(seed).permutation(count + spare).astype(np.intp)
+
+
 @pytest.mark.parametrize("passes", PASSES)
 @pytest.mark.parametrize("n", [1, 15, 4096, 4097, N_BIG])
 @pytest.mark.parametrize("count", [1, 4, 5, 9])
 def test_direction_pass_is_the_combination_of_the_rows(n, count, passes):
     passes = PASSES[passes]
-    W, c = _rows(n, count)
+    W, c = _rows(n, count + 1)
+    c = c[:count]
+    places = _places(count, 1)
+    rows, d_at = W[places[:count]], places[count]
     x = np.random.default_rng(4).standard_normal(n)
-    d, xt = np.empty(n), np.empty(n)
-    gd, dtd = passes.lbfgs_direction(W, c, d, x, xt, 2)
-    want = c @ W
-    np.testing.assert_allclose(d, want, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    xt = np.empty(n)
+    gd, dtd = passes.lbfgs_direction(W, places, c, d_at, x, xt, 2)
+    d, want = W[d_at].copy(), c @ rows
+    np.testing.assert_allclose(d, want, rtol=1e-12, atol=1e-12 * np.abs(rows).max())
+    np.testing.assert_array_equal(W[places[:count]], rows)      # the rows are only read
     np.testing.assert_array_equal(xt, x + d)
-    assert gd == pytest.approx(float(want @ W[0]), rel=1e-12, abs=1e-12)
+    assert gd == pytest.approx(float(want @ rows[0]), rel=1e-12, abs=1e-12)
     assert dtd == pytest.approx(float(want @ want), rel=1e-12)
-    d2 = np.empty(n)
-    assert passes.lbfgs_direction(W, c, d2, x, np.empty(0), 1) == (gd, dtd)
-    np.testing.assert_array_equal(d2, d)            # one thread or two: the same bits
+    W[d_at] = np.nan
+    assert passes.lbfgs_direction(W, places, c, d_at, x, np.empty(0), 1) == (gd, dtd)
+    np.testing.assert_array_equal(W[d_at], d)       # one thread or two: the same bits
 
 
 @pytest.mark.parametrize("passes", PASSES)
 @pytest.mark.parametrize("n", [3, 4097, N_BIG])
-@pytest.mark.parametrize("slot", [-1, 0, 3])
-def test_accept_pass_writes_the_pair_and_the_products(n, slot, passes):
+@pytest.mark.parametrize("slot,stp", [(-1, 0.37), (0, 0.37), (3, 0.37), (3, 1.0)])
+def test_accept_pass_writes_the_pair_and_the_products(n, slot, stp, passes):
+    """The rows at their places after the step: the new g and (slot >= 0) the direction,
+    which becomes s = stp d in place, and y = g - g_old written over the slot's y."""
     passes = PASSES[passes]
-    W, _ = _rows(n)
-    rng = np.random.default_rng(5)
-    g, d, stp = rng.standard_normal(n), rng.standard_normal(n), 0.37
+    W, _ = _rows(n, 10)
+    places = _places(9, 1)
+    g_old = places[9]
     results = []
     for threads in (1, 2):
         Wt, v = W.copy(), np.full(9, np.nan)
-        rr = passes.lbfgs_accept(Wt, 9, g, d, stp, slot, v, threads)
+        rr = passes.lbfgs_accept(Wt, places, 9, g_old, stp, slot, v, threads)
         results.append((Wt, v, rr))
     (W1, v1, rr1), (W2, v2, rr2) = results
     np.testing.assert_array_equal(W1, W2)
     np.testing.assert_array_equal(v1, v2)
     assert rr1 == rr2
     want = W.copy()
+    g = W[places[0]]
     if slot >= 0:
-        want[1 + 2 * slot] = stp * d
-        want[2 + 2 * slot] = g - W[0]
-        assert rr1 == pytest.approx(float(want[2 + 2 * slot] @ want[2 + 2 * slot]), rel=1e-12)
+        want[places[1 + 2 * slot]] = stp * W[places[1 + 2 * slot]]
+        want[places[2 + 2 * slot]] = g - W[g_old]
+        y = want[places[2 + 2 * slot]]
+        assert rr1 == pytest.approx(float(y @ y), rel=1e-12)
     else:
         assert rr1 == 0
-    want[0] = g
     np.testing.assert_array_equal(W1, want)
-    np.testing.assert_allclose(v1, want @ g, rtol=1e-12, atol=1e-12 * n)
+    np.testing.assert_allclose(v1, want[places[:9]] @ g, rtol=1e-12, atol=1e-12 * n)
 
 
 @pytest.mark.parametrize("passes", PASSES)
@@ -316,17 +328,26 @@ def test_gradient_written_into_the_buffer_is_the_same_path():
 
 
 def test_passes_refuse_mismatched_buffers():
-    W, c = _rows(10)
-    with pytest.raises(ValueError, match="coefficient a row"):
-        core.lbfgs_direction(W, c[:-1], np.empty(10), np.empty(10), np.empty(0), 1)
+    W, c = _rows(10, 11)
+    places = np.arange(11, dtype=np.intp)
+    with pytest.raises(ValueError, match="n_rows"):           # more coefficients than places
+        core.lbfgs_direction(W, places[:8], c[:9], 10, np.empty(10), np.empty(0), 1)
+    with pytest.raises(ValueError, match="different rows"):   # d over one of the rows
+        core.lbfgs_direction(W, places, c[:9], 3, np.empty(10), np.empty(0), 1)
+    with pytest.raises(ValueError, match="different rows"):   # a place outside W
+        core.lbfgs_direction(W, places + 5, c[:9], 0, np.empty(10), np.empty(0), 1)
     with pytest.raises(ValueError, match="row's length"):
-        core.lbfgs_direction(W, c, np.empty(10), np.empty(9), np.empty(10), 1)
+        core.lbfgs_direction(W, places, c[:9], 10, np.empty(9), np.empty(10), 1)
     with pytest.raises(ValueError, match="n_rows"):
-        core.lbfgs_accept(W, 10, np.empty(10), np.empty(10), 1.0, -1, np.empty(10), 1)
+        core.lbfgs_accept(W, places, 12, 10, 1.0, -1, np.empty(12), 1)
+    with pytest.raises(ValueError, match="different rows"):   # g_old among the rows
+        core.lbfgs_accept(W, places, 9, 4, 1.0, 0, np.empty(9), 1)
     with pytest.raises(ValueError, match="slot"):
-        core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 4, np.empty(9), 1)
+        core.lbfgs_accept(W, places, 9, 10, 1.0, 4, np.empty(9), 1)
+    with pytest.raises(ValueError, match="v must"):
+        core.lbfgs_accept(W, places, 9, 10, 1.0, 0, np.empty(8), 1)
     with pytest.raises(ValueError, match="n_threads"):
-        core.lbfgs_accept(W, 9, np.empty(10), np.empty(10), 1.0, 0, np.empty(9), 0)
+        core.lbfgs_accept(W, places, 9, 10, 1.0, 0, np.empty(9), 0)
     with pytest.raises(ValueError, match="same length"):
         core.lbfgs_slope(np.empty(10), np.empty(9), 1)
 

@@ -195,9 +195,15 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
     n = x.size
     threads = max(1, int(n_threads))
     passes = core if n >= PARALLEL_MIN else NumPyPasses
-    xt, d, gt = np.empty(n), np.empty(n), np.empty(n)
-    # row 0: the iterate's gradient; rows 1 + 2i, 2 + 2i: the pair s_i, y_i of slot i
-    W = np.empty((1 + 2 * m, n))
+    # the stored rows: 0, the iterate's gradient; 1 + 2i and 2 + 2i, the pair s_i, y_i of
+    # slot i. Each lies in W's row places[r]; two more of W's rows hold the direction d
+    # (d_at: where the next pair's s will be) and the trial gradient (gt_at: the next g).
+    # An accepted step moves places, not rows.
+    xt = np.empty(n)
+    W = np.empty((3 + 2 * m, n))
+    places = np.arange(1 + 2 * m, dtype=np.intp)
+    d_at, gt_at = 1 + 2 * m, 2 + 2 * m
+    d, gt = W[d_at], W[gt_at]
     G = np.zeros((1 + 2 * m, 1 + 2 * m))    # their Gram matrix (row 0 refreshed each time)
     v = np.zeros(1 + 2 * m)             # the rows' products with g (lbfgs_accept)
     sy = np.ones(m)                     # s_i'y_i as L-BFGS-B computes it
@@ -219,24 +225,24 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
 
     last = None
 
-    f = evaluate(x, W[0])
-    if _sup_norm(W[0]) <= gtol:
-        return _result(x, f, W[0], 0, nfev, PGTOL, 0)
+    g = W[places[0]]
+    f = evaluate(x, g)
+    if _sup_norm(g) <= gtol:
+        return _result(x, f, g, 0, nfev, PGTOL, 0)
     pending = None                      # the newest pair's y, whose products need v
     v_old = None
     while True:
         k = len(order)
-        rows = W[:1 + 2 * k]
         if k == 0:
             # steepest descent as L-BFGS-B's Cauchy point gives it: d = (x - t g) - x with
             # t = g'g / g'g, NaN when g'g overflows (then so is d, and the search fails)
-            gg = np.float64(W[0] @ W[0])
-            np.multiply(W[0], -(gg / gg), out=d)
+            gg = np.float64(g @ g)
+            np.multiply(g, -(gg / gg), out=d)
             d += x
             d -= x
             c = np.zeros(1)
             c[0] = -1.0
-            gd, dnorm = float(d @ W[0]), _norm(d)
+            gd, dnorm = float(d @ g), _norm(d)
             dtd, tried = dnorm * dnorm, False
         else:
             if pending is not None:     # y_j'w = g'w - g_old'w for the other rows
@@ -251,7 +257,8 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
             c = _two_loop(G[:1 + 2 * k, :1 + 2 * k], order, sy, theta)
             # the first trial, x + d (a step of 1 after the first iteration), on the way
             tried = nit > 0
-            gd, dtd = passes.lbfgs_direction(rows, c, d, x, xt if tried else NO_TRIAL, threads)
+            gd, dtd = passes.lbfgs_direction(W, places, c, d_at, x,
+                                             xt if tried else NO_TRIAL, threads)
             dnorm = _norm(d, dtd)
             if not _square_in_range(dtd):
                 dtd = dnorm * dnorm         # as the scaled norm gives it
@@ -278,7 +285,7 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
         if not ok:
             if k == 0:                  # steepest descent failed too
                 # scipy's result has the x and g restored, but the last value evaluated
-                return _result(x, last, W[0], nit, nfev, "ABNORMAL: ", limit())
+                return _result(x, last, g, nit, nfev, "ABNORMAL: ", limit())
             order, theta, pending = [], 1.0, None   # forget the pairs, retry from x
             continue
         x, xt, f = xt, x, ft
@@ -310,11 +317,19 @@ def _minimize(fun, x0, callback, gradient_into, maxiter=15000, maxfun=15000, gto
             G[1 + 2 * j, others] = G[others, 1 + 2 * j] = u[others]
             G[1 + 2 * j, 1 + 2 * j] = dtd if stp == 1.0 else stp * stp * dtd
             order.append(j)
-            # s_j = stp d, y_j = gt - g, then g = gt and v = the rows' products with it
-            rr = passes.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, j, v, threads)
+            # g = gt and s_j = stp d where they lie, y_j = gt - g over the old y_j (or the
+            # free row of a new slot), then v = the rows' products with g; the old g's and
+            # s_j's rows are the next trial gradient's and direction's
+            g_at, s_at = places[0], places[1 + 2 * j]
+            places[0], places[1 + 2 * j] = gt_at, d_at
+            rr = passes.lbfgs_accept(W, places, 1 + 2 * len(order), g_at, stp, j, v, threads)
+            gt_at, d_at = g_at, s_at
             theta, sy[j], pending = rr / dr, dr, (j, dr, rr)
         else:
-            passes.lbfgs_accept(W, 1 + 2 * len(order), gt, d, stp, -1, v, threads)
+            g_at, places[0] = places[0], gt_at
+            passes.lbfgs_accept(W, places, 1 + 2 * len(order), g_at, stp, -1, v, threads)
+            gt_at = g_at
+        g, gt, d = W[places[0]], W[gt_at], W[d_at]
 
 
 class NumPyPasses:
@@ -325,22 +340,24 @@ class NumPyPasses:
     past 1e-10)."""
 
     @staticmethod
-    def lbfgs_direction(rows, c, d, x, xt, n_threads):
-        np.dot(c, rows, out=d)
+    def lbfgs_direction(W, rows, c, d_row, x, xt, n_threads):
+        d = W[d_row]
+        np.dot(c, W[rows[:len(c)]], out=d)
         if xt.size:
             np.add(x, d, out=xt)
-        return float(d @ rows[0]), float(d @ d)
+        return float(d @ W[rows[0]]), float(d @ d)
 
     @staticmethod
-    def lbfgs_accept(W, n_rows, g, d, stp, slot, v, n_threads):
-        rr = 0.0
+    def lbfgs_accept(W, rows, n_rows, g_old, stp, slot, v, n_threads):
+        rr, g = 0.0, W[rows[0]]
         if slot >= 0:
-            np.multiply(d, stp, out=W[1 + 2 * slot])
-            y = W[2 + 2 * slot]
-            np.subtract(g, W[0], out=y)
+            if stp != 1.0:
+                s = W[rows[1 + 2 * slot]]
+                np.multiply(s, stp, out=s)
+            y = W[rows[2 + 2 * slot]]
+            np.subtract(g, W[g_old], out=y)
             rr = float(y @ y)
-        np.copyto(W[0], g)
-        np.dot(W[:n_rows], W[0], out=v[:n_rows])
+        np.dot(W[rows[:n_rows]], g, out=v[:n_rows])
         return rr
 
     @staticmethod
@@ -371,7 +388,6 @@ def _read_only(a):
 
 
 def _result(x, f, g, nit, nfev, message, status):
-    # g: our trial gradient's buffer, given away; a copy of W's row 0 (whose view would
-    # keep all of W alive)
+    # g: a copy of one of W's rows (whose view would keep all of W alive)
     return SimpleNamespace(x=x, fun=f, jac=g if g.base is None else g.copy(), nit=nit,
                            nfev=nfev, status=status, success=status == 0, message=message)

@@ -33,11 +33,11 @@ static inline cb_vec cb_loadv(const double *p)
     return v;
 }
 
-/* out[q] = w_q'g for the four rows w_q = w + q ld, q < 4, each over n elements */
-static inline void cb_dot_four(const double *w, long ld, const double *g, long n,
-                               double *out)
+/* out[q] = w_q'g for the four rows w_0 .. w_3, each over n elements */
+static inline void cb_dot_four(const double *w0, const double *w1, const double *w2,
+                               const double *w3, const double *g, long n, double *out)
 {
-    const double *rows[4] = {w, w + ld, w + 2 * ld, w + 3 * ld};
+    const double *rows[4] = {w0, w1, w2, w3};
     cb_vec acc[4][CB_NV];
     double t[4] = {0, 0, 0, 0};
     long k = 0;
@@ -65,18 +65,19 @@ static inline void cb_dot_four(const double *w, long ld, const double *g, long n
 
 #else
 
-static inline void cb_dot_four(const double *w, long ld, const double *g, long n,
-                               double *out)
+static inline void cb_dot_four(const double *w0, const double *w1, const double *w2,
+                               const double *w3, const double *g, long n, double *out)
 {
+    const double *w[4] = {w0, w1, w2, w3};
     double acc[4][8] = {{0}}, t[4] = {0, 0, 0, 0};
     long k = 0;
     for (; k + 8 <= n; k += 8)
         for (int q = 0; q < 4; q++)
             for (int u = 0; u < 8; u++)
-                acc[q][u] += w[q * ld + k + u] * g[k + u];
+                acc[q][u] += w[q][k + u] * g[k + u];
     for (; k < n; k++)
         for (int q = 0; q < 4; q++)
-            t[q] += w[q * ld + k] * g[k];
+            t[q] += w[q][k] * g[k];
     for (int q = 0; q < 4; q++) {
         for (int u = 0; u < 8; u++)
             t[q] += acc[q][u];
