@@ -29,7 +29,11 @@ static inline void cb_prefetch_bytes(const void *p, long n_bytes)
         __builtin_prefetch((const char *)p + b);
 }
 
-/* nv (a constant where it is called) vectors of the row at k0, then the next chunk */
+/* cb_rows_S(scatter, fixed, ...): both loops in one, `scatter` a constant where it is
+ * called. gather: fixed is out (summed in registers), the picked rows are src's (read);
+ * scatter: fixed is src (read once into registers), the picked rows are dst's (updated).
+ * v = alpha val[p] (1 for a gather: the same bits as val[p]). A chunk of nv vectors (a
+ * constant) of the fixed row at a time, then the elements left. */
 #define CB_GATHER(T, S)                                                                      \
 typedef T cb_gv_##S __attribute__((vector_size(CB_VBYTES)));                                 \
 enum { CB_GL_##S = CB_VBYTES / (int)sizeof(T) };                                             \
@@ -44,98 +48,76 @@ static inline void cb_gstore_##S(T *p, cb_gv_##S v)                             
     memcpy(p, &v, sizeof v);                                                                 \
 }                                                                                            \
 static inline __attribute__((always_inline)) void                                            \
-cb_gather_chunk_##S(const int nv, T *out, const T *val, const int *idx, long p0, long p1,    \
-                    const T *src, long ld, long ahead, long ahead_n)                         \
+cb_chunk_##S(const int nv, const int scatter, T *fixed, T alpha, const T *val,               \
+             const int *idx, long p0, long p1, T *picked, long ld, long ahead, long ahead_n) \
 {                                                                                            \
-    cb_gv_##S acc[CB_GV];                                                                    \
+    cb_gv_##S r[CB_GV];                                                                      \
     _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++)                                     \
-        acc[h] = cb_gload_##S(out + h * CB_GL_##S);                                          \
+        r[h] = cb_gload_##S(fixed + h * CB_GL_##S);                                          \
     for (long p = p0; p < p1; p++) {                                                         \
         if (p + ahead_n < ahead)                                                             \
-            cb_prefetch_bytes(src + (long)idx[p + ahead_n] * ld,                             \
-                              nv * CB_GL_##S * (long)sizeof(T));                             \
-        cb_gv_##S v = (cb_gv_##S){0} + val[p];                                               \
-        const T *s = src + (long)idx[p] * ld;                                                \
-        _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++)                                 \
-            acc[h] += v * cb_gload_##S(s + h * CB_GL_##S);                                   \
-    }                                                                                        \
-    _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++)                                     \
-        cb_gstore_##S(out + h * CB_GL_##S, acc[h]);                                          \
-}                                                                                            \
-static inline __attribute__((always_inline)) void                                            \
-cb_scatter_chunk_##S(const int nv, T *dst, T alpha, const T *val, const int *idx, long p0,   \
-                     long p1, const T *src, long ld, long ahead, long ahead_n)               \
-{                                                                                            \
-    cb_gv_##S row[CB_GV];                                                                    \
-    _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++)                                     \
-        row[h] = cb_gload_##S(src + h * CB_GL_##S);                                          \
-    for (long p = p0; p < p1; p++) {                                                         \
-        if (p + ahead_n < ahead)                                                             \
-            cb_prefetch_bytes(dst + (long)idx[p + ahead_n] * ld,                             \
+            cb_prefetch_bytes(picked + (long)idx[p + ahead_n] * ld,                          \
                               nv * CB_GL_##S * (long)sizeof(T));                             \
         cb_gv_##S v = (cb_gv_##S){0} + alpha * val[p];                                       \
-        T *d = dst + (long)idx[p] * ld;                                                      \
+        T *at = picked + (long)idx[p] * ld;                                                  \
+        _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++) {                               \
+            if (scatter)                                                                     \
+                cb_gstore_##S(at + h * CB_GL_##S, cb_gload_##S(at + h * CB_GL_##S) + v * r[h]); \
+            else                                                                             \
+                r[h] += v * cb_gload_##S(at + h * CB_GL_##S);                                \
+        }                                                                                    \
+    }                                                                                        \
+    if (!scatter)                                                                            \
         _Pragma("GCC unroll 8") for (int h = 0; h < nv; h++)                                 \
-            cb_gstore_##S(d + h * CB_GL_##S, cb_gload_##S(d + h * CB_GL_##S) + v * row[h]);  \
+            cb_gstore_##S(fixed + h * CB_GL_##S, r[h]);                                      \
+}                                                                                            \
+static inline __attribute__((always_inline)) void                                            \
+cb_rows_##S(const int scatter, T *fixed, long n, T alpha, const T *val, const int *idx,     \
+            long p0, long p1, T *picked, long ld, long ahead, long ahead_n)                  \
+{                                                                                            \
+    const long L = CB_GL_##S;                                                                \
+    long k = 0;                                                                              \
+    for (; k + CB_GV * L <= n; k += CB_GV * L)                                               \
+        cb_chunk_##S(CB_GV, scatter, fixed + k, alpha, val, idx, p0, p1, picked + k, ld,     \
+                     ahead, ahead_n);                                                        \
+    /* the chunks' sizes are constants, so that each keeps its vectors in registers */      \
+    if (k + 4 * L <= n) {                                                                    \
+        cb_chunk_##S(4, scatter, fixed + k, alpha, val, idx, p0, p1, picked + k, ld, ahead,  \
+                     ahead_n);                                                               \
+        k += 4 * L;                                                                          \
+    }                                                                                        \
+    if (k + 2 * L <= n) {                                                                    \
+        cb_chunk_##S(2, scatter, fixed + k, alpha, val, idx, p0, p1, picked + k, ld, ahead,  \
+                     ahead_n);                                                               \
+        k += 2 * L;                                                                          \
+    }                                                                                        \
+    if (k + L <= n) {                                                                        \
+        cb_chunk_##S(1, scatter, fixed + k, alpha, val, idx, p0, p1, picked + k, ld, ahead,  \
+                     ahead_n);                                                               \
+        k += L;                                                                              \
+    }                                                                                        \
+    for (long p = p0; p < p1 && k < n; p++) {                                                \
+        T v = alpha * val[p], *at = picked + (long)idx[p] * ld;                              \
+        for (long e = k; e < n; e++) {                                                       \
+            if (scatter)                                                                     \
+                at[e] += v * fixed[e];                                                       \
+            else                                                                             \
+                fixed[e] += v * at[e];                                                       \
+        }                                                                                    \
     }                                                                                        \
 }                                                                                            \
 static inline void cb_gather_##S(T *out, long n, const T *val, const int *idx, long p0,     \
                                  long p1, const T *src, long ld, long ahead, long ahead_n)   \
 {                                                                                            \
-    const long L = CB_GL_##S;                                                                \
-    long k = 0;                                                                              \
-    for (; k + CB_GV * L <= n; k += CB_GV * L)                                               \
-        cb_gather_chunk_##S(CB_GV, out + k, val, idx, p0, p1, src + k, ld, ahead, ahead_n);  \
-    if (k + 4 * L <= n) {                                                                    \
-        cb_gather_chunk_##S(4, out + k, val, idx, p0, p1, src + k, ld, ahead, ahead_n);      \
-        k += 4 * L;                                                                          \
-    }                                                                                        \
-    if (k + 2 * L <= n) {                                                                    \
-        cb_gather_chunk_##S(2, out + k, val, idx, p0, p1, src + k, ld, ahead, ahead_n);      \
-        k += 2 * L;                                                                          \
-    }                                                                                        \
-    if (k + L <= n) {                                                                        \
-        cb_gather_chunk_##S(1, out + k, val, idx, p0, p1, src + k, ld, ahead, ahead_n);      \
-        k += L;                                                                              \
-    }                                                                                        \
-    for (; k < n; k++) {                                                                     \
-        T t = out[k];                                                                        \
-        for (long p = p0; p < p1; p++)                                                       \
-            t += val[p] * src[(long)idx[p] * ld + k];                                        \
-        out[k] = t;                                                                          \
-    }                                                                                        \
+    /* src is only read: gather mode never writes the picked rows */                         \
+    cb_rows_##S(0, out, n, 1, val, idx, p0, p1, (T *)src, ld, ahead, ahead_n);               \
 }                                                                                            \
 static inline void cb_scatter_##S(T *dst, long n, T alpha, const T *val, const int *idx,    \
                                   long p0, long p1, const T *src, long ld, long ahead,       \
                                   long ahead_n)                                              \
 {                                                                                            \
-    const long L = CB_GL_##S;                                                                \
-    long k = 0;                                                                              \
-    for (; k + CB_GV * L <= n; k += CB_GV * L)                                               \
-        cb_scatter_chunk_##S(CB_GV, dst + k, alpha, val, idx, p0, p1, src + k, ld, ahead,    \
-                             ahead_n);                                                       \
-    if (k + 4 * L <= n) {                                                                    \
-        cb_scatter_chunk_##S(4, dst + k, alpha, val, idx, p0, p1, src + k, ld, ahead,        \
-                             ahead_n);                                                       \
-        k += 4 * L;                                                                          \
-    }                                                                                        \
-    if (k + 2 * L <= n) {                                                                    \
-        cb_scatter_chunk_##S(2, dst + k, alpha, val, idx, p0, p1, src + k, ld, ahead,        \
-                             ahead_n);                                                       \
-        k += 2 * L;                                                                          \
-    }                                                                                        \
-    if (k + L <= n) {                                                                        \
-        cb_scatter_chunk_##S(1, dst + k, alpha, val, idx, p0, p1, src + k, ld, ahead,        \
-                             ahead_n);                                                       \
-        k += L;                                                                              \
-    }                                                                                        \
-    if (k < n)                                                                               \
-        for (long p = p0; p < p1; p++) {                                                     \
-            T v = alpha * val[p];                                                            \
-            T *d = dst + (long)idx[p] * ld;                                                  \
-            for (long e = k; e < n; e++)                                                     \
-                d[e] += v * src[e];                                                          \
-        }                                                                                    \
+    /* src is only read: scatter mode never writes the fixed row */                          \
+    cb_rows_##S(1, (T *)src, n, alpha, val, idx, p0, p1, dst, ld, ahead, ahead_n);           \
 }
 
 #else   /* no vector extensions: the loops over memory */
