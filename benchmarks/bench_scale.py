@@ -153,10 +153,10 @@ def counting_evaluations():
     real = training._full_cost_grad
     log = []
 
-    def counted(run, layout, params, grad):
+    def counted(run, layout, params, grad, at=None):
         before = getattr(run.data, "_last", None)
         t0 = time.perf_counter()
-        J = real(run, layout, params, grad)
+        J = real(run, layout, params, grad, at=at)
         dt = time.perf_counter() - t0
         if not hasattr(run.data, "_last") or run.data._last is not before:
             log.append(dt)
