@@ -10,11 +10,25 @@
  * (benchmarks/README.md). The sums are the same: each element adds its products in
  * the entries' order. The row of the entry ahead_n entries on is prefetched while that
  * entry is below `ahead` (0: none), past p1, where the caller's next entries follow.
- * Compilers without GCC's vector extensions get the loops over memory. */
+ * Compilers without GCC's vector extensions (MSVC) get the loops over memory, with
+ * the same prefetches. */
 #ifndef CBACKPROP_GATHER_H
 #define CBACKPROP_GATHER_H
 
 #include <string.h>
+
+#if defined(_MSC_VER)
+#include <xmmintrin.h>
+#define CB_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define CB_PREFETCH(p) __builtin_prefetch((p))
+#endif
+
+static inline void cb_prefetch_bytes(const void *p, long n_bytes)
+{
+    for (long b = 0; b < n_bytes; b += 64)
+        CB_PREFETCH((const char *)p + b);
+}
 
 #if defined(__GNUC__)
 
@@ -22,12 +36,6 @@
 
 #define CB_GV 8                             /* half the registers of AVX2 and SSE2 */
 #define CB_VBYTES (CB_LV * (int)sizeof(double))
-
-static inline void cb_prefetch_bytes(const void *p, long n_bytes)
-{
-    for (long b = 0; b < n_bytes; b += 64)
-        __builtin_prefetch((const char *)p + b);
-}
 
 /* cb_rows_S(scatter, fixed, ...): both loops in one, `scatter` a constant where it is
  * called. gather: fixed is out (summed in registers), the picked rows are src's (read);
@@ -126,8 +134,9 @@ static inline void cb_scatter_##S(T *dst, long n, T alpha, const T *val, const i
 static inline void cb_gather_##S(T *out, long n, const T *val, const int *idx, long p0,     \
                                  long p1, const T *src, long ld, long ahead, long ahead_n)   \
 {                                                                                            \
-    (void)ahead; (void)ahead_n;                                                              \
     for (long p = p0; p < p1; p++) {                                                         \
+        if (p + ahead_n < ahead)                                                             \
+            cb_prefetch_bytes(src + (long)idx[p + ahead_n] * ld, n * (long)sizeof(T));       \
         const T *s = src + (long)idx[p] * ld;                                                \
         for (long k = 0; k < n; k++)                                                         \
             out[k] += val[p] * s[k];                                                         \
@@ -137,8 +146,9 @@ static inline void cb_scatter_##S(T *dst, long n, T alpha, const T *val, const i
                                   long p0, long p1, const T *src, long ld, long ahead,       \
                                   long ahead_n)                                              \
 {                                                                                            \
-    (void)ahead; (void)ahead_n;                                                              \
     for (long p = p0; p < p1; p++) {                                                         \
+        if (p + ahead_n < ahead)                                                             \
+            cb_prefetch_bytes(dst + (long)idx[p + ahead_n] * ld, n * (long)sizeof(T));       \
         T v = alpha * val[p];                                                                \
         T *d = dst + (long)idx[p] * ld;                                                      \
         for (long k = 0; k < n; k++)                                                         \
