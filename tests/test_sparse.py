@@ -394,11 +394,13 @@ def test_sparse_blocks_and_batches_are_refused_clearly():
         net.fit([(X[:20], y[:20]), (X[20:], y[20:])], None, solver="adam", epochs=1)
 
 
+@pytest.mark.parametrize("density, batch", [(0.01, 16), (0.05, 32)])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_minibatch_epochs_are_bit_identical_for_any_thread_count(solver):
-    """The first layer's step is shared by threads in fixed parts: the same bits for any
+def test_minibatch_epochs_are_bit_identical_for_any_thread_count(solver, density, batch):
+    """The first layer's step is shared by threads in fixed parts, and a large batch's
+    gather and scatter by ranges of units (the second density): the same bits for any
     thread count, and the dense path's to rounding, for a first layer of several parts."""
-    X = sp.random(120, 3000, density=0.01, random_state=0, format="csr")
+    X = sp.random(120, 3000, density=density, random_state=0, format="csr")
     Y = np.eye(3)[np.arange(120) % 3]
     net = cb.Network([3000, 24, 3], output="softmax", random_state=0)
     order = np.random.default_rng(0).permutation(120).astype(np.intp)
@@ -409,10 +411,80 @@ def test_minibatch_epochs_are_bit_identical_for_any_thread_count(solver):
         state = core.StepState(np.zeros_like(params), np.zeros_like(params))
         for _ in range(3):
             total, done, status = core.minibatch_epoch(
-                net._layout, rule, state, data, Y, np.empty(0), params, order, 16, 1.0,
+                net._layout, rule, state, data, Y, np.empty(0), params, order, batch, 1.0,
                 0.3 / 120, 1000, n_threads=n_threads)
         runs.append((params, total, state.m1.copy()))
     assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
     assert np.array_equal(runs[0][2], runs[1][2])
     assert _rel(runs[0][0], runs[2][0]) <= 1e-10 and _rel(runs[0][2], runs[2][2]) <= 1e-10
     assert runs[0][1] == pytest.approx(runs[2][1], rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rule", [dict(solver="adam", rate=0.01, weight_decay=0.1),
+                                  dict(solver="adam", rate=0.01, clip_norm=0.05),
+                                  dict(solver="sgd", rate=0.05, momentum=0.9, nesterov=True)])
+def test_the_first_layers_step_skips_the_gradient_of_columns_a_batch_lacks(dtype, rule):
+    """A sparse batch's step reads W(1)'s gradient only in the columns its rows have
+    entries in: the other columns' weights and moments still take their step (decay,
+    regularization, moments), equal to the dense path's; long runs of untouched columns
+    (more than ZERO_RUN elements), runs across the parts' boundaries, a column touched
+    once, and thread counts alike."""
+    rng = np.random.default_rng(1)
+    m, n, hidden = 48, 6000, 7
+    cols = np.where(rng.random((m, 2)) < 0.5, rng.integers(0, 40, (m, 2)),
+                    rng.integers(5000, 5012, (m, 2)))
+    cols[5, 0] = 2500                              # one column, one batch
+    X = sp.csr_matrix((rng.random(2 * m) + 0.5, cols.ravel(), np.arange(0, 2 * m + 1, 2)),
+                      shape=(m, n))
+    X.sum_duplicates()
+    X = X.astype(dtype)
+    Y = np.eye(3, dtype=dtype)[np.arange(m) % 3]
+    net = cb.Network([n, hidden, 3], output="softmax", random_state=0, dtype=dtype)
+    order = rng.permutation(m).astype(np.intp)
+    step = core.StepRule(**rule)
+    runs = []
+    for data, n_threads in ((net._check_X(X), 1), (net._check_X(X), 2), (X.toarray(), 1)):
+        params = net.params.copy()
+        state = core.StepState(np.zeros_like(params), np.zeros_like(params))
+        for _ in range(2):
+            core.minibatch_epoch(net._layout, step, state, data, Y, np.empty(0, dtype),
+                                 params, order, 8, 1.0, 0.5 / m, 1000, n_threads=n_threads)
+        runs.append((params, state.m1.copy(), state.m2.copy()))
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    for k in range(3 if rule["solver"] == "adam" else 2):     # sgd: no second moment
+        assert np.array_equal(runs[0][k], runs[1][k])
+        assert _rel(runs[0][k], runs[2][k]) <= tol
+    assert not np.array_equal(runs[0][0], net.params)
+
+
+def test_an_epochs_kept_buffers_give_the_bits_of_fresh_ones_after_a_diverged_epoch():
+    """scratch keeps an epoch's transposed W(1) buffers for the next epoch (no fresh pages
+    each epoch); an epoch that diverged mid-way, its batch's gradient summed but not
+    stepped on, leaves nothing behind in them."""
+    X = sp.random(90, 2000, density=0.01, random_state=0, format="csr")
+    Y = np.eye(3)[np.arange(90) % 3]
+    net = cb.Network([2000, 5, 3], output="softmax", random_state=0)
+    order = np.random.default_rng(0).permutation(90).astype(np.intp)
+    data = net._check_X(X)
+
+    def epochs(scratch, n=2):
+        params = net.params.copy()
+        state = core.StepState(np.zeros_like(params), np.zeros_like(params))
+        for _ in range(n):
+            core.minibatch_epoch(net._layout, core.StepRule("adam", 0.01), state, data, Y,
+                                 np.empty(0), params, order, 16, 1.0, 0.1 / 90, 1000,
+                                 scratch=scratch)
+        return params, state.m1
+
+    scratch = {}
+    bad = net.params.copy()
+    bad[-1] = np.nan                                  # the output layer's: a NaN cost
+    zeros = core.StepState(np.zeros_like(bad), np.zeros_like(bad))
+    status = core.minibatch_epoch(net._layout, core.StepRule("adam", 0.01), zeros, data, Y,
+                                  np.empty(0), bad, order, 16, 1.0, 0.1 / 90, 1000,
+                                  scratch=scratch)[2]
+    assert status == core.STATUS_DIVERGED and set(scratch) >= {"step_g1t", "step_w1t"}
+    assert not np.any(scratch["step_g1t"])
+    kept, fresh = epochs(scratch), epochs(None)
+    assert np.array_equal(kept[0], fresh[0]) and np.array_equal(kept[1], fresh[1])

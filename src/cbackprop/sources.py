@@ -54,7 +54,7 @@ class InMemory:
         return core.minibatch_epoch(layout, rule, moments, self.X, self.Y, self.w, params,
                                     run.order(), batch_size, run.scale, run.reg,
                                     run.check_every, n_threads=run.row_plan[0],
-                                    dropout=run.dropout)
+                                    dropout=run.dropout, scratch=run.scratch)
 
 
 # ------------------------------------------------------------------ blocks

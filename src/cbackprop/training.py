@@ -95,7 +95,8 @@ class _Run:
         X = getattr(data, "X", None)
         self.check_every = max(1, int(SIGNAL_CHECK_FLOPS // net._row_flops(X)))
         self.row_plan = net._row_plan(self.m, X)     # (threads, rows a block) for full batches
-        self.scratch = {}                            # the full batch's buffers, kept for the fit
+        self.scratch = {}                            # the compiled epochs' large buffers, kept
+                                                     # for the fit (core.cost_grad's scratch)
         self.epoch = 0
         self.history = {"loss": [], "time": []}
         if val is not None:

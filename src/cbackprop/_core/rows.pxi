@@ -28,6 +28,8 @@ cdef struct Rows:
     int b_blocks                # computes every row's z(2) into z1 (m x s_2) up front,
     void* z1                    # one block of W(1)^T's rows at a time
     const void* drop            # a training pass's dropout (kernels.pxi: Drop); NULL: none
+    int first_threads           # CSR: threads that csr_product and csr_accumulate share a
+                                # block's units among (1: the calling thread alone)
     int packed_units            # layers of up to this many units have W^T in wt
                                 # (pack_transposed); wider ones call BLAS
 
@@ -56,6 +58,7 @@ cdef inline Rows dense_rows(const void* X, Py_ssize_t m) noexcept nogil:
     rows.b_blocks = 0
     rows.z1 = NULL
     rows.drop = NULL
+    rows.first_threads = 1
     rows.packed_units = OWN_MAX_UNITS
     return rows
 
@@ -237,45 +240,85 @@ cdef int PREFETCH_AHEAD = 8
 
 cdef inline void _gather(floating* out, int n, const floating* val, const int* idx,
                          Py_ssize_t p0, Py_ssize_t p1, const floating* src,
-                         Py_ssize_t ahead) noexcept nogil:
-    """out[0:n] += val[p] src[idx[p] n + 0:n], p0 <= p < p1; the rows of the entries
+                         Py_ssize_t ahead, Py_ssize_t ld) noexcept nogil:
+    """out[0:n] += val[p] src[idx[p] ld + 0:n], p0 <= p < p1; the rows of the entries
     PREFETCH_AHEAD on are prefetched while below ahead (0: none)."""
     if floating is double:
-        cb_gather_d(out, n, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+        cb_gather_d(out, n, val, idx, p0, p1, src, ld, ahead, PREFETCH_AHEAD)
     else:
-        cb_gather_f(out, n, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+        cb_gather_f(out, n, val, idx, p0, p1, src, ld, ahead, PREFETCH_AHEAD)
 
 
 cdef inline void _scatter(floating* dst, int n, floating alpha, const floating* val,
                           const int* idx, Py_ssize_t p0, Py_ssize_t p1, const floating* src,
-                          Py_ssize_t ahead) noexcept nogil:
-    """dst[idx[p] n + 0:n] += (alpha val[p]) src[0:n], p0 <= p < p1, prefetched as _gather."""
+                          Py_ssize_t ahead, Py_ssize_t ld) noexcept nogil:
+    """dst[idx[p] ld + 0:n] += (alpha val[p]) src[0:n], p0 <= p < p1, prefetched as
+    _gather."""
     if floating is double:
-        cb_scatter_d(dst, n, alpha, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+        cb_scatter_d(dst, n, alpha, val, idx, p0, p1, src, ld, ahead, PREFETCH_AHEAD)
     else:
-        cb_scatter_f(dst, n, alpha, val, idx, p0, p1, src, n, ahead, PREFETCH_AHEAD)
+        cb_scatter_f(dst, n, alpha, val, idx, p0, p1, src, ld, ahead, PREFETCH_AHEAD)
+
+
+# A block's gather and scatter are split among rows.first_threads threads by ranges of
+# units (whole 64-byte lines of a row: no line is written by two threads), when it has
+# this many products or more: below, waking a thread costs more than it saves. Each
+# element's sum runs in the entries' order whatever the split: the same bits.
+cdef Py_ssize_t FIRST_TEAM_WORK = 1 << 16
+
+
+cdef int _first_team(const Rows* rows, Py_ssize_t r0, int mb, int s_out) noexcept nogil:
+    """How many threads split this block's first layer (1: none)."""
+    cdef Py_ssize_t i, r, nnz = 0
+    if rows.first_threads <= 1:
+        return 1
+    for i in range(mb):
+        r = _row_index(rows, r0 + i)
+        nnz += rows.indptr[r + 1] - rows.indptr[r]
+    return rows.first_threads if nnz * s_out >= FIRST_TEAM_WORK else 1
+
+
+cdef inline int _unit_at(int t, int nt, int s_out, int itemsize) noexcept nogil:
+    """Thread t's first unit of nt, at a 64-byte line of the row."""
+    cdef int per = 64 // itemsize
+    cdef int lines = (s_out + per - 1) // per
+    return min(s_out, (t * lines // nt) * per)
 
 
 cdef inline Py_ssize_t _row_index(const Rows* rows, Py_ssize_t r) noexcept nogil:
     return rows.order[r] if rows.order != NULL else r
 
 
-cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
-                      const floating* w1t, floating* Z) noexcept nogil:
-    """Z (mb x s_out) = X[rows r0 .. r0 + mb - 1] W(1)^T."""
+cdef void _product_units(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
+                         const floating* w1t, floating* Z, int k0, int k1) noexcept nogil:
+    """csr_product's units k0 .. k1 - 1."""
     cdef floating* z
     cdef Py_ssize_t i, r, end
     # rows in their order follow one another in memory: prefetch into the next ones
     cdef bint in_order = rows.order == NULL
     cdef int k
+    if k1 <= k0:
+        return
     for i in range(mb):
         r = _row_index(rows, r0 + i)
-        z = Z + i * s_out
-        for k in range(s_out):
+        z = Z + i * s_out + k0
+        for k in range(k1 - k0):
             z[k] = 0
         end = rows.indptr[r + 1]
-        _gather(z, s_out, <const floating*>rows.data, rows.indices, rows.indptr[r], end, w1t,
-                rows.indptr[rows.m] if in_order else end)
+        _gather(z, k1 - k0, <const floating*>rows.data, rows.indices, rows.indptr[r], end,
+                w1t + k0, rows.indptr[rows.m] if in_order else end, s_out)
+
+
+cdef void csr_product(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
+                      const floating* w1t, floating* Z) noexcept nogil:
+    """Z (mb x s_out) = X[rows r0 .. r0 + mb - 1] W(1)^T."""
+    cdef int t, nt = _first_team(rows, r0, mb, s_out)
+    if nt == 1:
+        _product_units(rows, r0, mb, s_out, w1t, Z, 0, s_out)
+        return
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        _product_units(rows, r0, mb, s_out, w1t, Z, _unit_at(t, nt, s_out, sizeof(floating)),
+                       _unit_at(t + 1, nt, s_out, sizeof(floating)))
 
 
 cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_out,
@@ -295,19 +338,36 @@ cdef void first_products(const Rows* rows, Py_ssize_t r0, Py_ssize_t r1, int s_o
         base = <Py_ssize_t>b * rows.m
         for r in range(r0, r1):
             _gather(z1 + r * s_out, s_out, <const floating*>rows.b_data, rows.b_cols,
-                    rows.b_ptr[base + r], rows.b_ptr[base + r + 1], w1t, 0)
+                    rows.b_ptr[base + r], rows.b_ptr[base + r + 1], w1t, 0, s_out)
+
+
+cdef void _accumulate_units(const Rows* rows, Py_ssize_t r0, int mb, int s_out,
+                            floating alpha, const floating* D, floating* g1t, int k0,
+                            int k1) noexcept nogil:
+    """csr_accumulate's units k0 .. k1 - 1."""
+    cdef Py_ssize_t i, r, end
+    cdef bint in_order = rows.order == NULL       # as csr_product
+    if k1 <= k0:
+        return
+    for i in range(mb):
+        r = _row_index(rows, r0 + i)
+        end = rows.indptr[r + 1]
+        _scatter(g1t + k0, k1 - k0, alpha, <const floating*>rows.data, rows.indices,
+                 rows.indptr[r], end, D + i * s_out + k0,
+                 rows.indptr[rows.m] if in_order else end, s_out)
 
 
 cdef void csr_accumulate(const Rows* rows, Py_ssize_t r0, int mb, int s_out, floating alpha,
                          const floating* D, floating* g1t) noexcept nogil:
     """G1t (s_1 x s_out) += alpha X[rows r0 .. r0 + mb - 1]^T D (D: mb x s_out)."""
-    cdef Py_ssize_t i, r, end
-    cdef bint in_order = rows.order == NULL       # as csr_product
-    for i in range(mb):
-        r = _row_index(rows, r0 + i)
-        end = rows.indptr[r + 1]
-        _scatter(g1t, s_out, alpha, <const floating*>rows.data, rows.indices, rows.indptr[r],
-                 end, D + i * s_out, rows.indptr[rows.m] if in_order else end)
+    cdef int t, nt = _first_team(rows, r0, mb, s_out)
+    if nt == 1:
+        _accumulate_units(rows, r0, mb, s_out, alpha, D, g1t, 0, s_out)
+        return
+    for t in prange(nt, num_threads=nt, schedule="static"):
+        _accumulate_units(rows, r0, mb, s_out, alpha, D, g1t,
+                          _unit_at(t, nt, s_out, sizeof(floating)),
+                          _unit_at(t + 1, nt, s_out, sizeof(floating)))
 
 
 cdef void add_transposed(int s_in, int s_out, floating* g1t, floating* tgt,
@@ -347,7 +407,7 @@ cdef void first_by_columns(const Net* net, const Rows* rows, floating* grad, int
                 for k in range(s_out):
                     g[k] = 0
             _gather(g, s_out, <const floating*>rows.c_data, rows.c_rows, ptr[j], ptr[j + 1],
-                    <const floating*>rows.d1, ahead)
+                    <const floating*>rows.d1, ahead, s_out)
     for t0 in range(j0, j1, 32):            # tiles of 32 columns, read while in cache
         t1 = min(t0 + 32, j1)
         for k in range(s_out):
