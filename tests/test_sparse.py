@@ -424,12 +424,11 @@ def test_minibatch_epochs_are_bit_identical_for_any_thread_count(solver, density
 @pytest.mark.parametrize("rule", [dict(solver="adam", rate=0.01, weight_decay=0.1),
                                   dict(solver="adam", rate=0.01, clip_norm=0.05),
                                   dict(solver="sgd", rate=0.05, momentum=0.9, nesterov=True)])
-def test_the_first_layers_step_skips_the_gradient_of_columns_a_batch_lacks(dtype, rule):
-    """A sparse batch's step reads W(1)'s gradient only in the columns its rows have
-    entries in: the other columns' weights and moments still take their step (decay,
-    regularization, moments), equal to the dense path's; long runs of untouched columns
-    (more than ZERO_RUN elements), runs across the parts' boundaries, a column touched
-    once, and thread counts alike."""
+def test_the_first_layers_step_in_columns_a_batch_lacks_matches_the_dense_path(dtype, rule):
+    """W(1)'s weights in the columns a sparse batch has no entry in still take their step
+    (decay, regularization, moments), equal to the dense path's: long runs of such
+    columns, rows across the step's parts' boundaries, a column of one batch, and thread
+    counts alike."""
     rng = np.random.default_rng(1)
     m, n, hidden = 48, 6000, 7
     cols = np.where(rng.random((m, 2)) < 0.5, rng.integers(0, 40, (m, 2)),

@@ -493,28 +493,9 @@ cdef struct FirstApart:
     void* m2
     double* sums                # each part's sum of squared weights (the parts' order: the
     int nt                      # same bits for any nt)
-    # The columns of X that the batch has entries in (mark_columns; NULL: every row of g
-    # is read). Only those rows of g can be other than zero: the others' step reads the
-    # small `zeros` instead of g (the same bits, g's row being +0 too), and g is zeroed
-    # again only where it was written. A text batch touches a few of the columns, and
-    # the step is bound by memory: it moves six streams of W(1)'s size, not eight.
-    unsigned char* touched
-    const void* zeros           # ZERO_RUN zeros of the dtype
-    int s_out                   # the elements of a column's row: s_2
 
 
 cdef Py_ssize_t FIRST_PART = 1 << 15
-cdef Py_ssize_t ZERO_RUN = 2048
-
-
-cdef void mark_columns(const Rows* rows, const Py_ssize_t* ids, Py_ssize_t n,
-                       unsigned char* touched) noexcept nogil:
-    """touched[j] = 1 for every column j that CSR rows ids[0 .. n - 1] store an entry in."""
-    cdef Py_ssize_t i, p, r
-    for i in range(n):
-        r = ids[i]
-        for p in range(rows.indptr[r], rows.indptr[r + 1]):
-            touched[rows.indices[p]] = 1
 
 
 cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
@@ -524,35 +505,11 @@ cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n
     cdef Py_ssize_t lo = c * FIRST_PART
     cdef Py_ssize_t n = min(FIRST_PART, n1 - lo)
     cdef floating* w = <floating*>first.w + lo
-    cdef floating* g = <floating*>first.g
-    cdef floating keep = <floating>st.keep
-    cdef Py_ssize_t i, end, piece, hi = lo + n, s = first.s_out
-    cdef unsigned char on
     if want_sums:
         first.sums[c] = _sumsq(w, n)
-    if first.touched == NULL:
-        _step_run(w, g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo, n, inv, r,
-                  keep, st)
-        memset(g + lo, 0, n * sizeof(floating))
-        return
-    i = lo
-    while i < hi:                 # runs of columns alike: touched, or not
-        on = first.touched[i // s]
-        end = min((i // s + 1) * s, hi)
-        while end < hi and first.touched[end // s] == on:
-            end = min(end + s, hi)
-        if on:
-            _step_run(w + (i - lo), g + i, <floating*>first.m1 + i, <floating*>first.m2 + i,
-                      end - i, inv, r, keep, st)
-            memset(g + i, 0, (end - i) * sizeof(floating))
-        else:
-            while i < end:
-                piece = min(ZERO_RUN, end - i)
-                _step_run(w + (i - lo), <const floating*>first.zeros,
-                          <floating*>first.m1 + i, <floating*>first.m2 + i, piece, inv, r,
-                          keep, st)
-                i += piece
-        i = end
+    _step_run(w, <floating*>first.g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo,
+              n, inv, r, <floating>st.keep, st)
+    memset(<floating*>first.g + lo, 0, n * sizeof(floating))
 
 
 cdef inline void _first_norm_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
@@ -657,7 +614,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     from and to `state`. stop: the fit's StopFlag, as online_epoch takes it. X: a C-order
     matrix of params' dtype (a batch's rows gathered into one buffer), or CSR (a batch
     reads its rows where they are, through `order`; n_threads share each step of its
-    first layer's weights, the rest of the batch runs on this thread). dropout: each
+    first layer's weights, and a large batch's first-layer gather and scatter (rows.pxi:
+    first_threads); the rest of the batch runs on this thread). dropout: each
     sample's pass through its masks of dropout.epoch (None: the full network). scratch:
     a dict kept from epoch to epoch of a fit (or None), holding CSR's transposed W(1)
     buffers (cost_grad's scratch).
@@ -692,11 +650,8 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
     cdef floating[::1] m1t = _reused(scratch, "step_m1t", n1, dtype, np.empty)
     cdef floating[::1] m2t = _reused(scratch, "step_m2t", n1, dtype, np.empty)
     cdef double[::1] part_sums = np.zeros((n1 + FIRST_PART - 1) // FIRST_PART)
-    cdef unsigned char[::1] touched = np.zeros(nX if sparse else 1, dtype=np.uint8)
-    cdef floating[::1] zeros = np.zeros(ZERO_RUN, dtype=dtype)
     cdef FirstApart first = FirstApart(&w1t[0], &g1t[0], &m1t[0], &m2t[0], &part_sums[0],
-                                       1 if _forked else max(1, n_threads), &touched[0],
-                                       &zeros[0], net.sizes[1])
+                                       1 if _forked else max(1, n_threads))
     cdef const floating* Xp = <const floating*>dense_at(&rows, 0, nX, sizeof(floating))
     cdef Rows batch = rows
     cdef floating[:, ::1] Yb = np.zeros((b, nY), dtype=dtype)
@@ -761,13 +716,9 @@ def minibatch_epoch(Layout layout, StepRule rule, StepState state, X,
                 st.rate = (rate * sqrt(1 - pow(st.beta2, <double>t))
                            / (1 - pow(st.beta1, <double>t)))
             norm = nb / scale
-            if sparse:
-                mark_columns(&rows, &order[start], nb, first.touched)
             batch_loss = batch_loss / norm + update(net, &params[0], &grad[0], &state1[0],
                                                     &state2[0], norm, reg, &st,
                                                     &first if sparse else NULL)
-            if sparse:
-                memset(first.touched, 0, nX)
             if not isfinite(batch_loss):     # only W^2 can overflow here; fit restores W
                 status = DIVERGED
                 break
