@@ -983,25 +983,41 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
 
 # ---------------------------------------------------------------- regularization
 
-cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    """a'b in double, over 16 partial sums: the compiler keeps them in vector registers
-    (a single running sum is a chain of dependent adds it may not reorder)."""
-    cdef double acc[16]
-    cdef double total = 0
+cdef inline void _dot_blocks(double* acc, const floating* a, const floating* b,
+                             Py_ssize_t n) noexcept nogil:
+    """acc[u] += a[k + u] b[k + u] over the whole blocks of 16 in n (_dot's partial sums; a
+    caller may feed one a's blocks run after run, in order, and end with _dot_end)."""
     cdef Py_ssize_t k = 0
     cdef int u
-    for u in range(16):
-        acc[u] = 0
     while k + 16 <= n:
         for u in range(16):
             acc[u] += <double>a[k + u] * b[k + u]
         k += 16
+
+
+cdef inline double _dot_end(const double* acc, const floating* a, const floating* b,
+                            Py_ssize_t n) noexcept nogil:
+    """_dot's total: the n % 16 elements past n's whole blocks, then the 16 partial sums."""
+    cdef double total = 0
+    cdef Py_ssize_t k = n - n % 16
+    cdef int u
     while k < n:
         total += <double>a[k] * b[k]
         k += 1
     for u in range(16):
         total += acc[u]
     return total
+
+
+cdef inline double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """a'b in double, over 16 partial sums: the compiler keeps them in vector registers
+    (a single running sum is a chain of dependent adds it may not reorder)."""
+    cdef double acc[16]
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    _dot_blocks(acc, a, b, n)
+    return _dot_end(acc, a, b, n)
 
 
 cdef inline double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:

@@ -496,6 +496,7 @@ cdef struct FirstApart:
 
 
 cdef Py_ssize_t FIRST_PART = 1 << 15
+cdef Py_ssize_t FIRST_SPAN = 512       # a multiple of 16 (_dot_blocks), 4 x 4 KB in L1
 
 
 cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
@@ -503,13 +504,26 @@ cdef inline void _first_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n
                              const Step* st) noexcept nogil:
     """The step of part c of the first layer's weights kept apart (update)."""
     cdef Py_ssize_t lo = c * FIRST_PART
-    cdef Py_ssize_t n = min(FIRST_PART, n1 - lo)
+    cdef Py_ssize_t n = min(FIRST_PART, n1 - lo), k = 0, span
     cdef floating* w = <floating*>first.w + lo
-    if want_sums:
-        first.sums[c] = _sumsq(w, n)
-    _step_run(w, <floating*>first.g + lo, <floating*>first.m1 + lo, <floating*>first.m2 + lo,
-              n, inv, r, <floating>st.keep, st)
-    memset(<floating*>first.g + lo, 0, n * sizeof(floating))
+    cdef floating* g = <floating*>first.g + lo
+    cdef double acc[16]
+    cdef int u
+    for u in range(16):
+        acc[u] = 0
+    # span by span while the four are in L1: the sum of squares (_sumsq's, the same bits),
+    # the step and the gradient's zeroing, not three passes over the part (the step waits
+    # on its division and square root: the sum's loads and the zeros' stores come free)
+    while k < n:
+        span = min(FIRST_SPAN, n - k)
+        if want_sums:
+            _dot_blocks(acc, w + k, w + k, span)
+            if k + span == n:
+                first.sums[c] = _dot_end(acc, w, w, n)
+        _step_run(w + k, g + k, <floating*>first.m1 + lo + k, <floating*>first.m2 + lo + k,
+                  span, inv, r, <floating>st.keep, st)
+        memset(g + k, 0, span * sizeof(floating))
+        k += span
 
 
 cdef inline void _first_norm_part(const FirstApart* first, Py_ssize_t c, Py_ssize_t n1,
