@@ -121,6 +121,24 @@ def test_epochs_match_the_reference(rng, dtype, config, solver, rates):
     assert _rel(plain, expected) > 1e-3                # the masks changed the fit
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("solver", ["online", "sgd", "adam"])
+@pytest.mark.parametrize("sizes", [[16, 30, 17, 3], [33, 15, 48, 3], [64, 1, 31, 3]],
+                         ids=lambda s: "-".join(map(str, s)))
+def test_rows_hashed_in_whole_vectors_keep_their_own_masks(rng, dtype, solver, sizes):
+    """A row's masks are hashed in multiples of 16 units, the extra ones written over the next
+    row's place before that row's own: widths on both sides of 16 and 32, and a batch whose
+    last block has one row (the spill past the block), all match the reference."""
+    X, Y, w = _problem(rng, sizes, "softmax", m=49)
+    net = cb.Network(sizes, activation="tanh", output="softmax", dtype=dtype, random_state=0)
+    order = rng.permutation(X.shape[0]).astype(np.intp)
+    rates = [0.3, 0.2, 0.4]
+    got = _epochs(net, solver, X.astype(dtype), Y.astype(dtype), w.astype(dtype), order,
+                  rates, 9, batch_size=16)
+    expected = _reference_epochs(net, solver, X, Y, w, order, rates, 9, batch_size=16)
+    assert _rel(got, expected) <= TOL[dtype]
+
+
 def test_a_batch_of_several_row_blocks_takes_each_rows_own_mask(rng):
     """A batch of 300 rows runs in blocks of 256 and 44: each row's mask is its sample's."""
     X, Y, w = _problem(rng, [5, 8, 3], "softmax", m=600)

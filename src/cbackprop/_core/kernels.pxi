@@ -431,6 +431,10 @@ cdef inline floating _kept_factor(unsigned long long key, int j, unsigned long l
     return kept if (mix64(key ^ <unsigned long long>j) >> 32) >= thr else zero
 
 
+cdef enum:
+    DROP_PAD = 16               # a row's masks are hashed in multiples of this many units
+
+
 cdef struct Drop:
     unsigned long long epoch_key            # mix64(mix64(seed) ^ epoch)
     const Py_ssize_t* ids                   # the sample index of the pass's row r: ids[r]
@@ -439,44 +443,44 @@ cdef struct Drop:
     const void* ws                          # the pass's workspace: a hidden layer's slot ...
     void* gains                             # ... s in ws, its M g'(a) at gains + (s - ws)
     void* input                             # mb_max x s_1: the input rows after dropout
-    void* scratch                           # a row of max(s_1, widest) factors
+    void* scratch                           # mb_max rows of max(s_1, widest) factors,
+                                            # and DROP_PAD more
 
 
-cdef inline void _drop_layer(const Drop* d, int k, int mb, int s, floating* A, floating* G,
-                             int act) noexcept nogil:
-    """Layer k's dropout of the pass's first mb rows (d.ids): A (mb x s) *= M, M = 1/(1-p)
-    where the unit is kept, else 0; G (mb x s, NULL for the input) = M g'(a), from A before
-    it, the factor the backward pass multiplies delta by."""
-    cdef int i, j
+cdef inline void _drop_layer(const Drop* d, int k, int mb, int s, const floating* src,
+                             floating* A, floating* G, int act) noexcept nogil:
+    """Layer k's dropout of the pass's first mb rows (d.ids): A (mb x s) = src M, M = 1/(1-p)
+    where the unit is kept, else 0 (src may be A); G (mb x s, NULL for the input) = M g'(a),
+    a from src, the factor the backward pass multiplies delta by. The masks of all the rows
+    first, each row's hashed in whole vectors (DROP_PAD units: a row of 30 would leave 14 to
+    run one at a time), its last ones spilling into the next row's place, which that row
+    then overwrites (the scratch has DROP_PAD more); then each product over the block as one
+    flat loop."""
+    cdef int i, j, s_pad = (s + DROP_PAD - 1) // DROP_PAD * DROP_PAD
+    cdef Py_ssize_t n = <Py_ssize_t>mb * s
     cdef unsigned long long key, thr = d.thresholds[k]
     cdef floating kept = <floating>d.scales[k]
     cdef floating* M = <floating*>d.scratch
-    cdef floating* row
-    cdef floating* grow
+    cdef floating* mrow
     for i in range(mb):
         key = drop_row_key(d.epoch_key, d.ids[i], k)
-        row = A + <Py_ssize_t>i * s
-        for j in range(s):
-            M[j] = _kept_factor(key, j, thr, kept)
-        if G != NULL:
-            grow = G + <Py_ssize_t>i * s
-            for j in range(s):
-                grow[j] = M[j]
-            _mul_derivative(grow, row, s, act)
-        for j in range(s):
-            row[j] = row[j] * M[j]
+        mrow = M + <Py_ssize_t>i * s
+        for j in range(s_pad):
+            mrow[j] = _kept_factor(key, j, thr, kept)
+    if G != NULL:
+        memcpy(G, M, n * sizeof(floating))
+        _mul_derivative(G, src, n, act)
+    for i in range(n):
+        A[i] = src[i] * M[i]
 
 
 cdef inline const floating* _drop_input(const Drop* d, int mb, int s,
                                         const floating* X) noexcept nogil:
     """The block's input rows after dropout (d.input), or X itself without input dropout."""
-    cdef floating* out
     if d == NULL or d.thresholds[0] == 0:
         return X
-    out = <floating*>d.input
-    memcpy(out, X, <Py_ssize_t>mb * s * sizeof(floating))
-    _drop_layer(d, 0, mb, s, out, <floating*>NULL, IDENTITY)
-    return out
+    _drop_layer(d, 0, mb, s, X, <floating*>d.input, <floating*>NULL, IDENTITY)
+    return <floating*>d.input
 
 
 cdef inline floating* _gain_of(const Drop* d, int k, const floating* slot) noexcept nogil:
@@ -533,7 +537,7 @@ cdef inline floating* _forward_layers(const Net* net, const Py_ssize_t* offsets,
                        bias)
         if l < L - 2:
             if drop != NULL and drop.thresholds[l + 1] != 0:
-                _drop_layer(drop, l + 1, mb, s_out, a_out, _gain_of(drop, l + 1, a_out),
+                _drop_layer(drop, l + 1, mb, s_out, a_out, a_out, _gain_of(drop, l + 1, a_out),
                             net.acts[l])
             a_in = a_out
             slot += <Py_ssize_t>mb_max * s_out
@@ -561,7 +565,8 @@ cdef inline floating* _finish_forward(const Net* net, const Py_ssize_t* offsets,
     if net.n_layers == 2:
         return ws
     if drop != NULL and drop.thresholds[1] != 0:
-        _drop_layer(drop, 1, mb, net.sizes[1], first, _gain_of(drop, 1, first), net.acts[0])
+        _drop_layer(drop, 1, mb, net.sizes[1], first, first, _gain_of(drop, 1, first),
+                    net.acts[0])
     return _forward_layers(net, offsets, strides, params, wt, packed_units, 1, first,
                            ws + <Py_ssize_t>mb_max * net.sizes[1], mb, mb_max, Z, bias, drop)
 

@@ -195,7 +195,8 @@ cdef int _set_drop(Layout layout, Dropout dropout, Drop* d, floating[::1] ws,
                    floating[::1] input, floating[::1] gains, floating[::1] scratch,
                    bint sparse) except -1:
     """d for one epoch of dropout: its key, the layers' thresholds, its buffers (input: a
-    block's dropped rows, gains: one factor per workspace activation, scratch: a row)."""
+    block's dropped rows, gains: one factor per workspace activation, scratch: a block's
+    factors)."""
     cdef const unsigned long long[::1] thresholds = dropout.thresholds
     cdef const double[::1] scales = dropout.scales
     if len(dropout.rates) != len(layout.sizes) - 1:
@@ -220,7 +221,7 @@ def _drop_arrays(Layout layout, Dropout dropout, int mb_max, dtype):
     s1 = layout.sizes[0]
     return (aligned_zeros(mb_max * s1 if dropout.rates[0] > 0 else 1, dtype),
             np.zeros(max(1, mb_max * layout.units), dtype=dtype),
-            np.zeros(max(s1, layout.widest), dtype=dtype))
+            np.zeros(mb_max * max(s1, layout.widest) + DROP_PAD, dtype=dtype))
 
 
 def dropout_keep(Dropout dropout, const Py_ssize_t[::1] ids, int layer, int n_units):
