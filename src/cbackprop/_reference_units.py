@@ -220,6 +220,7 @@ def _check_masks(masks, thetas, X):
 # ----------------------------------------------------------------------------------------------
 
 _U64 = np.uint64
+_U32 = np.uint32
 
 
 def _mix64(x):
@@ -231,13 +232,21 @@ def _mix64(x):
     return x ^ (x >> _U64(31))
 
 
+def _fmix32(h):
+    """MurmurHash3's 32-bit finalizer on uint32 values (a bijection); arithmetic modulo 2**32."""
+    h = np.asarray(h, dtype=_U32)
+    h = (h ^ (h >> _U32(16))) * _U32(0x85EBCA6B)
+    h = (h ^ (h >> _U32(13))) * _U32(0xC2B2AE35)
+    return h ^ (h >> _U32(16))
+
+
 def dropout_keep(seed, epoch, samples, layer, n_units, rate):
     """Which units dropout keeps: a (len(samples), n_units) bool array, True where unit j of
     `layer` (0: the input, k: hidden layer k) of sample n is kept in `epoch`:
 
         epoch_key = mix64(mix64(seed) ^ epoch)
-        row_key   = mix64(mix64(epoch_key ^ n) ^ layer)
-        kept      = (mix64(row_key ^ j) >> 32) >= floor(rate * 2**32)
+        row_key   = mix64(mix64(epoch_key ^ n) ^ layer) >> 32           (its top 32 bits)
+        kept      = fmix32(row_key ^ (j * 0x9E3779B9 mod 2**32)) >= floor(rate * 2**32)
 
     so that a mask depends on (seed, epoch, sample, layer, unit) alone: never on threads,
     blocks or the order the samples are visited in. A unit is kept with probability
@@ -245,9 +254,10 @@ def dropout_keep(seed, epoch, samples, layer, n_units, rate):
     samples = np.asarray(samples, dtype=np.int64).astype(_U64).reshape(-1)
     with np.errstate(over="ignore"):
         epoch_key = _mix64(_mix64(np.array([seed], dtype=_U64)) ^ _U64(epoch))
-        rows = _mix64(_mix64(epoch_key ^ samples) ^ _U64(layer))
-        bits = _mix64(rows[:, None] ^ np.arange(n_units, dtype=_U64)[None, :]) >> _U64(32)
-    return bits >= _U64(int(rate * 2 ** 32))
+        rows = (_mix64(_mix64(epoch_key ^ samples) ^ _U64(layer)) >> _U64(32)).astype(_U32)
+        units = np.arange(n_units, dtype=_U32) * _U32(0x9E3779B9)
+        bits = _fmix32(rows[:, None] ^ units[None, :])
+    return bits >= _U32(int(rate * 2 ** 32))
 
 
 def dropout_masks(seed, epoch, samples, rates, sizes):

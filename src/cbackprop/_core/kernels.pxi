@@ -393,8 +393,10 @@ cdef double _output_error(const Net* net, floating* Z, floating* H, const floati
 # ------------------------------------------------------------------------ dropout
 # Inverted dropout of a training pass (online and mini-batch epochs; never a prediction):
 # unit j of layer k (0: the input, 1 .. L-2: the hidden layers) of the sample with index n
-# is kept when the top 32 bits of mix64(row_key ^ j) are >= round-down(p_k 2^32), with
-# row_key = mix64(mix64(epoch_key ^ n) ^ k) and epoch_key = mix64(mix64(seed) ^ epoch):
+# is kept when fmix32(row_key ^ j 0x9E3779B9) >= round-down(p_k 2^32), with the 32-bit
+# row_key = mix64(mix64(epoch_key ^ n) ^ k) >> 32 and epoch_key = mix64(mix64(seed) ^ epoch)
+# (mix64: SplitMix64's step; fmix32: MurmurHash3's finalizer, a bijection of 32-bit words,
+# whose multiplies AVX2 has as vector instructions, where mix64's 64-bit ones it has not):
 # a counter-based generator, so a mask depends on (seed, epoch, sample, layer, unit) alone,
 # never on threads, blocks or the order rows are visited in (reference.dropout_keep is the
 # same in NumPy). A kept unit's activation is divided by 1 - p_k, a dropped one is 0, and
@@ -405,10 +407,16 @@ cdef extern from *:
     #define CB_GOLDEN 0x9E3779B97F4A7C15ULL
     #define CB_MIX1 0xBF58476D1CE4E5B9ULL
     #define CB_MIX2 0x94D049BB133111EBULL
+    #define CB_GOLDEN32 0x9E3779B9U
+    #define CB_FMIX1 0x85EBCA6BU
+    #define CB_FMIX2 0xC2B2AE35U
     """
     const unsigned long long CB_GOLDEN
     const unsigned long long CB_MIX1
     const unsigned long long CB_MIX2
+    const unsigned int CB_GOLDEN32
+    const unsigned int CB_FMIX1
+    const unsigned int CB_FMIX2
 
 
 cdef inline unsigned long long mix64(unsigned long long x) noexcept nogil:
@@ -419,20 +427,22 @@ cdef inline unsigned long long mix64(unsigned long long x) noexcept nogil:
     return x ^ (x >> 31)
 
 
-cdef inline unsigned long long drop_row_key(unsigned long long epoch_key, Py_ssize_t n,
-                                            int k) noexcept nogil:
-    return mix64(mix64(epoch_key ^ <unsigned long long>n) ^ <unsigned long long>k)
+cdef inline unsigned int drop_row_key(unsigned long long epoch_key, Py_ssize_t n,
+                                      int k) noexcept nogil:
+    return <unsigned int>(mix64(mix64(epoch_key ^ <unsigned long long>n)
+                                ^ <unsigned long long>k) >> 32)
 
 
-cdef inline floating _kept_factor(unsigned long long key, int j, unsigned long long thr,
-                                  floating kept) noexcept nogil:
-    """Unit j's factor in the row of key: kept (1 / (1 - p)) or 0, a select (no branch)."""
-    cdef floating zero = 0
-    return kept if (mix64(key ^ <unsigned long long>j) >> 32) >= thr else zero
+cdef inline unsigned int drop_unit_bits(unsigned int key, int j) noexcept nogil:
+    """Unit j's 32 bits in the row of key: fmix32(key ^ j 0x9E3779B9), modulo 2^32."""
+    cdef unsigned int h = key ^ (<unsigned int>j * CB_GOLDEN32)
+    h = (h ^ (h >> 16)) * CB_FMIX1
+    h = (h ^ (h >> 13)) * CB_FMIX2
+    return h ^ (h >> 16)
 
 
 cdef enum:
-    DROP_PAD = 16               # a row's masks are hashed in multiples of this many units
+    DROP_PAD = 16               # a row's units are hashed in multiples of this many
 
 
 cdef struct Drop:
@@ -443,35 +453,36 @@ cdef struct Drop:
     const void* ws                          # the pass's workspace: a hidden layer's slot ...
     void* gains                             # ... s in ws, its M g'(a) at gains + (s - ws)
     void* input                             # mb_max x s_1: the input rows after dropout
-    void* scratch                           # mb_max rows of max(s_1, widest) factors,
-                                            # and DROP_PAD more
+    void* scratch                           # mb_max rows of max(s_1, widest) units' bits
+                                            # (32-bit words), and DROP_PAD more
 
 
 cdef inline void _drop_layer(const Drop* d, int k, int mb, int s, const floating* src,
                              floating* A, floating* G, int act) noexcept nogil:
     """Layer k's dropout of the pass's first mb rows (d.ids): A (mb x s) = src M, M = 1/(1-p)
     where the unit is kept, else 0 (src may be A); G (mb x s, NULL for the input) = M g'(a),
-    a from src, the factor the backward pass multiplies delta by. The masks of all the rows
+    a from src, the factor the backward pass multiplies delta by. The bits of all the rows
     first, each row's hashed in whole vectors (DROP_PAD units: a row of 30 would leave 14 to
     run one at a time), its last ones spilling into the next row's place, which that row
     then overwrites (the scratch has DROP_PAD more); then each product over the block as one
     flat loop."""
     cdef int i, j, s_pad = (s + DROP_PAD - 1) // DROP_PAD * DROP_PAD
-    cdef Py_ssize_t n = <Py_ssize_t>mb * s
-    cdef unsigned long long key, thr = d.thresholds[k]
-    cdef floating kept = <floating>d.scales[k]
-    cdef floating* M = <floating*>d.scratch
-    cdef floating* mrow
+    cdef Py_ssize_t r, n = <Py_ssize_t>mb * s
+    cdef unsigned int key, thr = <unsigned int>d.thresholds[k]
+    cdef floating kept = <floating>d.scales[k], zero = 0
+    cdef unsigned int* bits = <unsigned int*>d.scratch
+    cdef unsigned int* brow
     for i in range(mb):
         key = drop_row_key(d.epoch_key, d.ids[i], k)
-        mrow = M + <Py_ssize_t>i * s
+        brow = bits + <Py_ssize_t>i * s
         for j in range(s_pad):
-            mrow[j] = _kept_factor(key, j, thr, kept)
+            brow[j] = drop_unit_bits(key, j)
     if G != NULL:
-        memcpy(G, M, n * sizeof(floating))
+        for r in range(n):
+            G[r] = kept if bits[r] >= thr else zero
         _mul_derivative(G, src, n, act)
-    for i in range(n):
-        A[i] = src[i] * M[i]
+    for r in range(n):
+        A[r] = src[r] * (kept if bits[r] >= thr else zero)
 
 
 cdef inline const floating* _drop_input(const Drop* d, int mb, int s,

@@ -232,17 +232,17 @@ def dropout_keep(Dropout dropout, const Py_ssize_t[::1] ids, int layer, int n_un
         raise ValueError(f"layer must be in 0..{len(dropout.rates) - 1}; got {layer}")
     check_positive("n_units", n_units)
     cdef const unsigned long long[::1] thresholds = dropout.thresholds
-    cdef unsigned long long thr = thresholds[layer]
+    cdef unsigned int thr = <unsigned int>thresholds[layer]
     cdef unsigned long long key = mix64(mix64(dropout.seed_value)
                                         ^ <unsigned long long>dropout.epoch)
     cdef unsigned char[:, ::1] out = np.zeros((ids.shape[0], n_units), dtype=np.uint8)
     cdef Py_ssize_t i
     cdef int j
-    cdef unsigned long long row
+    cdef unsigned int row
     for i in range(ids.shape[0]):
         row = drop_row_key(key, ids[i], layer)
         for j in range(n_units):
-            out[i, j] = _kept_factor(row, j, thr, <double>1) != 0
+            out[i, j] = drop_unit_bits(row, j) >= thr
     return np.asarray(out)
 
 
