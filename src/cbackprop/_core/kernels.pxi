@@ -453,6 +453,7 @@ cdef struct Drop:
     const void* ws                          # the pass's workspace: a hidden layer's slot ...
     void* gains                             # ... s in ws, its M g'(a) at gains + (s - ws)
     void* input                             # mb_max x s_1: the input rows after dropout
+                                            # (online: two rows in turn, 64-byte aligned)
     void* scratch                           # mb_max rows of max(s_1, widest) units' bits
                                             # (32-bit words), and DROP_PAD more
 
@@ -892,6 +893,7 @@ cdef struct Online:
     const int* strides
     bint defer
     Pending pending
+    int half                    # the row of Drop.input the next dropped input goes to
     void* v1t                   # CSR rows: V (s_1 x s_2), W(1) = scale V^T during the epoch
     double scale
 
@@ -963,7 +965,16 @@ cdef double online_sample(const Net* net, Online* o, const Rows* rows, Py_ssize_
     cdef floating scale
     cdef double loss
     cdef const Drop* drop = <const Drop*>rows.drop     # its ids: this sample's (online_epoch)
+    cdef Drop halves
     if drop != NULL and not sparse:
+        if o.defer and drop.thresholds[0] != 0:
+            # Drop.input's two rows take turns: the pending update's x, the last sample's
+            # dropped row, stays until this sample's forward pass applies it
+            halves = drop[0]
+            halves.input = <floating*>drop.input + o.half * packed_stride(net.sizes[0],
+                                                                          sizeof(floating))
+            o.half = 1 - o.half
+            drop = &halves
         x = _drop_input(drop, 1, net.sizes[0], x)
 
     # forward; a pending first-layer update is applied as its product is computed

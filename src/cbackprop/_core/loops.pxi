@@ -216,10 +216,12 @@ cdef int _set_drop(Layout layout, Dropout dropout, Drop* d, floating[::1] ws,
     return 0
 
 
-def _drop_arrays(Layout layout, Dropout dropout, int mb_max, dtype):
-    """The buffers _set_drop takes: (input, gains, scratch) for blocks of mb_max rows."""
+def _drop_arrays(Layout layout, Dropout dropout, int mb_max, dtype, bint two_rows=False):
+    """The buffers _set_drop takes: (input, gains, scratch) for blocks of mb_max rows, or
+    with two_rows for online_sample's two dropped input rows (each on a 64-byte boundary)."""
     s1 = layout.sizes[0]
-    return (aligned_zeros(mb_max * s1 if dropout.rates[0] > 0 else 1, dtype),
+    n_input = 2 * packed_stride(s1, np.dtype(dtype).itemsize) if two_rows else mb_max * s1
+    return (aligned_zeros(n_input if dropout.rates[0] > 0 else 1, dtype),
             np.zeros(max(1, mb_max * layout.units), dtype=dtype),
             np.zeros(mb_max * max(s1, layout.widest) + DROP_PAD, dtype=dtype))
 
@@ -295,19 +297,19 @@ def online_epoch(Layout layout, X, const floating[:, ::1] Y, const floating[::1]
     cdef floating[::1] v1t = np.empty(net.sizes[0] * net.sizes[1] if sparse else 1,
                                       dtype=dtype)
     cdef Drop drop
-    cdef bint input_drop = dropout is not None and dropout.rates[0] > 0
     cdef floating[::1] drop_input, drop_gains, drop_scratch
     if dropout is not None:
-        drop_input, drop_gains, drop_scratch = _drop_arrays(layout, dropout, 1, dtype)
+        drop_input, drop_gains, drop_scratch = _drop_arrays(layout, dropout, 1, dtype, True)
         _set_drop(layout, dropout, &drop, ws, drop_input, drop_gains, drop_scratch, sparse)
         rows.drop = &drop
     cdef Online o
     o.offsets = &p_offsets[0]
     o.strides = &p_strides[0]
-    # defer each first-layer update to the next forward (not with input dropout: the
-    # update's x, the dropped row, is gone by then)
-    o.defer = CB_OWN_GEMM and not sparse and not input_drop
+    # defer each first-layer update to the next forward (with input dropout, the dropped
+    # rows take turns in two buffers: online_sample)
+    o.defer = CB_OWN_GEMM and not sparse
     o.pending = Pending(False, &deferred[0], NULL, 1.0)
+    o.half = 0
     o.v1t = &v1t[0] if sparse else NULL
     o.scale = 1
     cdef double total = 0, sample_loss
