@@ -15,18 +15,3 @@ __all__ = ["BlockSums", "ConvergenceWarning", "DivergenceError", "LRFind", "Mode
            "Network", "Scaler", "TrainingInterrupted", "block_sums", "blocks",
            "check_gradients", "cluster", "export", "load", "lr_find", "reference", "sources",
            "tree_sum", "__version__"]
-
-_ESTIMATORS = ("BackpropClassifier", "BackpropRegressor")
-
-
-def __getattr__(name):
-    """cbackprop.BackpropClassifier and BackpropRegressor: cbackprop.sklearn's, imported on
-    first use (scikit-learn stays optional, and `import cbackprop` does not load it)."""
-    if name in _ESTIMATORS:
-        from cbackprop import sklearn
-        return getattr(sklearn, name)
-    raise AttributeError(f"module 'cbackprop' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_ESTIMATORS))
