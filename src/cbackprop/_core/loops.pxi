@@ -196,7 +196,7 @@ cdef int _set_drop(Layout layout, Dropout dropout, Drop* d, floating[::1] ws,
                    bint sparse) except -1:
     """d for one epoch of dropout: its key, the layers' thresholds, its buffers (input: a
     block's dropped rows, gains: one factor per workspace activation, scratch: a block's
-    factors)."""
+    units' bits)."""
     cdef const unsigned long long[::1] thresholds = dropout.thresholds
     cdef const double[::1] scales = dropout.scales
     if len(dropout.rates) != len(layout.sizes) - 1:
