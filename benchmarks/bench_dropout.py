@@ -1,13 +1,14 @@
-"""Dropout, gradient clipping and decoupled weight decay (issue 16): an epoch's time with each,
-as a ratio to the same epoch without.
+"""Dropout, gradient clipping, decoupled weight decay and class weights (issue 16): an epoch's
+time with each, as a ratio to the same epoch without.
 
 Digits (64 -> 30 -> 10, tanh, softmax outputs), the training rows of bench_train.digits: online
 epochs (batch 1) and Adam epochs (batch 32), without dropout and with dropout 0.2 on the hidden
 layer (and 0.2 on the input too); Adam also with clip_norm (one extra pass over the gradient a
-batch), weight_decay, and both. An epoch's time is a fit's over its epochs (dropout_epochs of
+batch), weight_decay, and both; both solvers with class_weight="balanced" (multiplied into the
+samples' weights once a fit). An epoch's time is a fit's over its epochs (dropout_epochs of
 them), every network trained from the same seed; contenders interleaved (_common), each timed
-in its steady state; medians over rounds. Goal: dropout costs <= 15% of an epoch. Asserts no
-time.
+in its steady state; medians over rounds. Goals: dropout costs <= 15% of an epoch, class
+weights nothing measurable. Asserts no time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=src python benchmarks/run.py --only dropout
 """
@@ -19,12 +20,15 @@ WARM, CALLS = 0.25, 5        # a fit is about 20 ms: 0.02 s of warm-up left its 
 GOAL = 1 / 1.15             # "dropout costs <= 15%": none's median / dropout's >= 1 / 1.15
 VARIANTS = {                # contender -> fit options, per solver
     "online": {"none": {}, "dropout 0.2": dict(dropout=0.2),
-               "dropout 0.2 + input 0.2": dict(dropout=0.2, input_dropout=0.2)},
+               "dropout 0.2 + input 0.2": dict(dropout=0.2, input_dropout=0.2),
+               "class_weight balanced": dict(class_weight="balanced")},
     "adam": {"none": {}, "dropout 0.2": dict(dropout=0.2),
              "dropout 0.2 + input 0.2": dict(dropout=0.2, input_dropout=0.2),
              "clip_norm 1": dict(clip_norm=1.0), "weight_decay 1e-4": dict(weight_decay=1e-4),
-             "clip_norm + weight_decay": dict(clip_norm=1.0, weight_decay=1e-4)},
+             "clip_norm + weight_decay": dict(clip_norm=1.0, weight_decay=1e-4),
+             "class_weight balanced": dict(class_weight="balanced")},
 }
+CLASS_WEIGHT_NOISE = 0.95   # "class weights cost nothing measurable": within the 5% of repeats
 
 
 def epochs(d, solver, options, n, seed):
@@ -54,6 +58,9 @@ def dropout(cfg, make_rows, goal):
         goals += [goal(rows, "dropout", f"{solver} {name}: costs <= 15% of an epoch",
                        f"{solver} none", f"{solver} {name}", GOAL)
                   for name in variants if name.startswith("dropout")]
+        goals.append(goal(rows, "dropout", f"{solver} class_weight: costs nothing measurable "
+                          "(5% noise)", f"{solver} none", f"{solver} class_weight balanced",
+                          CLASS_WEIGHT_NOISE))
     notes = [f"digits {d['sizes']}, tanh, softmax outputs, {len(d['Xtr'])} training rows, "
              f"{cfg['dropout_epochs']} epochs a fit (batch 32 for adam); ratio: the median "
              "over the same solver's without (none); accuracy after the epochs"]
