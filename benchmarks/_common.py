@@ -19,6 +19,9 @@ import time
 
 CORES = len(os.sched_getaffinity(0))
 PAUSE = 0.2                  # seconds of rest before each contender's turn
+# steady_run's warm-up and calls for fits of about 20 ms (bench_units, bench_dropout): with
+# 0.02 s the first fits after the pause came out slow (benchmarks/README.md)
+SHORT_FIT = dict(warm=0.25, calls=5)
 BUSY_LOAD = 0.5              # a load average above this on arrival: other work skews figures
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "CBACKPROP_CPU")

@@ -13,10 +13,9 @@ weights nothing measurable. Asserts no time.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=src python benchmarks/run.py --only dropout
 """
 import bench_train as bt
-from _common import interleave, steady_run, timed
+from _common import SHORT_FIT, interleave, steady_run, timed
 
 RATE_ONLINE = 0.01
-WARM, CALLS = 0.25, 5        # a fit is about 20 ms: 0.02 s of warm-up left its first slow (README)
 GOAL = 1 / 1.15             # "dropout costs <= 15%": none's median / dropout's >= 1 / 1.15
 VARIANTS = {                # contender -> fit options, per solver
     "online": {"none": {}, "dropout 0.2": dict(dropout=0.2),
@@ -50,7 +49,7 @@ def dropout(cfg, make_rows, goal):
     scales = {"online": ("us/sample", 1e6), "adam": ("ms/epoch", 1e3)}
     for solver, variants in VARIANTS.items():
         contenders = {f"{solver} {name}": steady_run(
-            lambda r, o=o: epochs(d, solver, o, cfg["dropout_epochs"], 0), WARM, CALLS)
+            lambda r, o=o: epochs(d, solver, o, cfg["dropout_epochs"], 0), **SHORT_FIT)
             for name, o in variants.items()}
         runs = interleave(contenders, cfg["rounds"])
         unit, scale = scales[solver]

@@ -15,14 +15,13 @@ import numpy as np
 
 import bench_train as bt
 import cbackprop as cb
-from _common import interleave, steady, steady_run, timed
+from _common import SHORT_FIT, interleave, steady, steady_run, timed
 
 UNITS = cb.reference.ACTIVATIONS                 # every hidden unit, tanh the baseline
 NEW = ("leaky_relu", "elu", "softplus", "elliott")
 SOLVERS = {"online": ("us/sample", 1e6), "adam": ("ms/epoch", 1e3), "layer": ("ms", 1e3)}
 LAYER = [4, 128, 1]    # 128: our own products' widest (OWN_MAX_UNITS), cheap next to the unit
 RATE_ONLINE = 0.01     # bench_train's 0.1 diverges with the unbounded units (identity, elu)
-WARM, CALLS = 0.25, 5  # a fit is about 20 ms: 0.02 s of warm-up left its first slow (README)
 NOISE = 0.95           # "no more than tanh": within 5%, the spread of repeats on this machine
 
 
@@ -56,7 +55,7 @@ def units(cfg, make_rows, goal):
             contenders = {f"{u} layer": layer_cost_gradient(u, cfg["units_rows"]) for u in UNITS}
         else:
             contenders = {f"{u} {solver}": steady_run(
-                lambda r, u=u: epochs(d, u, solver, cfg["units_epochs"], 0), WARM, CALLS)
+                lambda r, u=u: epochs(d, u, solver, cfg["units_epochs"], 0), **SHORT_FIT)
                 for u in UNITS}
         runs = interleave(contenders, cfg["rounds"])
         rows += make_rows("units", runs, unit, scale, lambda name: f"tanh {solver}")

@@ -395,8 +395,8 @@ cdef double _output_error(const Net* net, floating* Z, floating* H, const floati
 # unit j of layer k (0: the input, 1 .. L-2: the hidden layers) of the sample with index n
 # is kept when fmix32(row_key ^ j 0x9E3779B9) >= round-down(p_k 2^32), with the 32-bit
 # row_key = mix64(mix64(epoch_key ^ n) ^ k) >> 32 and epoch_key = mix64(mix64(seed) ^ epoch)
-# (mix64: SplitMix64's step; fmix32: MurmurHash3's finalizer, a bijection of 32-bit words,
-# whose multiplies AVX2 has as vector instructions, where mix64's 64-bit ones it has not):
+# (mix64: SplitMix64's step; fmix32: MurmurHash3's finalizer, a bijection of 32-bit words:
+# AVX2 multiplies 32-bit lanes in one instruction and has none for mix64's 64-bit ones):
 # a counter-based generator, so a mask depends on (seed, epoch, sample, layer, unit) alone,
 # never on threads, blocks or the order rows are visited in (reference.dropout_keep is the
 # same in NumPy). A kept unit's activation is divided by 1 - p_k, a dropped one is 0, and
