@@ -569,8 +569,8 @@ def test_a_forked_child_runs_forward_single_threaded():
         net = cb.Network([64, 30, 10], random_state=0)
         net.n_threads = 2
         assert net._row_plan(4000)[0] == 2
-        h = net.forward(X)                               # 2 OpenMP threads
-        J, grads = net.cost_and_gradient(X, Y, 0.1)
+        h = net.forward(X)                               # one thread or two (after a pause)
+        J, grads = net.cost_and_gradient(X, Y, 0.1)      # 2 OpenMP threads
 
         def child(queue):
             h_child = net.forward(X)                     # hung here

@@ -180,6 +180,34 @@ def test_predictor_many_rows(n_threads, rng):
         thin.predictor(n_threads=2)
 
 
+def test_a_small_forward_after_a_pause_takes_one_thread_with_the_same_rows(monkeypatch, rng):
+    """A forward pass that comes after a pause and is too small to pay for waking the
+    threads (threads_after_idle) runs on the calling thread; a stream of calls and large
+    passes use the threads; cost and gradient plans ignore pauses. The rows are the same
+    bits either way."""
+    from cbackprop._core import HAS_OPENMP, threads
+    net = cb.Network([64, 30, 10], output="softmax", random_state=0)
+    net.n_threads = 2
+    if not HAS_OPENMP or threads.usable_cores() < 2 or net._layout.forward_calls_blas():
+        pytest.skip("needs two threads and our own products (the rule applies only there)")
+    m = 4000
+    assert net._row_plan(m)[0] == 2                       # a gradient's plan: no pause rule
+    threads.forget_calls()                                # a pause as long as there is
+    assert net._row_plan(m, forward=True)[0] == 1
+    big = int(threads.WAKE_WORK // net.flops_per_sample) + 1
+    assert net._row_plan(big, forward=True)[0] == 2       # large enough to wake them
+    X = rng.normal(size=(m, 64))
+    alone = net.forward(X)                                # one thread, then noted
+    assert threads._last_call > -float("inf")
+    monkeypatch.setattr(threads, "POOL_NAP", 1e9)         # the last call: just now
+    assert net._row_plan(m, forward=True)[0] == 2
+    np.testing.assert_array_equal(net.forward(X), alone)  # two threads: the same bits
+    p = net.predictor(n_threads=None)
+    np.testing.assert_array_equal(p(X), alone)
+    threads.forget_calls()
+    np.testing.assert_array_equal(p(X), alone)
+
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_wide_layers_forward_through_our_products_as_through_blas(dtype, rng):

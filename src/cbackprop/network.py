@@ -7,7 +7,8 @@ from cbackprop import (_sparse, _summary, _targets, cluster, interop, modelfile,
                        options as fit_options, sources, training)
 from cbackprop import _validation as v
 from cbackprop._core import core
-from cbackprop._core.threads import default_threads, blas_single_threaded
+from cbackprop._core.threads import (blas_single_threaded, default_threads, note_call,
+                                     threads_after_idle)
 from cbackprop.preprocessing import Scaler
 from cbackprop.reference import debug_initialize_weights
 
@@ -271,9 +272,11 @@ class Network:
             return cluster.map_rows(self, X, "forward")
         X = self._check_X(X)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
-        threads, block_rows = self._row_plan(X.shape[0], X)
+        threads, block_rows = self._row_plan(X.shape[0], X, forward=True)
         with blas_single_threaded(threads > 1 and self._layout.forward_calls_blas()):
-            return core.forward(self._layout, X, self._params, out, block_rows, threads)
+            core.forward(self._layout, X, self._params, out, block_rows, threads)
+        note_call()
+        return out
 
     def _as_row(self, x):
         """One 1-D row as a 1 x n_inputs matrix: a view when it is already of the dtype and
@@ -307,18 +310,25 @@ class Network:
         s1, n_in = self.layer_sizes[1], self.layer_sizes[0]
         return max(1, self.flops_per_sample - 6 * s1 * (n_in - X.nnz / max(1, X.shape[0])))
 
-    def _row_plan(self, m, X=None):
+    def _row_plan(self, m, X=None, forward=False):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
         flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads.
         No more threads than the cores this process may use (a warning says so when
         n_threads asks for more), and one in a forked child (the core's OpenMP threads do
-        not survive fork: _core/batch.pxi)."""
+        not survive fork: _core/batch.pxi). forward: the plan of one forward pass, which
+        also takes one thread when it is small and comes after a pause, where waking the
+        threads would cost more than they save (threads_after_idle; the caller calls
+        note_call when done). Only there, and only through our products: their rows come
+        out the same in any blocks on any threads; BLAS's and a gradient's sums may not."""
         from cbackprop._core.threads import capped_threads
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         n = 1 if core.forked_child() else capped_threads(n)
-        threads = int(max(1, min(n, m * self._row_flops(X) // WORK_A_THREAD)))
+        work = m * self._row_flops(X)
+        threads = int(max(1, min(n, work // WORK_A_THREAD)))
+        if forward and not self._layout.forward_calls_blas():
+            threads = threads_after_idle(threads, work)
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
 
@@ -363,6 +373,7 @@ class Network:
         with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
             J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, reg,
                                block_rows, threads)
+        note_call()
         if check_after and not (np.isfinite(J) and v.all_finite(grad)):
             v.require_finite("X", X_given, X)  # raises if X is at fault, as it would have
         return J, grad
@@ -489,9 +500,11 @@ class Network:
             return np.asarray(self._check_X(x))
 
         def many(X, out):
-            threads, block_rows = (1, BLOCK_ROWS) if one_thread else self._row_plan(X.shape[0], X)
+            threads, block_rows = ((1, BLOCK_ROWS) if one_thread
+                                   else self._row_plan(X.shape[0], X, forward=True))
             with blas_single_threaded((threads > 1 or one_thread) and layout.forward_calls_blas()):
                 core.forward(layout, X, predictor.params, out, block_rows, threads)
+            note_call()
 
         def decode(h):
             return _targets.decode(h, classes, coding.kind, output,

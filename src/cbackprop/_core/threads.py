@@ -6,6 +6,7 @@ threads to every small product oversubscribes the cores (benchmarks/README.md,
 import contextlib
 import os
 import threading
+import time
 import warnings
 
 from cbackprop._core import HAS_OPENMP
@@ -129,3 +130,39 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# The threads of our parallel regions (libgomp's, by default) spin for a while after a
+# region ends (GOMP_SPINCOUNT), then sleep. On virtual machines (KVM guests such as this
+# project's 2-core ones) waking a sleeping thread can cost the next region milliseconds:
+# the woken thread waits on the calling thread's core while that one spins at the
+# region's end, up to its own spin count (an empty two-thread region after 20 ms idle took
+# 7.8 ms here, 0.7 us while the threads still spun; benchmarks/README.md, "Measurements
+# behind the code's choices"). A call that comes after POOL_NAP seconds without one of
+# ours, and whose work (flops_per_sample units) is below WAKE_WORK, runs on the calling
+# thread: a serving loop's predict_proba of a few thousand rows, 20 ms apart, then takes
+# its one thread's time instead of that plus a wake. A stream of calls (the last less than
+# POOL_NAP ago) and large calls use the threads as planned.
+POOL_NAP = 0.002
+WAKE_WORK = 2e9
+_last_call = -float("inf")          # time.monotonic() when the last call of ours ended
+
+
+def threads_after_idle(threads, work):
+    """threads, or 1 when the threads may be asleep and work is too small to pay for
+    waking them (POOL_NAP, WAKE_WORK)."""
+    if threads > 1 and work < WAKE_WORK and time.monotonic() - _last_call > POOL_NAP:
+        return 1
+    return threads
+
+
+def note_call():
+    """Records that a call of ours ended now (threads_after_idle's clock)."""
+    global _last_call
+    _last_call = time.monotonic()
+
+
+def forget_calls():
+    """As if no call of ours had run yet: for tests of threads_after_idle."""
+    global _last_call
+    _last_call = -float("inf")
