@@ -12,7 +12,11 @@ where installed. A contender's figure is the median over rounds of a timed loop'
 call (timeit's way: the loop long enough to time, after untimed calls); contenders
 interleaved (_common). Ratios: each contender's median over the predictor's of the same
 network, dtype and batch. Goals: the predictor >= 3x ONNX Runtime (one thread) at batch 1 and
-faster at every other batch; >= 20x scikit-learn at batch 1. Asserts no time.
+faster at every other batch; >= 20x scikit-learn at batch 1. Then batches of 1000 and
+10,000 digits rows 20 ms apart (a sparse stream, whose threads sleep between calls): the
+network's predict_proba on its default threads and on one against ONNX Runtime's, the
+median of 40 calls a round; goal: faster than ONNX Runtime (default threads). Asserts no
+time.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=src python benchmarks/run.py --only latency
 """
@@ -34,9 +38,12 @@ except ImportError:
     torch = None
 
 FULL = dict(latency_batches=(1, 32, 1000, 100000), latency_rounds=7, latency_loop=0.05,
-            latency_dtypes=("float32", "float64"), latency_nets=("digits", "wide"))
+            latency_dtypes=("float32", "float64"), latency_nets=("digits", "wide"),
+            paused_batches=(1000, 10000), paused_calls=40)
 QUICK = dict(latency_batches=(1, 32), latency_rounds=2, latency_loop=0.004,
-             latency_dtypes=("float32",), latency_nets=("digits",))
+             latency_dtypes=("float32",), latency_nets=("digits",),
+             paused_batches=(1000,), paused_calls=5)
+PAUSE = 0.02                    # seconds between the calls of a sparse stream
 PREDICTOR = "cbackprop predictor"
 TOL = {"float32": 1e-5, "float64": 1e-10}
 
@@ -179,11 +186,56 @@ def latency(cfg, make_rows, goal):
                     goals.append(goal(got, "latency", f"{group}: predictor faster than ONNX "
                                       "Runtime (1 thread)", f"{group}: ONNX Runtime 1 thread",
                                       pred, 1.0))
+    rows_p, goals_p = paused(cfg, make_rows, goal)
+    rows += rows_p
+    goals += goals_p
     notes.append("us/call: a call's median time over rounds (each a timed loop's mean); "
                  "ratio: over the predictor's of the same network, dtype and batch"
                  + ("" if torch is not None else "; PyTorch not installed: skipped")
                  + ("" if ort is not None else "; onnxruntime not installed: skipped"))
     return dict(rows=rows, goals=goals, notes=notes)
+
+
+def paused_time(fn, calls):
+    """The median time of `calls` calls of fn, each after PAUSE seconds of sleep: a service
+    answering a request now and then, whose threads have gone to sleep in between."""
+    times = []
+    for _ in range(calls):
+        time.sleep(PAUSE)
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def paused(cfg, make_rows, goal):
+    """Batches of the digits network (float32) predicted PAUSE apart: the network's
+    predict_proba on its default threads and on one, ONNX Runtime on one thread and on its
+    default ones. Goal: predict_proba (default threads) faster than ONNX Runtime's."""
+    rows, goals = [], []
+    net, X = network("digits", "float32")
+    for m in cfg["paused_batches"]:
+        Xm = rows_of(X, m)
+        group = f"digits float32 batch {m}, {PAUSE * 1e3:.0f} ms apart"
+        one = net.copy()
+        one.n_threads = 1
+        found = {f"cbackprop predict_proba (n_threads={net.n_threads})":
+                 lambda: net.predict_proba(Xm),
+                 "cbackprop predict_proba (n_threads=1)": lambda: one.predict_proba(Xm)}
+        if ort is not None:
+            for threads, label in ((1, "1 thread"), (0, "default threads")):
+                s = ort_session(net, threads)
+                found[f"ONNX Runtime {label}"] = (
+                    lambda s=s: s.run(["probabilities"], {"X": Xm})[0])
+        check(found, net.predict_proba(Xm).astype(np.float64), "float32")
+        runs = interleave({f"{group}: {name}": (lambda r, fn=fn: paused_time(fn, cfg["paused_calls"]))
+                           for name, fn in found.items()}, cfg["latency_rounds"], pause=0.0)
+        first = f"{group}: cbackprop predict_proba (n_threads={net.n_threads})"
+        rows += make_rows("latency", runs, "us/call", 1e6, lambda name: first)
+        goals.append(goal(rows, "latency", f"{group}: predict_proba faster than ONNX Runtime "
+                          "(default threads)", f"{group}: ONNX Runtime default threads",
+                          first, 1.0))
+    return rows, goals
 
 
 if __name__ == "__main__":

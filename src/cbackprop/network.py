@@ -7,14 +7,13 @@ from cbackprop import (_sparse, _summary, _targets, cluster, interop, modelfile,
                        options as fit_options, sources, training)
 from cbackprop import _validation as v
 from cbackprop._core import core
-from cbackprop._core.threads import (blas_single_threaded, default_threads, note_call,
-                                     threads_after_idle)
+from cbackprop._core import threads as _threads
+from cbackprop._core.threads import default_threads, blas_single_threaded
 from cbackprop.preprocessing import Scaler
 from cbackprop.reference import debug_initialize_weights
 
 METHODS = ("batched", "per_sample")
-BLOCK_ROWS = 256          # rows a block: the time hardly depends on it over a wide range
-                          # around it (benchmarks/README.md)
+BLOCK_ROWS = 256          # rows a block: the time hardly depends on it (benchmarks/README.md)
 WORK_A_THREAD = 4e6       # flops a thread must get before starting it pays (benchmarks/README.md)
 
 
@@ -274,9 +273,8 @@ class Network:
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._row_plan(X.shape[0], X, forward=True)
         with blas_single_threaded(threads > 1 and self._layout.forward_calls_blas()):
-            core.forward(self._layout, X, self._params, out, block_rows, threads)
-        note_call()
-        return out
+            return _threads.note_call(core.forward(self._layout, X, self._params, out,
+                                                   block_rows, threads))
 
     def _as_row(self, x):
         """One 1-D row as a 1 x n_inputs matrix: a view when it is already of the dtype and
@@ -289,8 +287,7 @@ class Network:
     def _few_rows(self, X):
         """Whether X can go to the compiled core as it is, on one thread: a C-contiguous,
         finite NumPy matrix of the network's dtype and input width, with fewer rows than
-        _row_plan would share between threads. (Anything else takes _check_X's way, which
-        converts it or says what is wrong.)"""
+        _row_plan would share between threads (else _check_X converts it or says why not)."""
         return (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
                 and X.flags.c_contiguous and X.shape[1] == self._layout.sizes[0]
                 and 0 < X.shape[0] <= BLOCK_ROWS
@@ -312,23 +309,19 @@ class Network:
 
     def _row_plan(self, m, X=None, forward=False):
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
-        flops or more, blocks of at most BLOCK_ROWS rows shared evenly between threads.
-        No more threads than the cores this process may use (a warning says so when
-        n_threads asks for more), and one in a forked child (the core's OpenMP threads do
-        not survive fork: _core/batch.pxi). forward: the plan of one forward pass, which
-        also takes one thread when it is small and comes after a pause, where waking the
-        threads would cost more than they save (threads_after_idle; the caller calls
-        note_call when done). Only there, and only through our products: their rows come
-        out the same in any blocks on any threads; BLAS's and a gradient's sums may not."""
+        flops or more, no more than the usable cores (capped_threads warns), one in a forked
+        child (libgomp's pool does not survive fork: _core/batch.pxi); blocks of at most
+        BLOCK_ROWS rows shared evenly. forward: a forward pass through our products (rows
+        the same on any threads): one thread if small after a pause (threads_after_idle)."""
         from cbackprop._core.threads import capped_threads
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
-        n = 1 if core.forked_child() else capped_threads(n)
         work = m * self._row_flops(X)
-        threads = int(max(1, min(n, work // WORK_A_THREAD)))
+        threads = int(max(1, min(1 if core.forked_child() else capped_threads(n),
+                                 work // WORK_A_THREAD)))
         if forward and not self._layout.forward_calls_blas():
-            threads = threads_after_idle(threads, work)
+            threads = _threads.threads_after_idle(threads, work)
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
 
@@ -373,7 +366,6 @@ class Network:
         with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
             J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, reg,
                                block_rows, threads)
-        note_call()
         if check_after and not (np.isfinite(J) and v.all_finite(grad)):
             v.require_finite("X", X_given, X)  # raises if X is at fault, as it would have
         return J, grad
@@ -503,8 +495,8 @@ class Network:
             threads, block_rows = ((1, BLOCK_ROWS) if one_thread
                                    else self._row_plan(X.shape[0], X, forward=True))
             with blas_single_threaded((threads > 1 or one_thread) and layout.forward_calls_blas()):
-                core.forward(layout, X, predictor.params, out, block_rows, threads)
-            note_call()
+                _threads.note_call(core.forward(layout, X, predictor.params, out,
+                                                block_rows, threads))
 
         def decode(h):
             return _targets.decode(h, classes, coding.kind, output,

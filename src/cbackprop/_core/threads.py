@@ -156,10 +156,11 @@ def threads_after_idle(threads, work):
     return threads
 
 
-def note_call():
-    """Records that a call of ours ended now (threads_after_idle's clock)."""
+def note_call(result=None):
+    """Records that a call of ours ended now (threads_after_idle's clock); returns result."""
     global _last_call
     _last_call = time.monotonic()
+    return result
 
 
 def forget_calls():
