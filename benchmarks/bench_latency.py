@@ -228,7 +228,8 @@ def paused(cfg, make_rows, goal):
                 found[f"ONNX Runtime {label}"] = (
                     lambda s=s: s.run(["probabilities"], {"X": Xm})[0])
         check(found, net.predict_proba(Xm).astype(np.float64), "float32")
-        runs = interleave({f"{group}: {name}": (lambda r, fn=fn: paused_time(fn, cfg["paused_calls"]))
+        calls = cfg["paused_calls"]
+        runs = interleave({f"{group}: {name}": (lambda r, fn=fn: paused_time(fn, calls))
                            for name, fn in found.items()}, cfg["latency_rounds"], pause=0.0)
         first = f"{group}: cbackprop predict_proba (n_threads={net.n_threads})"
         rows += make_rows("latency", runs, "us/call", 1e6, lambda name: first)

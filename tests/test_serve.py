@@ -489,3 +489,66 @@ def test_estimators_predictor_feature_names_snapshot_and_not_fitted(rng):
     np.testing.assert_array_equal(p.predict(X), labels)    # the snapshot of the first fit
     with pytest.raises(ValueError, match="n_threads must be 1 or None"):
         est.predictor(n_threads=4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("where", [0, 1500, -1])
+def test_a_nan_or_inf_in_any_block_is_refused_as_before(dtype, where, rng):
+    """forward's and the predictor's rows of several blocks are tested block by block as
+    they run (X read once): a NaN or inf in the first, a middle or the last block gives the
+    same errors as the test of all of X before the pass did, on one thread and two."""
+    net = cb.Network([64, 30, 10], output="softmax", dtype=dtype, random_state=0)
+    X = rng.normal(size=(3000, 64)).astype(dtype)
+    p = net.predictor()
+    out = np.empty((3000, 10), dtype)
+    for bad, name in ((np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")):
+        Xb = X.copy()
+        Xb[where, 7] = bad
+        for threads in (1, 2):
+            net.n_threads = threads
+            for call in (net.forward, net.predict_proba, net.predict, p,
+                         lambda x: p.predict_proba(x, out=out)):
+                with pytest.raises(ValueError, match=f"^X contains {name}; remove or impute"):
+                    call(Xb)
+    from cbackprop._core import core
+    Xb = X.copy()
+    Xb[where, 0] = np.nan
+    assert core.forward(net._layout, Xb, net.params, out, 256, 1, True) is None
+    assert np.shares_memory(core.forward(net._layout, Xb, net.params, out, 256, 1), out)
+    if dtype == "float32":                       # float64 values float32 cannot hold
+        X64 = X.astype(np.float64)
+        X64[where, 3] = 1e300
+        with pytest.raises(ValueError, match="X overflows float32"):
+            net.forward(X64)
+
+
+def test_forward_buffers_kept_between_calls_never_mix_networks(rng):
+    """forward keeps its workspace and packed W^T from call to call on each thread: calls
+    on networks of other shapes and dtypes in turn, and from two threads at once, each
+    give the reference's outputs."""
+    from cbackprop import reference
+    nets = [cb.Network(s, activation="tanh", output="softmax", dtype=d, random_state=k)
+            for k, (s, d) in enumerate((([64, 30, 10], "float64"), ([64, 30, 10], "float32"),
+                                        ([20, 200, 3], "float64"), ([5, 7, 9, 4], "float32")))]
+    Xs = [rng.normal(size=(700, n.layer_sizes[0])) for n in nets]
+    expected = [reference.forward([t.astype(np.float64) for t in n.thetas], X,
+                                  activation="tanh", output="softmax") for n, X in zip(nets, Xs)]
+
+    def run(order, errors):
+        try:
+            for k in order:
+                tol = 1e-4 if nets[k].dtype == np.float32 else 1e-10
+                got = nets[k].forward(Xs[k].astype(nets[k].dtype))
+                np.testing.assert_allclose(got, expected[k], rtol=tol, atol=tol)
+        except Exception as e:          # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+
+    errors = []
+    run([0, 1, 2, 3, 2, 0, 3, 1], errors)
+    workers = [threading.Thread(target=run, args=(order * 5, errors))
+               for order in ([0, 2, 1, 3], [3, 1, 2, 0])]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors, errors

@@ -269,12 +269,13 @@ class Network:
                                 X.shape[0], 1)
         if cluster.is_dask(X):
             return cluster.map_rows(self, X, "forward")
-        X = self._check_X(X)
+        X_given, X = X, self._check_X(X, finite=False)   # the core tests each block's rows
         out = np.empty((X.shape[0], self.layer_sizes[-1]), dtype=self.dtype)
         threads, block_rows = self._row_plan(X.shape[0], X, forward=True)
         with blas_single_threaded(threads > 1 and self._layout.forward_calls_blas()):
-            return _threads.note_call(core.forward(self._layout, X, self._params, out,
-                                                   block_rows, threads))
+            out = _threads.note_call(core.forward(self._layout, X, self._params, out,
+                                                  block_rows, threads, True))
+        return v.require_finite("X", X_given, X) if out is None else out
 
     def _as_row(self, x):
         """One 1-D row as a 1 x n_inputs matrix: a view when it is already of the dtype and
@@ -313,12 +314,11 @@ class Network:
         child (libgomp's pool does not survive fork: _core/batch.pxi); blocks of at most
         BLOCK_ROWS rows shared evenly. forward: a forward pass through our products (rows
         the same on any threads): one thread if small after a pause (threads_after_idle)."""
-        from cbackprop._core.threads import capped_threads
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         work = m * self._row_flops(X)
-        threads = int(max(1, min(1 if core.forked_child() else capped_threads(n),
+        threads = int(max(1, min(1 if core.forked_child() else _threads.capped_threads(n),
                                  work // WORK_A_THREAD)))
         if forward and not self._layout.forward_calls_blas():
             threads = _threads.threads_after_idle(threads, work)
@@ -457,8 +457,8 @@ class Network:
         array of the network's dtype, C order, the input width, finite; anything else is
         converted as predict converts it, or refused with the same errors) and runs the
         rows. ``out=`` (a C-order array of the dtype and the result's shape) saves the one
-        allocation left. Few rows run on the calling thread with the GIL held, so threads
-        may share a predictor.
+        allocation left (a call refused for a NaN or inf may have written part of it). Few
+        rows run on the calling thread with the GIL held, so threads may share a predictor.
 
         n_threads: 1 (the default, a server's usual setting: ONNX Runtime's
         intra_op_num_threads=1) runs every call on the calling thread, BLAS held to one

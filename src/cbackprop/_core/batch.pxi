@@ -10,6 +10,7 @@
 # forever), so after a fork no parallel region is entered, as PyTorch does.
 
 import os
+import threading
 
 
 cdef bint _forked = False
@@ -44,10 +45,30 @@ def forked_child():
     return bool(_forked)
 
 
+# forward's workspace and packed W^T, kept from call to call on each thread (a call may
+# run while another thread's runs): allocating them anew took a small call's time again
+# after a pause (benchmarks/README.md). Buffers above FORWARD_KEEP bytes are made each call.
+_forward_scratch = threading.local()
+FORWARD_KEEP = 1 << 22
+
+
+cdef dict _kept(Py_ssize_t nbytes):
+    """This thread's scratch dict for forward's buffers of nbytes, or None (too large)."""
+    if nbytes > FORWARD_KEEP:
+        return None
+    kept = getattr(_forward_scratch, "buffers", None)
+    if kept is None:
+        kept = _forward_scratch.buffers = {}
+    return kept
+
+
 def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
-            int block_rows, int n_threads):
+            int block_rows, int n_threads, bint check_finite=False):
     """out (m x s_L) = h(X), in blocks of block_rows rows that n_threads threads share
-    out. X: a C-order matrix of params' dtype, or CSR (rows.pxi). Returns out."""
+    out. X: a C-order matrix of params' dtype, or CSR (rows.pxi). Returns out, or None
+    when check_finite finds a NaN or inf in dense X (each block's rows are tested just
+    before the block runs, while they are in cache: X is read once; out is then partly
+    written)."""
     cdef const Net* net = &layout.net
     cdef Rows rows = rows_of(layout, X, params)
     check_params(layout, "params", params.shape[0])
@@ -60,11 +81,15 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     cdef int mb_max = <int>min(<Py_ssize_t>block_rows, m)
     cdef Py_ssize_t n_blocks = (m + mb_max - 1) // mb_max
     cdef int nt = 1 if _forked else <int>min(<Py_ssize_t>n_threads, n_blocks)
-    cdef Py_ssize_t b, r0
-    cdef int mb
+    cdef Py_ssize_t b, ws_size = workspace_size(net, mb_max)
+    cdef Py_ssize_t wt_size = max(1, packed_size(net, sizeof(floating)))
+    cdef int bad = 0
+    cdef int* flag = &bad if check_finite and rows.indptr == NULL else NULL
     dtype = np.asarray(out).dtype
-    cdef floating[:, ::1] ws = np.zeros((nt, workspace_size(net, mb_max)), dtype=dtype)
-    cdef floating[::1] wt_buf = packed_buffer(layout, dtype)
+    cdef floating[:, ::1] ws = _zeroed(_kept(nt * ws_size * sizeof(floating)), "forward ws",
+                                       nt * ws_size, dtype).reshape(nt, ws_size)
+    cdef floating[::1] wt_buf = _reused(_kept(wt_size * sizeof(floating)), "forward wt",
+                                        wt_size, dtype, aligned_zeros)
     cdef const floating* wt
     rows.w1t = &wt_buf[0]
     rows.packed_units = FORWARD_PACKED
@@ -75,24 +100,27 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
                              rows.packed_units)
         if nt == 1:
             for b in range(n_blocks):
-                r0 = b * mb_max
-                mb = <int>min(<Py_ssize_t>mb_max, m - r0)
-                forward_block(net, wt, &rows, r0, mb, &params[0], &out[r0, 0], &ws[0, 0],
-                              mb_max)
+                _forward_rows(net, wt, &rows, b, &params[0], &out[0, 0], &ws[0, 0], mb_max,
+                              flag)
         else:
             for b in prange(n_blocks, num_threads=nt, schedule="dynamic"):   # any order
                 _forward_rows(net, wt, &rows, b, &params[0], &out[0, 0],
-                              &ws[threadid(), 0], mb_max)
-    return np.asarray(out)
+                              &ws[threadid(), 0], mb_max, flag)
+    return None if bad else np.asarray(out)
 
 
 cdef inline void _forward_rows(const Net* net, const floating* wt, const Rows* rows,
                                Py_ssize_t b, const floating* params, floating* out,
-                               floating* ws, int mb_max) noexcept nogil:
+                               floating* ws, int mb_max, int* bad) noexcept nogil:
     """forward's block b (rows b mb_max on, at most mb_max of m): a function of its own, so
-    that the parallel loop's body has no variables of its own to keep private."""
+    that the parallel loop's body has no variables of its own to keep private. bad (or
+    NULL): set, and the block skipped, when its dense rows hold a NaN or inf."""
     cdef Py_ssize_t r0 = b * mb_max
     cdef int mb = <int>min(<Py_ssize_t>mb_max, rows.m - r0)
+    cdef Py_ssize_t n_in = net.sizes[0]
+    if bad != NULL and not _finite_rows(<const floating*>rows.dense + r0 * n_in, mb * n_in):
+        bad[0] = 1
+        return
     forward_block(net, wt, rows, r0, mb, params, out + r0 * net.sizes[net.n_layers - 1], ws,
                   mb_max)
 

@@ -12,8 +12,11 @@
 
 import numpy as np
 
+cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+
+cnp.import_array()
 
 include "products.pxi"
 include "layout.pxi"

@@ -775,9 +775,15 @@ def aligned_zeros(shape, dtype):
     copy of the parameters). The boundary is found in bytes of a larger buffer, never by
     a negated address's remainder (negative in C)."""
     dtype = np.dtype(dtype)
-    cdef Py_ssize_t nbytes = int(np.prod(shape)) * dtype.itemsize
-    buf = np.zeros(nbytes + PACK_ALIGN, dtype=np.uint8)
-    cdef Py_ssize_t skip = (PACK_ALIGN - <Py_ssize_t>buf.ctypes.data % PACK_ALIGN) % PACK_ALIGN
+    cdef Py_ssize_t n = 1, nbytes
+    for k in ((shape,) if isinstance(shape, int) else shape):
+        n *= k
+    nbytes = n * dtype.itemsize
+    cdef cnp.ndarray buf = np.zeros(nbytes + PACK_ALIGN, dtype=np.uint8)
+    # the address read directly: buf.ctypes builds a ctypes object, tens of microseconds
+    # on a call after a pause, as much as a small forward pass itself
+    cdef Py_ssize_t skip = ((PACK_ALIGN - <Py_ssize_t>cnp.PyArray_DATA(buf) % PACK_ALIGN)
+                            % PACK_ALIGN)
     return buf[skip:skip + nbytes].view(dtype).reshape(shape)
 
 

@@ -11,10 +11,7 @@
 
 import mmap
 
-cimport numpy as cnp
 from libc.stdint cimport uint32_t, uint64_t
-
-cnp.import_array()
 
 cpdef enum Proba:               # what predict_proba makes of h; _targets.proba_mode picks it
     PROBA_AS_IS = 0             # softmax, or a target matrix: h itself
@@ -109,19 +106,24 @@ def _huge_page_zeros(Py_ssize_t n, dtype):
     return buf[skip:skip + nbytes].view(dtype)
 
 
-cdef void _serve_rows(const Net* net, const floating* wt, const floating* X, Py_ssize_t m,
+cdef bint _serve_rows(const Net* net, const floating* wt, const floating* X, Py_ssize_t m,
                       const floating* params, floating* out, floating* ws,
-                      int mb_max) noexcept nogil:
-    """out (m x s_L) = h(X) on this thread, in blocks of mb_max rows (ws sized for them)."""
+                      int mb_max, bint check) noexcept nogil:
+    """out (m x s_L) = h(X) on this thread, in blocks of mb_max rows (ws sized for them).
+    check: each block's rows tested finite just before it runs, while they are in cache
+    (X read once); False (out partly written) at the first that is not."""
     cdef Rows rows = dense_rows(X, m)
     cdef Py_ssize_t r0
-    cdef int K = net.sizes[net.n_layers - 1]
+    cdef int K = net.sizes[net.n_layers - 1], mb
     rows.packed_units = FORWARD_PACKED
     r0 = 0
     while r0 < m:
-        forward_block(net, wt, &rows, r0, <int>min(<Py_ssize_t>mb_max, m - r0), params,
-                      out + r0 * K, ws, mb_max)
+        mb = <int>min(<Py_ssize_t>mb_max, m - r0)
+        if check and not _finite_rows(X + r0 * net.sizes[0], mb * <Py_ssize_t>net.sizes[0]):
+            return False
+        forward_block(net, wt, &rows, r0, mb, params, out + r0 * K, ws, mb_max)
         r0 += mb_max
+    return True
 
 
 cdef void _proba_in_place(floating* h, Py_ssize_t m, int K, int mode) noexcept nogil:
@@ -294,7 +296,7 @@ cdef class Predictor:
         """h(x) into out (or a new array), with proba applied; x checked or converted."""
         cdef cnp.ndarray a, o
         cdef Py_ssize_t m
-        cdef bint one_d, ok
+        cdef bint one_d, ok, fused
         cdef char* xp
         cdef char* op
         cdef Py_ssize_t itemsize = 8 if self._double else 4
@@ -310,24 +312,28 @@ cdef class Predictor:
         op = <char*>cnp.PyArray_DATA(o)
         if op < xp + m * self._n_in * itemsize and xp < op + m * width * itemsize:
             raise ValueError("out must not overlap X")
-        if self._double:
+        # rows of more than one block are tested block by block as they run (_serve_rows)
+        fused = self._mb_max < m <= self.serial_rows
+        if fused:
+            ok = True
+        elif self._double:
             ok = _finite_rows(<const double*>xp, m * self._n_in)
         else:
             ok = _finite_rows(<const float*>xp, m * self._n_in)
+        if ok and m > self.serial_rows:
+            self._many(a, o if width == self._n_out else o.reshape(-1)[:m * self._n_out]
+                       .reshape(m, self._n_out))
+        elif ok and self._double:
+            ok = _serve_rows(&self.layout.net, <const double*>self._p_wt, <const double*>xp,
+                             m, <const double*>self._p_params, <double*>op,
+                             <double*>self._p_ws, self._mb_max, fused)
+        elif ok:
+            ok = _serve_rows(&self.layout.net, <const float*>self._p_wt, <const float*>xp, m,
+                             <const float*>self._p_params, <float*>op, <float*>self._p_ws,
+                             self._mb_max, fused)
         if not ok:
             bad = "NaN" if np.isnan(a).any() else "inf"
             raise ValueError(f"X contains {bad}; remove or impute those values first")
-        if m > self.serial_rows:
-            self._many(a, o if width == self._n_out else o.reshape(-1)[:m * self._n_out]
-                       .reshape(m, self._n_out))
-        elif self._double:
-            _serve_rows(&self.layout.net, <const double*>self._p_wt, <const double*>xp, m,
-                        <const double*>self._p_params, <double*>op, <double*>self._p_ws,
-                        self._mb_max)
-        else:
-            _serve_rows(&self.layout.net, <const float*>self._p_wt, <const float*>xp, m,
-                        <const float*>self._p_params, <float*>op, <float*>self._p_ws,
-                        self._mb_max)
         if proba == PROBA_TWO or proba == PROBA_NORMALIZED:
             if self._double:
                 _proba_in_place(<double*>op, m, self._n_out, proba)
