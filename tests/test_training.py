@@ -1271,3 +1271,22 @@ def test_fit_refuses_parameters_made_non_finite_by_hand():
     net.thetas[0][0, 0] = np.inf
     with pytest.raises(ValueError, match="parameters contain NaN or inf"):
         net.fit(X, y)
+
+
+def test_max_iter_with_an_epoch_solver_says_it_does_not_count_epochs():
+    """max_iter bounds the full-batch solvers only: given to adam (as scikit-learn's users
+    would, for epochs) it used to be ignored without a word; now a warning says to pass
+    epochs. The estimators, which pass both alike, say nothing."""
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    y = np.arange(60) % 3
+    net = cb.Network([4, 5, 3], output="softmax", random_state=0)
+    with pytest.warns(UserWarning, match=r"max_iter=3 bounds .* adam runs epochs=200 "
+                                         r"\(pass epochs=3") as caught:
+        net.fit(X, y, solver="adam", max_iter=3, tol=0.0)
+    assert any(w.filename == __file__ for w in caught)        # pointed at the caller
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="max_iter=")
+        cb.Network([4, 5, 3], output="softmax", random_state=0).fit(
+            X, y, solver="adam", epochs=3, max_iter=3, tol=0.0)
+        cb.Network([4, 5, 3], output="softmax", random_state=0).fit(
+            X, y, solver="lbfgs", max_iter=3, tol=0.0)

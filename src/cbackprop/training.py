@@ -508,6 +508,11 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
         data = sources.InMemory(X[train], Y[train], w, data.targets)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation data")
+    if max_iter is not None and max_iter != epochs and solver not in FULL_BATCH:
+        # scikit-learn's max_iter counts adam's and sgd's epochs; ours does not
+        warnings.warn(f"max_iter={max_iter} bounds the full-batch solvers' iterations; "
+                      f"{solver} runs epochs={epochs} (pass epochs={max_iter} for that many)",
+                      UserWarning, stacklevel=5)
 
     # every check has passed: from here on the network changes
     net.classes_ = classes
