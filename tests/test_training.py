@@ -1275,8 +1275,9 @@ def test_fit_refuses_parameters_made_non_finite_by_hand():
 
 def test_max_iter_with_an_epoch_solver_says_it_does_not_count_epochs():
     """max_iter bounds the full-batch solvers only: given to adam (as scikit-learn's users
-    would, for epochs) it used to be ignored without a word; now a warning says to pass
-    epochs. The estimators, which pass both alike, say nothing."""
+    would, for epochs) without epochs, it used to be ignored without a word; now a warning
+    says to pass epochs. Given with epochs (the estimators, options shared by every
+    solver), nothing is said."""
     X = np.random.default_rng(0).normal(size=(60, 4))
     y = np.arange(60) % 3
     net = cb.Network([4, 5, 3], output="softmax", random_state=0)
@@ -1287,6 +1288,6 @@ def test_max_iter_with_an_epoch_solver_says_it_does_not_count_epochs():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="max_iter=")
         cb.Network([4, 5, 3], output="softmax", random_state=0).fit(
-            X, y, solver="adam", epochs=3, max_iter=3, tol=0.0)
+            X, y, solver="adam", epochs=3, max_iter=15, tol=0.0)
         cb.Network([4, 5, 3], output="softmax", random_state=0).fit(
             X, y, solver="lbfgs", max_iter=3, tol=0.0)

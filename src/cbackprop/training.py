@@ -389,6 +389,11 @@ def _fit(net, X, y, sample_weight=None, *, classes=None, reset_optimizer=True, *
     from the last call."""
     o = fit_options.resolve(options)
     _check_for_solver(o)
+    if o["max_iter"] is not None and "epochs" not in options and o["solver"] not in FULL_BATCH:
+        # scikit-learn's max_iter counts adam's and sgd's epochs; ours does not
+        warnings.warn(f"max_iter={o['max_iter']} bounds the full-batch solvers' iterations; "
+                      f"{o['solver']} runs epochs={o['epochs']} (pass epochs="
+                      f"{o['max_iter']} for that many)", UserWarning, stacklevel=4)
     rng = v.check_random_state(o["random_state"], lazy=True)
     if not v.all_finite(net.params):
         raise ValueError("the network's parameters contain NaN or inf (written into params "
@@ -508,11 +513,6 @@ def _train(net, data, y, classes, kind, one_dimensional, reset_optimizer, o, rng
         data = sources.InMemory(X[train], Y[train], w, data.targets)
     if early_stopping and val is None:
         raise ValueError("early_stopping needs validation data")
-    if max_iter is not None and max_iter != epochs and solver not in FULL_BATCH:
-        # scikit-learn's max_iter counts adam's and sgd's epochs; ours does not
-        warnings.warn(f"max_iter={max_iter} bounds the full-batch solvers' iterations; "
-                      f"{solver} runs epochs={epochs} (pass epochs={max_iter} for that many)",
-                      UserWarning, stacklevel=5)
 
     # every check has passed: from here on the network changes
     net.classes_ = classes
