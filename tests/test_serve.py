@@ -500,13 +500,15 @@ def test_a_nan_or_inf_in_any_block_is_refused_as_before(dtype, where, rng):
     net = cb.Network([64, 30, 10], output="softmax", dtype=dtype, random_state=0)
     X = rng.normal(size=(3000, 64)).astype(dtype)
     p = net.predictor()
+    threaded = net.predictor(n_threads=None)          # more than serial_rows: its `many`
+    assert threaded.serial_rows < 3000
     out = np.empty((3000, 10), dtype)
     for bad, name in ((np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")):
         Xb = X.copy()
         Xb[where, 7] = bad
         for threads in (1, 2):
             net.n_threads = threads
-            for call in (net.forward, net.predict_proba, net.predict, p,
+            for call in (net.forward, net.predict_proba, net.predict, p, threaded,
                          lambda x: p.predict_proba(x, out=out)):
                 with pytest.raises(ValueError, match=f"^X contains {name}; remove or impute"):
                     call(Xb)

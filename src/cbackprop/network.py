@@ -495,8 +495,8 @@ class Network:
             threads, block_rows = ((1, BLOCK_ROWS) if one_thread
                                    else self._row_plan(X.shape[0], X, forward=True))
             with blas_single_threaded((threads > 1 or one_thread) and layout.forward_calls_blas()):
-                _threads.note_call(core.forward(layout, X, predictor.params, out,
-                                                block_rows, threads))
+                return _threads.note_call(core.forward(layout, X, predictor.params, out,
+                                                       block_rows, threads, True))
 
         def decode(h):
             return _targets.decode(h, classes, coding.kind, output,

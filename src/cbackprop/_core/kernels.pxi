@@ -776,7 +776,7 @@ def aligned_zeros(shape, dtype):
     a negated address's remainder (negative in C)."""
     dtype = np.dtype(dtype)
     cdef Py_ssize_t n = 1, nbytes
-    for k in ((shape,) if isinstance(shape, int) else shape):
+    for k in (shape if isinstance(shape, (tuple, list)) else (shape,)):
         n *= k
     nbytes = n * dtype.itemsize
     cdef cnp.ndarray buf = np.zeros(nbytes + PACK_ALIGN, dtype=np.uint8)

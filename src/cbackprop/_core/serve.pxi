@@ -190,7 +190,8 @@ cdef class Predictor:
     """Predictor(layout, params, serial_rows, convert, many, decode, proba): see
     Network.predictor, which builds it. params is copied (the snapshot); convert(x) turns
     anything the fast checks refuse into a valid 1-D or 2-D array or raises; many(X, out)
-    runs more than serial_rows rows; decode(h) gives predict's labels of a 2-D h; proba is
+    runs more than serial_rows rows, testing them finite (core.forward's check_finite:
+    None when they are not); decode(h) gives predict's labels of a 2-D h; proba is
     its Proba code (_targets.proba_mode)."""
     cdef Layout layout
     cdef readonly object params
@@ -312,8 +313,9 @@ cdef class Predictor:
         op = <char*>cnp.PyArray_DATA(o)
         if op < xp + m * self._n_in * itemsize and xp < op + m * width * itemsize:
             raise ValueError("out must not overlap X")
-        # rows of more than one block are tested block by block as they run (_serve_rows)
-        fused = self._mb_max < m <= self.serial_rows
+        # rows of more than one block are tested block by block as they run (_serve_rows,
+        # or many's forward: X read once); one block's up front
+        fused = m > self._mb_max
         if fused:
             ok = True
         elif self._double:
@@ -321,8 +323,8 @@ cdef class Predictor:
         else:
             ok = _finite_rows(<const float*>xp, m * self._n_in)
         if ok and m > self.serial_rows:
-            self._many(a, o if width == self._n_out else o.reshape(-1)[:m * self._n_out]
-                       .reshape(m, self._n_out))
+            ok = self._many(a, o if width == self._n_out else o.reshape(-1)[:m * self._n_out]
+                            .reshape(m, self._n_out)) is not None
         elif ok and self._double:
             ok = _serve_rows(&self.layout.net, <const double*>self._p_wt, <const double*>xp,
                              m, <const double*>self._p_params, <double*>op,
