@@ -1,5 +1,6 @@
 """One row given 1-D, and the predictor of serving loops (issue 17)."""
 import mmap
+import os
 import sys
 import threading
 
@@ -207,6 +208,54 @@ def test_a_small_forward_after_a_pause_takes_one_thread_with_the_same_rows(monke
     threads.forget_calls()
     np.testing.assert_array_equal(p(X), alone)
 
+
+
+
+def _allowed_cpus_of_threads():
+    """{thread id: its allowed CPUs} of this process's threads (Linux /proc)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[int(tid)] = os.sched_getaffinity(int(tid))
+        except OSError:                      # a thread that ended meanwhile
+            pass
+    return out
+
+
+def test_threads_woken_after_a_pause_stay_on_the_callers_cores(monkeypatch, rng):
+    """After a pause every plan of two threads wakes them first (core.place_workers),
+    gradients' plans too; the calling thread keeps its affinity and no thread gets an
+    empty set or a core the caller may not use. The results keep their bits."""
+    from cbackprop._core import HAS_OPENMP, core, threads
+    if not HAS_OPENMP or threads.usable_cores() < 2 or not os.path.isdir("/proc/self/task"):
+        pytest.skip("needs OpenMP, two cores and Linux's /proc")
+    mine = os.sched_getaffinity(0)
+    woken = []
+    real = core.place_workers
+    monkeypatch.setattr(core, "place_workers", lambda n: woken.append(n) or real(n))
+    net = cb.Network([64, 30, 10], output="softmax", random_state=0)
+    net.n_threads = 2
+    X = rng.normal(size=(20000, 64))
+    Y = np.eye(10)[rng.integers(0, 10, 20000)]
+    def gradient():
+        return np.concatenate([g.ravel() for g in net.cost_and_gradient(X, Y)[1]])
+    out, grad = net.forward(X), gradient()
+    for _ in range(3):
+        threads.forget_calls()
+        np.testing.assert_array_equal(gradient(), grad)
+        assert woken[-1] == 2
+        assert os.sched_getaffinity(0) == mine
+        for tid, cpus in _allowed_cpus_of_threads().items():
+            assert cpus and cpus <= mine, (tid, cpus)
+        n = len(woken)
+        np.testing.assert_array_equal(net.forward(X), out)      # just after: no wake
+        assert len(woken) == n
+        threads.forget_calls()
+        np.testing.assert_array_equal(net.forward(X), out)
+        assert len(woken) == n + 1
+    real(1)                                  # one thread: nothing to wake
+    real(64)                                 # more than the cores: as libgomp allows
+    assert os.sched_getaffinity(0) == mine
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

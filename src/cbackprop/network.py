@@ -312,16 +312,16 @@ class Network:
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
         flops or more, no more than the usable cores (capped_threads warns), one in a forked
         child (libgomp's pool does not survive fork: _core/batch.pxi); blocks of at most
-        BLOCK_ROWS rows shared evenly. forward: a forward pass through our products (rows
-        the same on any threads): one thread if small after a pause (threads_after_idle)."""
+        BLOCK_ROWS rows shared evenly; after a pause, threads_after_idle wakes them (or, for
+        a small forward pass through our products, same rows on any threads, takes one)."""
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         work = m * self._row_flops(X)
         threads = int(max(1, min(1 if core.forked_child() else _threads.capped_threads(n),
                                  work // WORK_A_THREAD)))
-        if forward and not self._layout.forward_calls_blas():
-            threads = _threads.threads_after_idle(threads, work)
+        threads = _threads.threads_after_idle(
+            threads, work, fewer=forward and not self._layout.forward_calls_blas())
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
 
@@ -364,8 +364,8 @@ class Network:
         calls_blas = (self._layout.per_sample_calls_blas() if block_rows == 1
                       else self._layout.blocks_call_blas())
         with blas_single_threaded((threads > 1 or block_rows == 1) and calls_blas):
-            J = core.cost_grad(self._layout, X, Y, w, self._params, grad, norm, reg,
-                               block_rows, threads)
+            J = _threads.note_call(core.cost_grad(self._layout, X, Y, w, self._params, grad,
+                                                  norm, reg, block_rows, threads))
         if check_after and not (np.isfinite(J) and v.all_finite(grad)):
             v.require_finite("X", X_given, X)  # raises if X is at fault, as it would have
         return J, grad

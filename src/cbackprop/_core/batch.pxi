@@ -45,6 +45,49 @@ def forked_child():
     return bool(_forked)
 
 
+# Threads woken after a pause, placed off the calling thread's core. A sleeping libgomp
+# thread, woken, may be put on the core of the thread that woke it (Linux places a woken
+# thread near its waker); on the KVM guests here it then waits there until that thread's
+# own spin at the region's end runs out, milliseconds later (7.8 ms; benchmarks/README.md,
+# "Measurements behind the code's choices"). Before the first region after a pause, a
+# region of nothing wakes them, and each that finds itself on the caller's core moves to
+# the caller's other cores (its affinity set to them, as ONNX Runtime's pool pins its
+# threads); the work's region then finds them awake, spinning where they are.
+cdef extern from *:
+    """
+    #if defined(_OPENMP) && defined(__linux__)
+    #include <omp.h>
+    #include <sched.h>
+    static void cbackprop_place_workers(int n_threads) {
+        cpu_set_t allowed, others;
+        int cpu = sched_getcpu();
+        if (cpu < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0
+                || !CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2)
+            return;
+        others = allowed;
+        CPU_CLR(cpu, &others);
+        #pragma omp parallel num_threads(n_threads)
+        {
+            if (omp_get_thread_num() > 0 && sched_getcpu() == cpu)
+                sched_setaffinity(0, sizeof others, &others);
+        }
+    }
+    #else
+    static void cbackprop_place_workers(int n_threads) { (void)n_threads; }
+    #endif
+    """
+    void cbackprop_place_workers(int n_threads) nogil
+
+
+def place_workers(int n_threads):
+    """Wakes the n_threads - 1 threads of this thread's next parallel regions and moves
+    those on this thread's core to its other allowed cores (nothing in a forked child,
+    without OpenMP, or off Linux)."""
+    if n_threads > 1 and not _forked:
+        with nogil:
+            cbackprop_place_workers(n_threads)
+
+
 # forward's workspace and packed W^T, kept from call to call on each thread (a call may
 # run while another thread's runs): allocating them anew took a small call's time again
 # after a pause (benchmarks/README.md). Buffers above FORWARD_KEEP bytes are made each call.

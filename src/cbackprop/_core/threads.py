@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 
-from cbackprop._core import HAS_OPENMP
+from cbackprop._core import HAS_OPENMP, core
 
 _lock = threading.Lock()
 _warned_no_openmp = False
@@ -134,25 +134,27 @@ if hasattr(os, "register_at_fork"):
 
 # The threads of our parallel regions (libgomp's, by default) spin for a while after a
 # region ends (GOMP_SPINCOUNT), then sleep. On virtual machines (KVM guests such as this
-# project's 2-core ones) waking a sleeping thread can cost the next region milliseconds:
-# the woken thread waits on the calling thread's core while that one spins at the
-# region's end, up to its own spin count (an empty two-thread region after 20 ms idle took
-# 7.8 ms here, 0.7 us while the threads still spun; benchmarks/README.md, "Measurements
-# behind the code's choices"). A call that comes after POOL_NAP seconds without one of
-# ours, and whose work (flops_per_sample units) is below WAKE_WORK, runs on the calling
-# thread: a serving loop's predict_proba of a few thousand rows, 20 ms apart, then takes
-# its one thread's time instead of that plus a wake. A stream of calls (the last less than
-# POOL_NAP ago) and large calls use the threads as planned.
+# project's 2-core ones) a woken thread may be put on the calling thread's core and wait
+# there while that one spins at the region's end: an empty two-thread region after 20 ms
+# idle took 7.8 ms here, 0.7 us while the threads still spun (benchmarks/README.md,
+# "Measurements behind the code's choices"). So a call that comes after POOL_NAP seconds
+# without one of ours wakes the threads first with core.place_workers, which moves those on
+# the caller's core to its other cores (70 us then); and a forward pass whose work
+# (flops_per_sample units) is below WAKE_WORK runs on the calling thread instead, which is
+# faster than a wake for the rows of a serving loop's call. A stream of calls (the last
+# less than POOL_NAP ago) uses the threads as planned.
 POOL_NAP = 0.002
-WAKE_WORK = 2e9
+WAKE_WORK = 6e7
 _last_call = -float("inf")          # time.monotonic() when the last call of ours ended
 
 
-def threads_after_idle(threads, work):
-    """threads, or 1 when the threads may be asleep and work is too small to pay for
-    waking them (POOL_NAP, WAKE_WORK)."""
-    if threads > 1 and work < WAKE_WORK and time.monotonic() - _last_call > POOL_NAP:
-        return 1
+def threads_after_idle(threads, work, fewer=True):
+    """threads, after a pause (POOL_NAP) woken and placed off the caller's core first;
+    or 1 then if fewer allows it and work is too small to pay for waking them (WAKE_WORK)."""
+    if threads > 1 and time.monotonic() - _last_call > POOL_NAP:
+        if fewer and work < WAKE_WORK:
+            return 1
+        core.place_workers(threads)
     return threads
 
 
