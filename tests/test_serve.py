@@ -223,9 +223,10 @@ def _allowed_cpus_of_threads():
 
 
 def test_threads_woken_after_a_pause_stay_on_the_callers_cores(monkeypatch, rng):
-    """After a pause every plan of two threads wakes them first (core.place_workers),
-    gradients' plans too; the calling thread keeps its affinity and no thread gets an
-    empty set or a core the caller may not use. The results keep their bits."""
+    """After a pause a gradient's plan of two threads wakes them first (place_workers),
+    a forward pass's blocks move them as they run; either way the calling thread keeps
+    its affinity and no thread gets an empty set or a core the caller may not use. The
+    results keep their bits."""
     from cbackprop._core import HAS_OPENMP, core, threads
     if not HAS_OPENMP or threads.usable_cores() < 2 or not os.path.isdir("/proc/self/task"):
         pytest.skip("needs OpenMP, two cores and Linux's /proc")
@@ -249,10 +250,12 @@ def test_threads_woken_after_a_pause_stay_on_the_callers_cores(monkeypatch, rng)
             assert cpus and cpus <= mine, (tid, cpus)
         n = len(woken)
         np.testing.assert_array_equal(net.forward(X), out)      # just after: no wake
-        assert len(woken) == n
         threads.forget_calls()
-        np.testing.assert_array_equal(net.forward(X), out)
-        assert len(woken) == n + 1
+        np.testing.assert_array_equal(net.forward(X), out)      # its blocks place them
+        assert len(woken) == n
+        assert os.sched_getaffinity(0) == mine
+        for tid, cpus in _allowed_cpus_of_threads().items():
+            assert cpus and cpus <= mine, (tid, cpus)
     real(1)                                  # one thread: nothing to wake
     real(64)                                 # more than the cores: as libgomp allows
     assert os.sched_getaffinity(0) == mine

@@ -320,8 +320,8 @@ class Network:
         work = m * self._row_flops(X)
         threads = int(max(1, min(1 if core.forked_child() else _threads.capped_threads(n),
                                  work // WORK_A_THREAD)))
-        threads = _threads.threads_after_idle(
-            threads, work, fewer=forward and not self._layout.forward_calls_blas())
+        ours = forward and not self._layout.forward_calls_blas()   # core.forward places its own
+        threads = _threads.threads_after_idle(threads, work, fewer=ours, wake=not forward)
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
 

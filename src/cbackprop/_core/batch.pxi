@@ -49,34 +49,49 @@ def forked_child():
 # thread, woken, may be put on the core of the thread that woke it (Linux places a woken
 # thread near its waker); on the KVM guests here it then waits there until that thread's
 # own spin at the region's end runs out, milliseconds later (7.8 ms; benchmarks/README.md,
-# "Measurements behind the code's choices"). Before the first region after a pause, a
-# region of nothing wakes them, and each that finds itself on the caller's core moves to
-# the caller's other cores (its affinity set to them, as ONNX Runtime's pool pins its
-# threads); the work's region then finds them awake, spinning where they are.
+# "Measurements behind the code's choices"). So a region's worker that finds itself on the
+# caller's core (Caller: taken by the caller before the region) moves to the caller's
+# other allowed cores, its affinity set to them, as ONNX Runtime's pool pins its threads.
+# forward's blocks check at each block, so that the caller works while they wake;
+# place_workers runs a region of nothing but the check, for the other entry points.
 cdef extern from *:
     """
     #if defined(_OPENMP) && defined(__linux__)
     #include <omp.h>
     #include <sched.h>
-    static void cbackprop_place_workers(int n_threads) {
-        cpu_set_t allowed, others;
-        int cpu = sched_getcpu();
-        if (cpu < 0 || sched_getaffinity(0, sizeof allowed, &allowed) != 0
-                || !CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2)
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    typedef struct { int cpu; pid_t tid; } cbackprop_caller;
+    static cbackprop_caller cbackprop_this_caller(void) {
+        cbackprop_caller c = {sched_getcpu(), (pid_t)syscall(SYS_gettid)};
+        return c;
+    }
+    static void cbackprop_leave_callers_core(const cbackprop_caller* c) {
+        cpu_set_t others;
+        if (c->cpu < 0 || omp_get_thread_num() == 0 || sched_getcpu() != c->cpu
+                || sched_getaffinity(c->tid, sizeof others, &others) != 0)
             return;
-        others = allowed;
-        CPU_CLR(cpu, &others);
+        CPU_CLR(c->cpu, &others);
+        if (CPU_COUNT(&others) > 0)
+            sched_setaffinity(0, sizeof others, &others);
+    }
+    static void cbackprop_place_workers(int n_threads) {
+        cbackprop_caller c = cbackprop_this_caller();
         #pragma omp parallel num_threads(n_threads)
-        {
-            if (omp_get_thread_num() > 0 && sched_getcpu() == cpu)
-                sched_setaffinity(0, sizeof others, &others);
-        }
+        cbackprop_leave_callers_core(&c);
     }
     #else
+    typedef struct { int cpu; } cbackprop_caller;
+    static cbackprop_caller cbackprop_this_caller(void) { cbackprop_caller c = {-1}; return c; }
+    static void cbackprop_leave_callers_core(const cbackprop_caller* c) { (void)c; }
     static void cbackprop_place_workers(int n_threads) { (void)n_threads; }
     #endif
     """
-    void cbackprop_place_workers(int n_threads) nogil
+    ctypedef struct Caller "cbackprop_caller":
+        pass
+    Caller this_caller "cbackprop_this_caller"() noexcept nogil
+    void leave_callers_core "cbackprop_leave_callers_core"(const Caller* caller) noexcept nogil
+    void cbackprop_place_workers(int n_threads) noexcept nogil
 
 
 def place_workers(int n_threads):
@@ -134,6 +149,7 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
     cdef floating[::1] wt_buf = _reused(_kept(wt_size * sizeof(floating)), "forward wt",
                                         wt_size, dtype, aligned_zeros)
     cdef const floating* wt
+    cdef Caller caller
     rows.w1t = &wt_buf[0]
     rows.packed_units = FORWARD_PACKED
     with nogil:
@@ -146,7 +162,9 @@ def forward(Layout layout, X, const floating[::1] params, floating[:, ::1] out,
                 _forward_rows(net, wt, &rows, b, &params[0], &out[0, 0], &ws[0, 0], mb_max,
                               flag)
         else:
+            caller = this_caller()
             for b in prange(n_blocks, num_threads=nt, schedule="dynamic"):   # any order
+                leave_callers_core(&caller)
                 _forward_rows(net, wt, &rows, b, &params[0], &out[0, 0],
                               &ws[threadid(), 0], mb_max, flag)
     return None if bad else np.asarray(out)

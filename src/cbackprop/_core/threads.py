@@ -137,24 +137,25 @@ if hasattr(os, "register_at_fork"):
 # project's 2-core ones) a woken thread may be put on the calling thread's core and wait
 # there while that one spins at the region's end: an empty two-thread region after 20 ms
 # idle took 7.8 ms here, 0.7 us while the threads still spun (benchmarks/README.md,
-# "Measurements behind the code's choices"). So a call that comes after POOL_NAP seconds
-# without one of ours wakes the threads first with core.place_workers, which moves those on
-# the caller's core to its other cores (70 us then); and a forward pass whose work
-# (flops_per_sample units) is below WAKE_WORK runs on the calling thread instead, which is
-# faster than a wake for the rows of a serving loop's call. A stream of calls (the last
-# less than POOL_NAP ago) uses the threads as planned.
+# "Measurements behind the code's choices"). The core's workers move off the caller's core
+# when they find themselves on it (core.forward's at each block, while the caller works;
+# core.place_workers, which a call that comes after POOL_NAP seconds without one of ours
+# runs first, for the other entry points): a wake then takes about 80 us. A forward pass
+# whose work (flops_per_sample units) is below WAKE_WORK runs on the calling thread after
+# such a pause instead, which is faster than a wake for a serving loop's few rows.
 POOL_NAP = 0.002
 WAKE_WORK = 6e7
 _last_call = -float("inf")          # time.monotonic() when the last call of ours ended
 
 
-def threads_after_idle(threads, work, fewer=True):
-    """threads, after a pause (POOL_NAP) woken and placed off the caller's core first;
-    or 1 then if fewer allows it and work is too small to pay for waking them (WAKE_WORK)."""
+def threads_after_idle(threads, work, fewer=True, wake=True):
+    """threads; after a pause (POOL_NAP), 1 if fewer allows it and work is too small to
+    pay for waking them (WAKE_WORK), else threads, woken first if wake (place_workers)."""
     if threads > 1 and time.monotonic() - _last_call > POOL_NAP:
         if fewer and work < WAKE_WORK:
             return 1
-        core.place_workers(threads)
+        if wake:
+            core.place_workers(threads)
     return threads
 
 
