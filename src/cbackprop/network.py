@@ -312,15 +312,15 @@ class Network:
         """(threads, rows a block) for m rows: a thread only where it gets WORK_A_THREAD
         flops or more, no more than the usable cores (capped_threads warns), one in a forked
         child (libgomp's pool does not survive fork: _core/batch.pxi); blocks of at most
-        BLOCK_ROWS rows shared evenly; after a pause, threads_after_idle wakes them (or, for
-        a small forward pass through our products, same rows on any threads, takes one)."""
+        BLOCK_ROWS rows shared evenly; after a pause, threads_after_idle wakes them (forward
+        passes' blocks place them as they run) or takes one for a small forward pass."""
         n = self.n_threads
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n_threads must be an int >= 1; got {n!r}")
         work = m * self._row_flops(X)
         threads = int(max(1, min(1 if core.forked_child() else _threads.capped_threads(n),
                                  work // WORK_A_THREAD)))
-        ours = forward and not self._layout.forward_calls_blas()   # core.forward places its own
+        ours = forward and not self._layout.forward_calls_blas()    # same rows on any threads
         threads = _threads.threads_after_idle(threads, work, fewer=ours, wake=not forward)
         blocks = -(-m // min(BLOCK_ROWS, -(-m // threads)))
         return threads, -(-m // blocks)         # blocks of even size: no short last one
